@@ -1,0 +1,302 @@
+//! The one error type of the crate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::ProjectId;
+
+/// The error type of every fallible call in this crate.
+///
+/// One variant per situation a caller handles differently. Variants carry the
+/// project id whenever it was known when the error happened, so that a failed or
+/// interrupted generation can still be followed up or polled
+/// (see [`Error::project_id`]).
+///
+/// No variant ever holds the API token, and no message echoes it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered 401 because the token is missing, invalid or revoked
+    /// (`{"message": "Unauthorized."}`). Revocation takes effect immediately.
+    #[error("unauthorized: the API token is missing, invalid or revoked")]
+    Unauthorized {
+        /// The message of the error body, when the server gave one.
+        message: Option<String>,
+    },
+
+    /// The token is past its expiry date: either the server answered 401
+    /// `"API token has expired."`, or the token was known locally to be expired and
+    /// the request was not sent (`locally` is then `true`).
+    #[error("the API token has expired")]
+    TokenExpired {
+        /// `true` when the SDK refused to send a token it knew to be expired.
+        locally: bool,
+    },
+
+    /// The server rejected the request body (422, Laravel validation).
+    #[error("validation failed: {message}")]
+    Validation {
+        /// The summary message of the error body.
+        message: String,
+        /// Each invalid field with its messages, e.g. `"prompt" -> ["The prompt field must be at least 10 characters."]`.
+        errors: BTreeMap<String, Vec<String>>,
+    },
+
+    /// The server answered 404: the project is unknown (or not visible to this team).
+    #[error("not found")]
+    NotFound {
+        /// The message of the error body, when the server gave one.
+        message: Option<String>,
+        /// The project that was asked for, when the call named one.
+        project_id: Option<ProjectId>,
+    },
+
+    /// The server answered 429.
+    #[error("rate limited")]
+    RateLimited {
+        /// The delay the server asked for in `Retry-After` (seconds or HTTP date).
+        retry_after: Option<Duration>,
+        /// The project of the call, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// The stream reported `credits_exhausted`: the team's credits ran out and the
+    /// generation stopped. The documentation states that unfinished work is not
+    /// charged. This ends the stream.
+    #[error("the team's credits are exhausted")]
+    CreditsExhausted {
+        /// The project being generated, when known.
+        project_id: Option<ProjectId>,
+        /// The raw JSON text of the `credits_exhausted` event.
+        raw: String,
+    },
+
+    /// The event stream ended without `stream_end` or `credits_exhausted`: the
+    /// generation may or may not have finished on the server. Poll the project with
+    /// [`Client::project`](crate::Client::project) to find out.
+    #[error("the event stream ended before its terminal event")]
+    Incomplete {
+        /// The project id seen so far, if any.
+        project_id: Option<ProjectId>,
+        /// How many events were delivered before the stream ended.
+        events: u64,
+    },
+
+    /// A timeout fired; `kind` says which one.
+    #[error("{kind} timed out")]
+    Timeout {
+        /// Which timeout fired.
+        kind: TimeoutKind,
+        /// The project of the call, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// Any other non-success answer, including redirects (never followed) and
+    /// success answers that are not an event stream.
+    #[error("unexpected answer from the API (HTTP {status})")]
+    Api {
+        /// The HTTP status code.
+        status: u16,
+        /// The `message` of a JSON error body, when there was one.
+        message: Option<String>,
+        /// The start of the body (capped, lossily decoded), for logs.
+        body: String,
+        /// The project of the call, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// The connection failed or broke (DNS, connect, TLS, reset, ...).
+    #[error("transport error")]
+    Transport {
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+        /// The project of the call, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// An answer or event could not be decoded.
+    #[error("could not decode {what}")]
+    Decode {
+        /// What could not be decoded (for example "event", "project status").
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+        /// The project of the call, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// One event of the stream was larger than the configured cap
+    /// ([`ClientBuilder::max_event_size`](crate::ClientBuilder::max_event_size)).
+    /// This ends the stream.
+    #[error("an event exceeded the size limit of {limit} bytes")]
+    EventTooLarge {
+        /// The configured cap in bytes.
+        limit: usize,
+        /// The project being generated, when known.
+        project_id: Option<ProjectId>,
+    },
+
+    /// Invalid configuration or argument, found before anything was sent.
+    /// The message never contains the token.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A boxed error source, kept opaque so that third-party error types stay out of the
+/// public API.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Which timeout fired, in [`Error::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Establishing the connection took too long.
+    Connect,
+    /// A JSON call (the project status) took longer than its total timeout.
+    Request,
+    /// A stream delivered no bytes at all for longer than the idle timeout.
+    Idle,
+    /// A stream ran longer than its optional total deadline.
+    Deadline,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connect",
+            TimeoutKind::Request => "request",
+            TimeoutKind::Idle => "stream idle time",
+            TimeoutKind::Deadline => "stream deadline",
+        })
+    }
+}
+
+impl Error {
+    /// The HTTP status behind this error, when the server answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::TokenExpired { locally: false } => Some(401),
+            Error::Validation { .. } => Some(422),
+            Error::NotFound { .. } => Some(404),
+            Error::RateLimited { .. } => Some(429),
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The project this error concerns, when it was known: use it to poll the
+    /// project or follow up after a failure.
+    pub fn project_id(&self) -> Option<&ProjectId> {
+        match self {
+            Error::NotFound { project_id, .. }
+            | Error::RateLimited { project_id, .. }
+            | Error::CreditsExhausted { project_id, .. }
+            | Error::Incomplete { project_id, .. }
+            | Error::Timeout { project_id, .. }
+            | Error::Api { project_id, .. }
+            | Error::Transport { project_id, .. }
+            | Error::Decode { project_id, .. }
+            | Error::EventTooLarge { project_id, .. } => project_id.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The delay the server asked for before a retry (`Retry-After`), if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the same call may succeed if made again later, unchanged.
+    ///
+    /// `true` for rate limits, timeouts, transport failures and 5xx answers. This says
+    /// nothing about whether a retry is *safe*: a generation interrupted mid-stream
+    /// has already started work on the server (see [`Error::project_id`]), so resend
+    /// a generate call only when you accept a second project.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::RateLimited { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Api { status, .. } => *status >= 500,
+            Error::Incomplete { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Attaches the project id to an error that can carry one, when it has none yet.
+    pub(crate) fn with_project_id(mut self, id: Option<&ProjectId>) -> Self {
+        let Some(id) = id else { return self };
+        match &mut self {
+            Error::NotFound { project_id, .. }
+            | Error::RateLimited { project_id, .. }
+            | Error::CreditsExhausted { project_id, .. }
+            | Error::Incomplete { project_id, .. }
+            | Error::Timeout { project_id, .. }
+            | Error::Api { project_id, .. }
+            | Error::Transport { project_id, .. }
+            | Error::Decode { project_id, .. }
+            | Error::EventTooLarge { project_id, .. } => {
+                if project_id.is_none() {
+                    *project_id = Some(id.clone());
+                }
+            }
+            _ => {}
+        }
+        self
+    }
+
+    pub(crate) fn transport(source: impl Into<BoxError>) -> Self {
+        Error::Transport {
+            source: source.into(),
+            project_id: None,
+        }
+    }
+
+    pub(crate) fn decode(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Decode {
+            what,
+            source: source.into(),
+            project_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 72,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn messages_are_lowercase_without_trailing_period() {
+        let errors = [
+            Error::Unauthorized { message: None },
+            Error::TokenExpired { locally: true },
+            Error::Timeout {
+                kind: TimeoutKind::Idle,
+                project_id: None,
+            },
+            Error::Config("base URL must use https".into()),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(!text.ends_with('.'), "{text}");
+            assert!(
+                text.chars().next().is_some_and(|c| c.is_lowercase()),
+                "{text}"
+            );
+        }
+    }
+}

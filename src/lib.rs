@@ -1,0 +1,93 @@
+//! The Rust SDK for the [LaraCopilot](https://laracopilot.com) Agent API: turn a
+//! natural-language prompt into a running Laravel application, follow its progress
+//! as typed events, follow up on the project and poll its status.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use laracopilot::{Client, Event};
+//!
+//! # async fn run() -> laracopilot::Result<()> {
+//! // LARACOPILOT_API_TOKEN (and optionally LARACOPILOT_BASE_URL)
+//! let client = Client::from_env()?;
+//!
+//! let mut generation = client.generate("Build a task management app").await?;
+//! while let Some(event) = generation.next().await {
+//!     match event? {
+//!         Event::ProjectCreated(e) => println!("project {}", e.project_id),
+//!         Event::ContainerProgress(e) => println!("{} ({:?}%)", e.message, e.percentage),
+//!         Event::FileCreated(e) => println!("file {:?}", e.path),
+//!         Event::StreamEnd(e) => println!("ready at {:?}", e.app_url),
+//!         _ => {}
+//!     }
+//! }
+//!
+//! // Follow up on the project, and poll its status.
+//! let id = generation.project_id().cloned().expect("a new project has an id");
+//! let outcome = client.follow_up(&id, "Add a dark mode").await?.finish().await?;
+//! let project = client.project(&id).await?;
+//! println!("{} files changed; status {:?}", outcome.files.len(), project.project_status);
+//! # Ok(()) }
+//! ```
+//!
+//! # How a generation ends
+//!
+//! A [`Generation`] is a `Stream<Item = Result<Event>>`. It ends after its terminal
+//! item: [`Event::StreamEnd`] on success; `Err(`[`Error::CreditsExhausted`]`)` when
+//! the team's credits ran out; `Err(`[`Error::Incomplete`]`)` when the connection
+//! ended without either (the project id seen so far travels with every error, see
+//! [`Error::project_id`]). Request-level failures (401, 422, 429, ...) come from the
+//! call itself, before any stream exists.
+//!
+//! # Errors
+//!
+//! [`Error`] has one variant per situation a caller handles differently:
+//! `Unauthorized` and `TokenExpired` (401), `Validation` (422, with the field map),
+//! `NotFound` (404), `RateLimited` (429 with `Retry-After`), `CreditsExhausted`,
+//! `Incomplete`, `Timeout`, `Api` (any other status), `Transport`, `Decode`,
+//! `EventTooLarge` and `Config`. No error, log or `Debug` output ever contains the
+//! token.
+//!
+//! # Cargo features
+//!
+//! - `rustls` (default): TLS through rustls.
+//! - `native-tls`: TLS through the platform's library instead.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85 (the `rust-version` of the dependency tree). Raising it is a minor
+//! version bump, never a patch release.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod error;
+mod event;
+mod generation;
+mod http;
+mod project;
+mod sse;
+mod token;
+pub mod tokens;
+
+pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
+pub use error::{BoxError, Error, TimeoutKind};
+pub use event::{
+    ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, ProjectId, StreamEnd,
+    ToolProgress, UnknownEvent,
+};
+pub use generation::{Generation, Outcome};
+pub use project::Project;
+pub use token::Token;
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[allow(dead_code, reason = "compile-time assertion only")]
+fn assert_thread_safety() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Client>();
+    send_sync::<Error>();
+    send_sync::<Token>();
+    send::<Generation>();
+}
