@@ -58,15 +58,23 @@ pub(crate) struct StreamConfig {
 /// ```
 pub struct Generation {
     body: Option<reqwest::Body>,
-    decoder: Decoder,
-    state: State,
+    reader: EventReader,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
+/// Bytes in, typed items out: the SSE decoder plus the event rules of a generation
+/// (terminal events, project id tracking). Everything but the I/O.
+#[derive(Debug)]
+pub struct EventReader {
+    decoder: Decoder,
+    state: State,
+}
+
 /// Everything the decoder's callback updates (kept apart from the decoder so both
 /// can be borrowed at once).
+#[derive(Debug)]
 struct State {
     queue: VecDeque<Result<Event>>,
     project_id: Option<ProjectId>,
@@ -79,10 +87,10 @@ struct State {
 impl fmt::Debug for Generation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generation")
-            .field("project_id", &self.state.project_id)
-            .field("events", &self.state.events)
-            .field("bytes", &self.state.bytes)
-            .field("finished", &self.state.finished)
+            .field("project_id", &self.reader.state.project_id)
+            .field("events", &self.reader.state.events)
+            .field("bytes", &self.reader.state.bytes)
+            .field("finished", &self.reader.state.finished)
             .finish_non_exhaustive()
     }
 }
@@ -96,14 +104,7 @@ impl Generation {
         let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
         Generation {
             body: Some(reqwest::Body::from(response)),
-            decoder: Decoder::new(config.max_event_size),
-            state: State {
-                queue: VecDeque::new(),
-                project_id,
-                events: 0,
-                bytes: 0,
-                finished: false,
-            },
+            reader: EventReader::new(config.max_event_size, project_id),
             idle_timeout: config.idle_timeout,
             idle: config.idle_timeout.map(sleep),
             deadline: config.deadline.map(sleep),
@@ -113,17 +114,17 @@ impl Generation {
     /// The project's id, once known: from the call for a follow-up, from
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
-        self.state.project_id.as_ref()
+        self.reader.state.project_id.as_ref()
     }
 
     /// How many events were delivered so far.
     pub fn events(&self) -> u64 {
-        self.state.events
+        self.reader.state.events
     }
 
     /// How many bytes of the body were received so far.
     pub fn bytes(&self) -> u64 {
-        self.state.bytes
+        self.reader.state.bytes
     }
 
     /// The next item of the stream; the same as `StreamExt::next`, without the import.
@@ -155,10 +156,10 @@ impl Generation {
                 }
                 Event::StreamEnd(end) => {
                     return Ok(Outcome {
-                        project_id: self.state.project_id.take(),
+                        project_id: self.reader.state.project_id.take(),
                         app_url: end.app_url.or(app_url),
                         files,
-                        events: self.state.events,
+                        events: self.reader.state.events,
                     })
                 }
                 _ => {}
@@ -167,45 +168,74 @@ impl Generation {
         // The stream always ends with a terminal item; this is only reached if the
         // caller polled it to its end before calling `finish`.
         Err(Error::Incomplete {
-            project_id: self.state.project_id.take(),
-            events: self.state.events,
+            project_id: self.reader.state.project_id.take(),
+            events: self.reader.state.events,
         })
     }
 
     /// Ends the stream with `error` after the items already queued.
     fn fail(&mut self, error: Error) {
-        let error = error.with_project_id(self.state.project_id.as_ref());
-        self.state.queue.push_back(Err(error));
+        self.reader.fail(error);
         self.close();
     }
 
     fn close(&mut self) {
-        self.state.finished = true;
         self.body = None;
         self.idle = None;
         self.deadline = None;
     }
 
     fn on_data(&mut self, data: &[u8]) {
-        self.state.bytes += data.len() as u64;
         if let (Some(idle), Some(limit)) = (self.idle.as_mut(), self.idle_timeout) {
             idle.as_mut().reset(Instant::now() + limit);
         }
+        self.reader.feed(data);
+        if self.reader.state.finished {
+            self.close();
+        }
+    }
+}
+
+impl EventReader {
+    /// A reader capping one event at `max_event_size` bytes; `project_id` is the id
+    /// known before the stream starts (a follow-up's).
+    pub fn new(max_event_size: usize, project_id: Option<ProjectId>) -> Self {
+        EventReader {
+            decoder: Decoder::new(max_event_size),
+            state: State {
+                queue: VecDeque::new(),
+                project_id,
+                events: 0,
+                bytes: 0,
+                finished: false,
+            },
+        }
+    }
+
+    /// Decodes one chunk of the body; its items are then available from
+    /// [`EventReader::pop`]. Does nothing once a terminal item was produced.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.state.finished {
+            return;
+        }
+        self.state.bytes += data.len() as u64;
         let state = &mut self.state;
         if let Err(too_large) = self.decoder.feed(data, &mut |frame| state.on_frame(frame)) {
             self.fail(Error::EventTooLarge {
                 limit: too_large.limit,
                 project_id: None,
             });
-        } else if self.state.finished {
-            self.close();
         }
     }
 
-    fn on_end_of_body(&mut self) {
+    /// The body ended: produces the last events and, without a terminal event,
+    /// [`Error::Incomplete`].
+    pub fn end(&mut self) {
+        if self.state.finished {
+            return;
+        }
         let state = &mut self.state;
-        let result = self.decoder.finish(&mut |frame| state.on_frame(frame));
-        if let Err(too_large) = result {
+        if let Err(too_large) = self.decoder.finish(&mut |frame| state.on_frame(frame)) {
             return self.fail(Error::EventTooLarge {
                 limit: too_large.limit,
                 project_id: None,
@@ -218,7 +248,23 @@ impl Generation {
                 events,
             });
         }
-        self.close();
+    }
+
+    /// The next decoded item, if any is waiting.
+    pub fn pop(&mut self) -> Option<Result<Event>> {
+        self.state.queue.pop_front()
+    }
+
+    /// Whether a terminal item was produced (it may still be waiting in the queue).
+    pub fn is_finished(&self) -> bool {
+        self.state.finished
+    }
+
+    /// Ends the stream with `error` after the items already queued.
+    fn fail(&mut self, error: Error) {
+        let error = error.with_project_id(self.state.project_id.as_ref());
+        self.state.queue.push_back(Err(error));
+        self.state.finished = true;
     }
 }
 
@@ -264,7 +310,7 @@ impl Stream for Generation {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(item) = this.state.queue.pop_front() {
+            if let Some(item) = this.reader.pop() {
                 return Poll::Ready(Some(item));
             }
             let Some(body) = this.body.as_mut() else {
@@ -277,7 +323,10 @@ impl Stream for Generation {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => this.fail(map_reqwest(e, TimeoutKind::Idle)),
-                Poll::Ready(None) => this.on_end_of_body(),
+                Poll::Ready(None) => {
+                    this.reader.end();
+                    this.close();
+                }
                 Poll::Pending => {
                     if this
                         .idle
@@ -306,7 +355,7 @@ impl Stream for Generation {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queued = self.state.queue.len();
+        let queued = self.reader.state.queue.len();
         (
             queued,
             if self.body.is_none() {

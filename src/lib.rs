@@ -59,11 +59,15 @@
 //! version bump, never a patch release.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod client;
 mod error;
 mod event;
 mod generation;
 mod http;
+#[cfg(feature = "mock")]
+pub mod mock;
 mod project;
 mod sse;
 mod token;
@@ -78,6 +82,14 @@ pub use event::{
 pub use generation::{Generation, Outcome};
 pub use project::Project;
 pub use token::Token;
+
+#[doc(hidden)]
+pub mod __private {
+    //! Internals exposed for the crate's own benchmarks, fuzz targets and tests.
+    //! Not part of the public API: anything here may change in any release.
+    pub use crate::generation::EventReader;
+    pub use crate::sse::{Decoder, Frame, TooLarge};
+}
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -27,7 +27,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One dispatched event. It borrows from the decoder and lives for one callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Frame<'a> {
+pub struct Frame<'a> {
     /// The event type (`"message"` when the stream named none).
     pub event: &'a str,
     /// The data lines of the event, joined with `\n`.
@@ -40,13 +40,14 @@ pub(crate) struct Frame<'a> {
 
 /// The event being read grew past the configured cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TooLarge {
+pub struct TooLarge {
+    /// The configured cap in bytes.
     pub limit: usize,
 }
 
 /// Incremental event-stream decoder. Feed it chunks as they arrive.
 #[derive(Debug)]
-pub(crate) struct Decoder {
+pub struct Decoder {
     /// The unterminated tail of the input (a partial line).
     line: Vec<u8>,
     /// The data of the event being built, each line followed by `\n`.
@@ -66,7 +67,7 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// A decoder capping one event at `max_event_size` bytes.
-    pub(crate) fn new(max_event_size: usize) -> Self {
+    pub fn new(max_event_size: usize) -> Self {
         Decoder {
             line: Vec::new(),
             data: Vec::new(),
@@ -88,7 +89,7 @@ impl Decoder {
     }
 
     /// Decodes one chunk, calling `out` for every event it completes.
-    pub(crate) fn feed(
+    pub fn feed(
         &mut self,
         mut chunk: &[u8],
         out: &mut impl FnMut(Frame<'_>),
@@ -139,7 +140,7 @@ impl Decoder {
 
     /// Ends the input: dispatches what the JSON rule allows (see the module docs) and
     /// discards the rest, as the WHATWG rules do.
-    pub(crate) fn finish(&mut self, out: &mut impl FnMut(Frame<'_>)) -> Result<(), TooLarge> {
+    pub fn finish(&mut self, out: &mut impl FnMut(Frame<'_>)) -> Result<(), TooLarge> {
         if self.failed {
             return Err(self.too_large());
         }

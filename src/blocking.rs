@@ -1,0 +1,1 @@
+//! A blocking facade for build scripts, CLIs and CI jobs (feature `blocking`).

@@ -1,0 +1,1 @@
+//! An offline LaraCopilot on loopback, for tests and demos (feature `mock`).
