@@ -9,7 +9,7 @@ use reqwest::header::HeaderValue;
 use url::Url;
 
 use crate::generation::{Generation, StreamConfig};
-use crate::tokens::{StaticToken, TokenProvider};
+use crate::tokens::{StaticToken, TokenProvider, TokenSource};
 use crate::{http, Error, Project, ProjectId, Result, Token};
 
 /// The documented base URL of the Agent API.
@@ -47,7 +47,7 @@ pub struct Client {
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) base: Url,
-    pub(crate) tokens: Arc<dyn TokenProvider>,
+    pub(crate) tokens: TokenSource,
     pub(crate) user_agent: HeaderValue,
     pub(crate) request_timeout: Duration,
     pub(crate) stream: StreamConfig,
@@ -347,7 +347,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base,
-                tokens,
+                tokens: TokenSource::new(tokens),
                 user_agent,
                 request_timeout: self.request_timeout,
                 stream: self.stream,

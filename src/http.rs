@@ -104,12 +104,12 @@ async fn send(
         }
     };
 
-    let token = inner.tokens.token().await?;
+    let token = inner.tokens.current().await?;
     let response = attempt(&token).await?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
-    match inner.tokens.refresh(&token).await {
+    match inner.tokens.refresh_after_401(&token).await {
         Ok(fresh) if !fresh.same_as(&token) => attempt(&fresh).await,
         _ => Ok(response),
     }

@@ -47,3 +47,25 @@ impl TokenProvider for StaticToken {
         Box::pin(async move { Ok(token) })
     }
 }
+
+/// The client's view of its provider: what `http.rs` asks for a token and for a
+/// refresh after a 401.
+pub(crate) struct TokenSource {
+    provider: std::sync::Arc<dyn TokenProvider>,
+}
+
+impl TokenSource {
+    pub(crate) fn new(provider: std::sync::Arc<dyn TokenProvider>) -> Self {
+        TokenSource { provider }
+    }
+
+    /// The token for the next request.
+    pub(crate) async fn current(&self) -> Result<Token> {
+        self.provider.token().await
+    }
+
+    /// A token to retry with after `rejected` got a 401.
+    pub(crate) async fn refresh_after_401(&self, rejected: &Token) -> Result<Token> {
+        self.provider.refresh(rejected).await
+    }
+}
