@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::generation::{Generation, StreamConfig};
 use crate::tokens::{StaticToken, TokenProvider, TokenSource};
-use crate::{http, Error, Project, ProjectId, Result, Token};
+use crate::{http, Error, Project, ProjectId, Result, RetryPolicy, Token};
 
 /// The documented base URL of the Agent API.
 pub const DEFAULT_BASE_URL: &str = "https://builder.laracopilot.com/api/v1";
@@ -51,6 +51,7 @@ pub(crate) struct Inner {
     pub(crate) user_agent: HeaderValue,
     pub(crate) request_timeout: Duration,
     pub(crate) stream: StreamConfig,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl fmt::Debug for Client {
@@ -131,6 +132,39 @@ impl Client {
         self.inner.base.as_str()
     }
 
+    /// Tells whether the server accepts the client's token, without spending credits:
+    /// fail early and clearly in tooling, or check a token after a rotation.
+    ///
+    /// It asks the status endpoint for a project that cannot exist
+    /// (`GET /agent/project/laracopilot-sdk-token-probe`) and relies on the API
+    /// checking the token before looking the project up (as its documented answers
+    /// show): 401 means rejected, told apart as expired (`"API token has expired."`)
+    /// or invalid/revoked (`"Unauthorized."`); 404 (or 200) means accepted. A base URL
+    /// that answers 404 to everything would therefore look accepted. As with every
+    /// call, a 401 makes the provider refresh once, so the answer is about the token
+    /// the client would use from now on; a token known locally to be expired is
+    /// reported as [`TokenCheck::Expired`](crate::tokens::TokenCheck::Expired)
+    /// `{ locally: true }` without sending anything.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let check = client.verify_token().await?;
+    /// if !check.is_accepted() {
+    ///     eprintln!("{check}");
+    ///     std::process::exit(2);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the server's answer says nothing about the token: [`Error::RateLimited`],
+    /// [`Error::Api`] (5xx, 3xx, ...), [`Error::Transport`], [`Error::Timeout`].
+    pub async fn verify_token(&self) -> Result<crate::tokens::TokenCheck> {
+        crate::tokens::verify(self).await
+    }
+
     /// `base` + path segments, each segment percent-encoded (a project id is opaque and
     /// can never change the path).
     fn endpoint(&self, segments: &[&str]) -> Url {
@@ -164,6 +198,8 @@ pub struct ClientBuilder {
     stream: StreamConfig,
     http: Option<reqwest::Client>,
     allow_http: bool,
+    token_expiry: crate::tokens::ExpiryOptions,
+    retry: RetryPolicy,
 }
 
 impl Default for ClientBuilder {
@@ -181,6 +217,8 @@ impl Default for ClientBuilder {
             },
             http: None,
             allow_http: false,
+            token_expiry: crate::tokens::ExpiryOptions::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -204,6 +242,45 @@ impl ClientBuilder {
     /// refresh it after a 401 (see [`tokens`](crate::tokens)).
     pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
         self.tokens = Some(Arc::new(provider));
+        self
+    }
+
+    /// Calls `hook` when the token expires within `within`, as far as its
+    /// [`TokenInfo`](crate::tokens::TokenInfo) tells (see
+    /// [`Token::with_info`](crate::Token::with_info); a token without one never
+    /// triggers it).
+    ///
+    /// The check runs when a request takes its token, before anything is sent, and
+    /// the hook runs right there, on the caller's task: keep it short (log, send a
+    /// message), it must not block. It fires once per token: again only after the
+    /// provider hands out a different token that also expires soon. An already
+    /// expired token triggers it too (once), before the request fails with
+    /// [`Error::TokenExpired`]. With the `tracing` feature, the same moment also
+    /// emits a `tracing` warning naming the token by its name and mask (with a window
+    /// of 7 days when no hook is set).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use laracopilot::tokens::{Expiration, TokenInfo};
+    ///
+    /// let info = TokenInfo::new("Production", SystemTime::now(), Expiration::Days90);
+    /// let client = laracopilot::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?.with_info(info))
+    ///     .on_token_expiring(Duration::from_secs(14 * 86_400), |info| {
+    ///         eprintln!("rotate the LaraCopilot token {:?}", info.name());
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    pub fn on_token_expiring(
+        mut self,
+        within: Duration,
+        hook: impl Fn(&crate::tokens::TokenInfo) + Send + Sync + 'static,
+    ) -> Self {
+        self.token_expiry = crate::tokens::ExpiryOptions {
+            within,
+            hook: Some(Arc::new(hook)),
+        };
         self
     }
 
@@ -262,6 +339,13 @@ impl ClientBuilder {
     /// stream with [`Error::EventTooLarge`] instead of growing memory without bound.
     pub fn max_event_size(mut self, bytes: usize) -> Self {
         self.stream.max_event_size = bytes;
+        self
+    }
+
+    /// How failed requests are retried ([`RetryPolicy::default`] unless set): never in a
+    /// way that could start a second generation.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -347,10 +431,11 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base,
-                tokens: TokenSource::new(tokens),
+                tokens: TokenSource::new(tokens, self.token_expiry),
                 user_agent,
                 request_timeout: self.request_timeout,
                 stream: self.stream,
+                retry: self.retry,
             }),
         })
     }

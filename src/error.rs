@@ -161,6 +161,9 @@ pub enum TimeoutKind {
     Idle,
     /// A stream ran longer than its optional total deadline.
     Deadline,
+    /// [`Client::wait_for_project`](crate::Client::wait_for_project) gave up before the
+    /// project settled.
+    Wait,
 }
 
 impl fmt::Display for TimeoutKind {
@@ -170,6 +173,7 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::Request => "request",
             TimeoutKind::Idle => "stream idle time",
             TimeoutKind::Deadline => "stream deadline",
+            TimeoutKind::Wait => "waiting for the project",
         })
     }
 }
@@ -202,6 +206,26 @@ impl Error {
             | Error::Decode { project_id, .. }
             | Error::EventTooLarge { project_id, .. } => project_id.as_ref(),
             _ => None,
+        }
+    }
+
+    /// The variant's name in snake_case (`"rate_limited"`, `"incomplete"`, ...): a
+    /// stable label for logs, metrics and machine-readable output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::TokenExpired { .. } => "token_expired",
+            Error::Validation { .. } => "validation",
+            Error::NotFound { .. } => "not_found",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::CreditsExhausted { .. } => "credits_exhausted",
+            Error::Incomplete { .. } => "incomplete",
+            Error::Timeout { .. } => "timeout",
+            Error::Api { .. } => "api",
+            Error::Transport { .. } => "transport",
+            Error::Decode { .. } => "decode",
+            Error::EventTooLarge { .. } => "event_too_large",
+            Error::Config(_) => "config",
         }
     }
 

@@ -1,6 +1,6 @@
 //! The stream of one generation, its terminal rules, and its outcome.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -12,10 +12,10 @@ use http_body::Body as _;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
-use crate::event::{decode_event, Decoded};
 use crate::http::map_reqwest;
-use crate::sse::{Decoder, Frame};
-use crate::{Error, Event, ProjectId, Result};
+use crate::reader::EventReader;
+use crate::trace::CallSpan;
+use crate::{Client, Error, Event, Project, ProjectId, Result, WaitOptions};
 
 /// Stream settings, copied from the client into each generation.
 #[derive(Debug, Clone)]
@@ -62,45 +62,60 @@ pub struct Generation {
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
     deadline: Option<Pin<Box<Sleep>>>,
+    clock: Clock,
+    span: CallSpan,
+    /// For the opt-in recovery by polling: the client and how to wait.
+    client: Client,
+    recovery: Option<WaitOptions>,
 }
 
-/// Bytes in, typed items out: the SSE decoder plus the event rules of a generation
-/// (terminal events, project id tracking). Everything but the I/O.
-#[derive(Debug)]
-pub struct EventReader {
-    decoder: Decoder,
-    state: State,
+/// Liveness statistics of a stream, from [`Generation::stats`] and in [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events delivered.
+    pub events: u64,
+    /// Bytes of the body received.
+    pub bytes: u64,
+    /// Time from sending the request to the first event, once there was one.
+    pub time_to_first_event: Option<Duration>,
+    /// The longest time without any byte, between the answer's headers and the last
+    /// byte received.
+    pub longest_gap: Duration,
+    /// Requests sent to start the stream (1 when the first was accepted).
+    pub attempts: u32,
 }
 
-/// Everything the decoder's callback updates (kept apart from the decoder so both
-/// can be borrowed at once).
+/// Timestamps behind [`Stats`].
 #[derive(Debug)]
-struct State {
-    queue: VecDeque<Result<Event>>,
-    project_id: Option<ProjectId>,
-    events: u64,
-    bytes: u64,
-    /// A terminal item is queued or was yielded: nothing more is read.
-    finished: bool,
+struct Clock {
+    sent: Instant,
+    last_byte: Instant,
+    first_event: Option<Duration>,
+    longest_gap: Duration,
+    attempts: u32,
 }
 
 impl fmt::Debug for Generation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generation")
-            .field("project_id", &self.reader.state.project_id)
-            .field("events", &self.reader.state.events)
-            .field("bytes", &self.reader.state.bytes)
-            .field("finished", &self.reader.state.finished)
+            .field("project_id", &self.reader.project_id())
+            .field("stats", &self.stats())
+            .field("finished", &self.reader.is_finished())
             .finish_non_exhaustive()
     }
 }
 
 impl Generation {
     pub(crate) fn new(
+        client: &Client,
         response: reqwest::Response,
-        config: &StreamConfig,
         project_id: Option<ProjectId>,
+        sent: Instant,
+        attempts: u32,
+        span: CallSpan,
     ) -> Self {
+        let config = &client.inner.stream;
         let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
         Generation {
             body: Some(reqwest::Body::from(response)),
@@ -108,23 +123,71 @@ impl Generation {
             idle_timeout: config.idle_timeout,
             idle: config.idle_timeout.map(sleep),
             deadline: config.deadline.map(sleep),
+            clock: Clock {
+                sent,
+                last_byte: Instant::now(),
+                first_event: None,
+                longest_gap: Duration::ZERO,
+                attempts,
+            },
+            span,
+            client: client.clone(),
+            recovery: None,
         }
     }
 
     /// The project's id, once known: from the call for a follow-up, from
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
-        self.reader.state.project_id.as_ref()
+        self.reader.project_id()
     }
 
     /// How many events were delivered so far.
     pub fn events(&self) -> u64 {
-        self.reader.state.events
+        self.reader.events()
     }
 
     /// How many bytes of the body were received so far.
     pub fn bytes(&self) -> u64 {
-        self.reader.state.bytes
+        self.reader.bytes()
+    }
+
+    /// Liveness statistics so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            events: self.reader.events(),
+            bytes: self.reader.bytes(),
+            time_to_first_event: self.clock.first_event,
+            longest_gap: self.clock.longest_gap,
+            attempts: self.clock.attempts,
+        }
+    }
+
+    /// Opts in to recovery: if the stream breaks after the project id is known (the
+    /// connection drops, goes silent past the idle timeout or the deadline, or ends
+    /// without its terminal event), [`finish`](Generation::finish) polls the project
+    /// with [`Client::wait_for_project`] instead of failing, and returns an
+    /// [`Outcome`] whose `recovered` holds the polled project. No second generate
+    /// request is ever sent. `credits_exhausted` is never recovered: it is an answer,
+    /// not a broken stream.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let outcome = client
+    ///     .generate("Build a task management app")
+    ///     .await?
+    ///     .recover_with(laracopilot::WaitOptions::default())
+    ///     .finish()
+    ///     .await?;
+    /// if let Some(project) = &outcome.recovered {
+    ///     println!("stream broke; project is {:?}", project.project_status);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn recover_with(mut self, options: WaitOptions) -> Self {
+        self.recovery = Some(options);
+        self
     }
 
     /// The next item of the stream; the same as `StreamExt::next`, without the import.
@@ -139,13 +202,53 @@ impl Generation {
     /// The first error the stream yields: [`Error::CreditsExhausted`],
     /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`],
     /// [`Error::Decode`] or [`Error::EventTooLarge`], each with the project id when it
-    /// was known.
-    pub async fn finish(mut self) -> Result<Outcome> {
+    /// was known. With [`recover_with`](Generation::recover_with), a broken stream
+    /// fails only if polling fails too.
+    pub async fn finish(self) -> Result<Outcome> {
+        self.finish_with(|_| {}).await
+    }
+
+    /// Like [`finish`](Generation::finish), calling `on_event` with every event on the
+    /// way: progress display and outcome in one call.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let outcome = client
+    ///     .generate("Build a task management app")
+    ///     .await?
+    ///     .finish_with(|event| println!("{}", event.type_name()))
+    ///     .await?;
+    /// println!("{} files", outcome.files.len());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Generation::finish).
+    pub async fn finish_with(mut self, mut on_event: impl FnMut(&Event)) -> Result<Outcome> {
         let mut files = Vec::new();
         let mut seen = HashSet::new();
         let mut app_url = None;
+        let outcome = |generation: &Generation, app_url, files, recovered| Outcome {
+            project_id: generation.project_id().cloned(),
+            app_url,
+            files,
+            events: generation.events(),
+            stats: generation.stats(),
+            recovered,
+        };
         while let Some(item) = self.next().await {
-            match item? {
+            let event = match item {
+                Ok(event) => event,
+                Err(error) => {
+                    let project = self.recover(error).await?;
+                    let app_url = project.app_url.clone().or(app_url);
+                    return Ok(outcome(&self, app_url, files, Some(project)));
+                }
+            };
+            on_event(&event);
+            match event {
                 Event::ProjectCreated(created) => app_url = created.app_url.or(app_url),
                 Event::FileCreated(file) => {
                     if let Some(path) = file.path {
@@ -155,12 +258,8 @@ impl Generation {
                     }
                 }
                 Event::StreamEnd(end) => {
-                    return Ok(Outcome {
-                        project_id: self.reader.state.project_id.take(),
-                        app_url: end.app_url.or(app_url),
-                        files,
-                        events: self.reader.state.events,
-                    })
+                    let app_url = end.app_url.or(app_url);
+                    return Ok(outcome(&self, app_url, files, None));
                 }
                 _ => {}
             }
@@ -168,9 +267,26 @@ impl Generation {
         // The stream always ends with a terminal item; this is only reached if the
         // caller polled it to its end before calling `finish`.
         Err(Error::Incomplete {
-            project_id: self.reader.state.project_id.take(),
-            events: self.reader.state.events,
+            project_id: self.project_id().cloned(),
+            events: self.events(),
         })
+    }
+
+    /// Turns a broken stream into polling when the caller opted in; otherwise, or for
+    /// an error that is not a broken stream, gives the error back.
+    async fn recover(&self, error: Error) -> Result<Project> {
+        let broken = matches!(
+            error,
+            Error::Incomplete { .. } | Error::Transport { .. } | Error::Timeout { .. }
+        );
+        match (&self.recovery, self.project_id()) {
+            (Some(options), Some(id)) if broken => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
+                self.client.wait_for_project(id, options.clone()).await
+            }
+            _ => Err(error),
+        }
     }
 
     /// Ends the stream with `error` after the items already queued.
@@ -180,126 +296,35 @@ impl Generation {
     }
 
     fn close(&mut self) {
-        self.body = None;
+        if self.body.take().is_some() {
+            self.span.ended(self.reader.events(), if self.reader.is_finished() { "terminal" } else { "closed" });
+        }
         self.idle = None;
         self.deadline = None;
     }
 
     fn on_data(&mut self, data: &[u8]) {
+        let now = Instant::now();
+        self.clock.longest_gap = self.clock.longest_gap.max(now - self.clock.last_byte);
+        self.clock.last_byte = now;
         if let (Some(idle), Some(limit)) = (self.idle.as_mut(), self.idle_timeout) {
-            idle.as_mut().reset(Instant::now() + limit);
+            idle.as_mut().reset(now + limit);
         }
+        let before = self.reader.events();
+        let had_id = self.reader.project_id().is_some();
         self.reader.feed(data);
-        if self.reader.state.finished {
+        if before == 0 && self.reader.events() > 0 {
+            let after = now - self.clock.sent;
+            self.clock.first_event = Some(after);
+            self.span.first_event(after);
+        }
+        if !had_id {
+            if let Some(id) = self.reader.project_id() {
+                self.span.project(id);
+            }
+        }
+        if self.reader.is_finished() {
             self.close();
-        }
-    }
-}
-
-impl EventReader {
-    /// A reader capping one event at `max_event_size` bytes; `project_id` is the id
-    /// known before the stream starts (a follow-up's).
-    pub fn new(max_event_size: usize, project_id: Option<ProjectId>) -> Self {
-        EventReader {
-            decoder: Decoder::new(max_event_size),
-            state: State {
-                queue: VecDeque::new(),
-                project_id,
-                events: 0,
-                bytes: 0,
-                finished: false,
-            },
-        }
-    }
-
-    /// Decodes one chunk of the body; its items are then available from
-    /// [`EventReader::pop`]. Does nothing once a terminal item was produced.
-    pub fn feed(&mut self, data: &[u8]) {
-        if self.state.finished {
-            return;
-        }
-        self.state.bytes += data.len() as u64;
-        let state = &mut self.state;
-        if let Err(too_large) = self.decoder.feed(data, &mut |frame| state.on_frame(frame)) {
-            self.fail(Error::EventTooLarge {
-                limit: too_large.limit,
-                project_id: None,
-            });
-        }
-    }
-
-    /// The body ended: produces the last events and, without a terminal event,
-    /// [`Error::Incomplete`].
-    pub fn end(&mut self) {
-        if self.state.finished {
-            return;
-        }
-        let state = &mut self.state;
-        if let Err(too_large) = self.decoder.finish(&mut |frame| state.on_frame(frame)) {
-            return self.fail(Error::EventTooLarge {
-                limit: too_large.limit,
-                project_id: None,
-            });
-        }
-        if !self.state.finished {
-            let events = self.state.events;
-            self.fail(Error::Incomplete {
-                project_id: None,
-                events,
-            });
-        }
-    }
-
-    /// The next decoded item, if any is waiting.
-    pub fn pop(&mut self) -> Option<Result<Event>> {
-        self.state.queue.pop_front()
-    }
-
-    /// Whether a terminal item was produced (it may still be waiting in the queue).
-    pub fn is_finished(&self) -> bool {
-        self.state.finished
-    }
-
-    /// Ends the stream with `error` after the items already queued.
-    fn fail(&mut self, error: Error) {
-        let error = error.with_project_id(self.state.project_id.as_ref());
-        self.state.queue.push_back(Err(error));
-        self.state.finished = true;
-    }
-}
-
-impl State {
-    fn on_frame(&mut self, frame: Frame<'_>) {
-        if self.finished || frame.data.trim_ascii().is_empty() {
-            return;
-        }
-        match decode_event(frame.data) {
-            Ok(Decoded::Event(event)) => {
-                self.events += 1;
-                match &event {
-                    Event::ProjectCreated(created) => {
-                        self.project_id = Some(created.project_id.clone())
-                    }
-                    Event::StreamEnd(end) => {
-                        if let Some(id) = &end.project_id {
-                            self.project_id = Some(id.clone());
-                        }
-                        self.finished = true;
-                    }
-                    _ => {}
-                }
-                self.queue.push_back(Ok(event));
-            }
-            Ok(Decoded::CreditsExhausted(raw)) => {
-                self.queue.push_back(Err(Error::CreditsExhausted {
-                    project_id: self.project_id.clone(),
-                    raw,
-                }));
-                self.finished = true;
-            }
-            Err(e) => self.queue.push_back(Err(
-                Error::decode("event", e).with_project_id(self.project_id.as_ref())
-            )),
         }
     }
 }
@@ -328,42 +353,28 @@ impl Stream for Generation {
                     this.close();
                 }
                 Poll::Pending => {
-                    if this
-                        .idle
-                        .as_mut()
-                        .is_some_and(|s| s.as_mut().poll(cx).is_ready())
-                    {
-                        this.fail(Error::Timeout {
-                            kind: TimeoutKind::Idle,
-                            project_id: None,
-                        });
-                    } else if this
-                        .deadline
-                        .as_mut()
-                        .is_some_and(|s| s.as_mut().poll(cx).is_ready())
-                    {
-                        this.fail(Error::Timeout {
-                            kind: TimeoutKind::Deadline,
-                            project_id: None,
-                        });
+                    let fired = |timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>| {
+                        timer.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                    };
+                    let kind = if fired(&mut this.idle, cx) {
+                        TimeoutKind::Idle
+                    } else if fired(&mut this.deadline, cx) {
+                        TimeoutKind::Deadline
                     } else {
                         return Poll::Pending;
-                    }
+                    };
+                    this.fail(Error::Timeout {
+                        kind,
+                        project_id: None,
+                    });
                 }
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queued = self.reader.state.queue.len();
-        (
-            queued,
-            if self.body.is_none() {
-                Some(queued)
-            } else {
-                None
-            },
-        )
+        let queued = self.reader.queued();
+        (queued, self.body.is_none().then_some(queued))
     }
 }
 
@@ -373,11 +384,18 @@ impl Stream for Generation {
 pub struct Outcome {
     /// The project's id, when the stream or the call named it.
     pub project_id: Option<ProjectId>,
-    /// Where the application is served, from `stream_end` (or `project_created`).
+    /// Where the application is served, from `stream_end` (or `project_created`, or
+    /// the polled project after a recovery).
     pub app_url: Option<String>,
     /// Paths of the files created or modified, in order of first appearance, where
     /// the `file_created` events carried one.
     pub files: Vec<String>,
     /// How many events the stream delivered.
     pub events: u64,
+    /// Liveness statistics of the stream.
+    pub stats: Stats,
+    /// `Some` when the stream broke and the outcome comes from polling the project
+    /// (see [`Generation::recover_with`]); `None` when the stream ended with
+    /// `stream_end`.
+    pub recovered: Option<Project>,
 }

@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::error::TimeoutKind;
 use crate::generation::Generation;
+use crate::trace::CallSpan;
 use crate::{Client, Error, Project, ProjectId, Result, Token};
 
 const EVENT_STREAM: &str = "text/event-stream";
@@ -30,23 +31,30 @@ pub(crate) async fn start_generation(
     let body = serde_json::to_vec(&serde_json::json!({ "prompt": prompt }))
         .map_err(|e| Error::decode("prompt", e))?;
     let config = &client.inner.stream;
-    let send = send(client, Method::POST, url, EVENT_STREAM, Some(body), None);
-    // Waiting for the answer's headers is bounded by the idle timeout: no byte for
-    // that long means the same as a silent stream.
-    let response = match config.idle_timeout {
-        Some(limit) => tokio::time::timeout(limit, send)
-            .await
-            .map_err(|_| Error::Timeout {
-                kind: TimeoutKind::Idle,
-                project_id: None,
-            })?,
-        None => send.await,
-    }
-    .map_err(|e| e.with_project_id(project_id.as_ref()))?;
-
+    let span = CallSpan::new("POST", url.path());
+    let sent = tokio::time::Instant::now();
+    let call = Call {
+        client,
+        method: Method::POST,
+        url,
+        accept: EVENT_STREAM,
+        body: Some(body.into()),
+        // Waiting for the answer's headers is bounded by the idle timeout: no byte for
+        // that long means the same as a silent stream.
+        wait: config.idle_timeout.map(|limit| (limit, TimeoutKind::Idle)),
+        idempotent: false,
+    };
+    let (response, attempts) = span
+        .run(call.send())
+        .await
+        .map_err(|e| e.with_project_id(project_id.as_ref()))?;
     let status = response.status();
+    span.answered(status.as_u16(), attempts);
+    if let Some(id) = &project_id {
+        span.project(id);
+    }
     if status.is_success() && is_content_type(response.headers(), EVENT_STREAM) {
-        return Ok(Generation::new(response, config, project_id));
+        return Ok(Generation::new(client, response, project_id, sent, attempts, span));
     }
     Err(error_from_response(response, project_id).await)
 }
@@ -57,10 +65,22 @@ pub(crate) async fn get_project(
     url: Url,
     project_id: ProjectId,
 ) -> Result<Project> {
-    let timeout = client.inner.request_timeout;
-    let response = send(client, Method::GET, url, JSON, None, Some(timeout))
+    let call = Call {
+        client,
+        method: Method::GET,
+        url,
+        accept: JSON,
+        body: None,
+        wait: Some((client.inner.request_timeout, TimeoutKind::Request)),
+        idempotent: true,
+    };
+    let span = CallSpan::new("GET", call.url.path());
+    span.project(&project_id);
+    let (response, attempts) = span
+        .run(call.send())
         .await
         .map_err(|e| e.with_project_id(Some(&project_id)))?;
+    span.answered(response.status().as_u16(), attempts);
     if !response.status().is_success() {
         return Err(error_from_response(response, Some(project_id)).await);
     }
@@ -71,47 +91,112 @@ pub(crate) async fn get_project(
     Project::from_json(&bytes, &project_id).map_err(|e| e.with_project_id(Some(&project_id)))
 }
 
-/// Sends one request with the provider's token. After a 401 the provider is asked to
-/// refresh once, and the request goes again only if that gave a different token (a
-/// 401 means the server did no work, so this never spends credits twice).
-async fn send(
-    client: &Client,
+/// One API call, sent with retries as the client's [`RetryPolicy`](crate::RetryPolicy)
+/// allows.
+struct Call<'a> {
+    client: &'a Client,
     method: Method,
     url: Url,
     accept: &'static str,
-    body: Option<Vec<u8>>,
-    timeout: Option<Duration>,
-) -> Result<Response> {
-    let inner = &client.inner;
-    let attempt = |token: &Token| {
+    body: Option<bytes::Bytes>,
+    /// How long one attempt may wait for the answer's headers, and which timeout that is.
+    wait: Option<(Duration, TimeoutKind)>,
+    /// Whether the call may be sent again after it may have reached the server: true
+    /// for the status call, false for the generate calls (a second POST can create a
+    /// second project and spend credits twice).
+    idempotent: bool,
+}
+
+/// A failed attempt, and whether the request certainly never left.
+struct Failure {
+    error: Error,
+    unsent: bool,
+}
+
+impl Call<'_> {
+    /// Sends the call, retrying what is safe to retry; returns the answer and the
+    /// number of attempts made.
+    async fn send(&self) -> Result<(Response, u32)> {
+        let policy = &self.client.inner.retry;
+        let mut attempt = 1;
+        loop {
+            let outcome = self.send_authorized().await;
+            let (retryable, retry_after) = match &outcome {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retryable = matches!(status, 429 | 503) || (self.idempotent && status >= 500);
+                    (retryable, retry_after(response.headers(), SystemTime::now()))
+                }
+                Err(failure) => {
+                    let transient = matches!(failure.error, Error::Transport { .. } | Error::Timeout { .. });
+                    (failure.unsent || (self.idempotent && transient), None)
+                }
+            };
+            let delay = if retryable { policy.delay(attempt, retry_after) } else { None };
+            let Some(delay) = delay else {
+                return outcome.map(|response| (response, attempt)).map_err(|f| f.error);
+            };
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                method = %self.method,
+                path = self.url.path(),
+                attempt,
+                status = outcome.as_ref().ok().map(|r| r.status().as_u16()),
+                error = outcome.as_ref().err().map(|f| f.error.kind()),
+                delay_ms = delay.as_millis() as u64,
+                "retrying laracopilot request"
+            );
+            drop(outcome);
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt with the provider's token. After a 401 the provider is asked to
+    /// refresh once, and the request goes again only if that gave a different token (a
+    /// 401 means the server did no work, so this never spends credits twice).
+    async fn send_authorized(&self) -> std::result::Result<Response, Failure> {
+        let tokens = &self.client.inner.tokens;
+        let unsent = |error| Failure { error, unsent: true };
+        let token = tokens.current().await.map_err(unsent)?;
+        let response = self.send_once(&token).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        match tokens.refresh_after_401(&token).await {
+            Ok(fresh) if !fresh.same_as(&token) => self.send_once(&fresh).await,
+            _ => Ok(response),
+        }
+    }
+
+    async fn send_once(&self, token: &Token) -> std::result::Result<Response, Failure> {
+        let inner = &self.client.inner;
         let mut request = inner
             .http
-            .request(method.clone(), url.clone())
+            .request(self.method.clone(), self.url.clone())
             .header(AUTHORIZATION, token.authorization())
-            .header(ACCEPT, accept)
+            .header(ACCEPT, self.accept)
             .header(USER_AGENT, inner.user_agent.clone());
-        if let Some(body) = &body {
+        if let Some(body) = &self.body {
             request = request.header(CONTENT_TYPE, JSON).body(body.clone());
         }
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        async move {
-            request
-                .send()
-                .await
-                .map_err(|e| map_reqwest(e, TimeoutKind::Request))
-        }
-    };
-
-    let token = inner.tokens.current().await?;
-    let response = attempt(&token).await?;
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return Ok(response);
-    }
-    match inner.tokens.refresh_after_401(&token).await {
-        Ok(fresh) if !fresh.same_as(&token) => attempt(&fresh).await,
-        _ => Ok(response),
+        let kind = self.wait.map_or(TimeoutKind::Request, |(_, kind)| kind);
+        let sent = match self.wait {
+            // The status call's limit covers the whole exchange, body included.
+            Some((limit, TimeoutKind::Request)) => request.timeout(limit).send().await,
+            Some((limit, _)) => match tokio::time::timeout(limit, request.send()).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    let error = Error::Timeout { kind, project_id: None };
+                    return Err(Failure { error, unsent: false });
+                }
+            },
+            None => request.send().await,
+        };
+        sent.map_err(|e| Failure {
+            unsent: e.is_connect(),
+            error: map_reqwest(e, kind),
+        })
     }
 }
 

@@ -69,8 +69,11 @@ mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod project;
+mod reader;
+mod retry;
 mod sse;
 mod token;
+mod trace;
 pub mod tokens;
 
 pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
@@ -79,17 +82,23 @@ pub use event::{
     ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, ProjectId, StreamEnd,
     ToolProgress, UnknownEvent,
 };
-pub use generation::{Generation, Outcome};
-pub use project::Project;
+pub use generation::{Generation, Outcome, Stats};
+pub use project::{Project, WaitOptions};
+pub use retry::RetryPolicy;
 pub use token::Token;
 
 #[doc(hidden)]
 pub mod __private {
     //! Internals exposed for the crate's own benchmarks, fuzz targets and tests.
     //! Not part of the public API: anything here may change in any release.
-    pub use crate::generation::EventReader;
+    pub use crate::reader::EventReader;
     pub use crate::sse::{Decoder, Frame, TooLarge};
 }
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,9 @@
 //! The project status answer.
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::{Error, ProjectId, Result};
@@ -90,5 +94,125 @@ mod tests {
             Err(Error::Decode { .. })
         ));
         assert_eq!(Project::from_json(b"{}", &id).unwrap().project_id, "abc123");
+    }
+}
+
+/// How [`Client::wait_for_project`](crate::Client::wait_for_project) polls.
+///
+/// The documentation does not list the values of `project_status`, so "settled" is a
+/// predicate. The default, [`WaitOptions::settled_by_default`], takes a status as
+/// settled when it is one of the words a finished or failed job is usually called
+/// (`ready`, `completed`, `failed`, ... see its docs); replace it with
+/// [`settled_when`](WaitOptions::settled_when) once you know the server's values.
+#[derive(Clone)]
+pub struct WaitOptions {
+    pub(crate) timeout: Duration,
+    pub(crate) first_interval: Duration,
+    pub(crate) max_interval: Duration,
+    pub(crate) settled: Arc<dyn Fn(&Project) -> bool + Send + Sync>,
+}
+
+impl Default for WaitOptions {
+    /// 15 minutes in all, polling after 2 s, then doubling up to every 30 s.
+    fn default() -> Self {
+        WaitOptions {
+            timeout: Duration::from_secs(15 * 60),
+            first_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(30),
+            settled: Arc::new(WaitOptions::settled_by_default),
+        }
+    }
+}
+
+impl fmt::Debug for WaitOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitOptions")
+            .field("timeout", &self.timeout)
+            .field("first_interval", &self.first_interval)
+            .field("max_interval", &self.max_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Statuses taken as settled by [`WaitOptions::settled_by_default`].
+const SETTLED: &[&str] = &[
+    "ready", "completed", "complete", "done", "finished", "success", "succeeded", "deployed",
+    "live", "active", "failed", "failure", "error", "errored", "cancelled", "canceled",
+    "stopped", "incomplete", "interrupted",
+];
+
+impl WaitOptions {
+    /// The longest time to wait in all; then [`Error::Timeout`] with
+    /// [`TimeoutKind::Wait`](crate::TimeoutKind::Wait).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The first pause between two polls, doubled after each poll up to `max`.
+    pub fn interval(mut self, first: Duration, max: Duration) -> Self {
+        self.first_interval = first;
+        self.max_interval = max.max(first);
+        self
+    }
+
+    /// When a project counts as settled.
+    pub fn settled_when(mut self, settled: impl Fn(&Project) -> bool + Send + Sync + 'static) -> Self {
+        self.settled = Arc::new(settled);
+        self
+    }
+
+    /// The default predicate: `project_status`, trimmed and lowercased, is one of
+    /// `ready`, `completed`, `complete`, `done`, `finished`, `success`, `succeeded`,
+    /// `deployed`, `live`, `active` (finished) or `failed`, `failure`, `error`,
+    /// `errored`, `cancelled`, `canceled`, `stopped`, `incomplete`, `interrupted`
+    /// (ended without finishing). These are assumptions: the API documents no values.
+    pub fn settled_by_default(project: &Project) -> bool {
+        project
+            .project_status
+            .as_deref()
+            .is_some_and(|status| SETTLED.contains(&status.trim().to_ascii_lowercase().as_str()))
+    }
+}
+
+impl crate::Client {
+    /// Polls the project's status until it settles (see [`WaitOptions`]) or the
+    /// options' timeout passes. Each poll is a status call (retried as the client's
+    /// retry policy allows); pauses grow from the first interval to the maximum.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let project = client.wait_for_project("abc123", laracopilot::WaitOptions::default()).await?;
+    /// println!("{:?}", project.project_status);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (kind `Wait`) when the project did not settle in time; a
+    /// non-retryable error of the status call (such as [`Error::NotFound`] or
+    /// [`Error::Unauthorized`]) at once.
+    pub async fn wait_for_project(&self, project_id: impl Into<ProjectId>, options: WaitOptions) -> Result<Project> {
+        let project_id = project_id.into();
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let mut interval = options.first_interval;
+        loop {
+            match self.project(&project_id).await {
+                Ok(project) if (options.settled)(&project) => return Ok(project),
+                Ok(_) => {}
+                Err(error) if error.is_retryable() => {}
+                Err(error) => return Err(error),
+            }
+            let now = tokio::time::Instant::now();
+            if now + interval > deadline {
+                return Err(Error::Timeout {
+                    kind: crate::TimeoutKind::Wait,
+                    project_id: Some(project_id),
+                });
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(options.max_interval);
+        }
     }
 }

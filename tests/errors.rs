@@ -162,6 +162,7 @@ async fn a_refused_connection_is_a_transport_error() {
     let client = laracopilot::Client::builder()
         .token(token())
         .base_url(format!("http://127.0.0.1:{port}/api/v1"))
+        .retry_policy(laracopilot::RetryPolicy::none())
         .build()
         .unwrap();
     let err = client.generate("Build a task management app").await.unwrap_err();

@@ -33,7 +33,8 @@ pub async fn server() -> MockServer {
     server
 }
 
-/// A client for `server`, with the API's `/api/v1` prefix.
+/// A client for `server`, with the API's `/api/v1` prefix. It does not retry, so
+/// each test sees exactly the requests it provokes (tests of retries set a policy).
 pub fn client(server: &MockServer) -> Client {
     builder(server).build().expect("client builds")
 }
@@ -43,6 +44,7 @@ pub fn builder(server: &MockServer) -> laracopilot::ClientBuilder {
         .token(token())
         .base_url(format!("{}/api/v1", server.uri()))
         .idle_timeout(Some(Duration::from_secs(5)))
+        .retry_policy(laracopilot::RetryPolicy::none())
 }
 
 pub fn fixture(name: &str) -> String {
@@ -80,4 +82,135 @@ pub async fn collect(mut generation: laracopilot::Generation) -> Vec<Result<Even
         assert!(items.len() < 100_000, "runaway stream");
     }
     items
+}
+
+// ---- token lifecycle helpers (tests/tokens.rs, tests/leak.rs) ----
+
+/// A builder for `server` with `provider` instead of the fixed test token.
+pub fn builder_with(
+    server: &MockServer,
+    provider: impl laracopilot::tokens::TokenProvider,
+) -> laracopilot::ClientBuilder {
+    Client::builder()
+        .token_provider(provider)
+        .base_url(format!("{}/api/v1", server.uri()))
+        .idle_timeout(Some(Duration::from_secs(5)))
+        .retry_policy(laracopilot::RetryPolicy::none())
+}
+
+/// The documented 401 for an invalid or revoked token.
+pub fn unauthorized() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(serde_json::json!({"status": false, "message": "Unauthorized."}))
+}
+
+/// The documented 401 for an expired token.
+pub fn expired() -> ResponseTemplate {
+    ResponseTemplate::new(401)
+        .set_body_json(serde_json::json!({"status": false, "message": "API token has expired."}))
+}
+
+/// A status answer for project `id`.
+pub fn project_json(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "status": true, "project_id": id, "app_url": format!("https://{id}.laracopilot.com"),
+        "project_status": "ready", "name": "Tasks"
+    }))
+}
+
+/// Mounts `response` for `METHOD /api/v1{route}` sent with `Authorization: Bearer {token}`.
+pub async fn mount_for_token(
+    server: &MockServer,
+    verb: &str,
+    route: &str,
+    token: &str,
+    response: ResponseTemplate,
+) {
+    Mock::given(method(verb))
+        .and(path(format!("/api/v1{route}")))
+        .and(wiremock::matchers::header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// The bearer token of every request the server received, in order.
+pub async fn bearers(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim_start_matches("Bearer ").to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The path of example `name` as `cargo test` builds it
+/// (`target/<profile>/examples/<name>`), or `None` when it was not built (e.g. a run
+/// limited with `--test`). On CI (`CI` set) a missing example is a failure.
+pub fn example(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<test binary>
+    let profile = exe.parent()?.parent()?;
+    let path = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "example {name} was not built at {}",
+        path.display()
+    );
+    eprintln!(
+        "skipping example {name}: not built at {} (run `cargo test --all-features` without --test to build the examples)",
+        path.display()
+    );
+    None
+}
+
+/// Runs `program` with `args` and `env`, bounded to `limit`; returns its exit status,
+/// stdout and stderr. Output goes through files, so a chatty child never blocks.
+pub fn run_bounded(
+    program: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_remove("LARACOPILOT_API_TOKEN")
+        .env_remove("LARACOPILOT_BASE_URL")
+        .env_remove("LARACOPILOT_TOKEN_FILE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the example starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the example") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} did not finish within {limit:?}", program.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    (status, read(&out_path), read(&err_path))
 }
