@@ -277,6 +277,53 @@ async fn a_silent_stream_fails_with_an_idle_timeout_keeping_the_project_id() {
 }
 
 #[tokio::test]
+async fn a_stream_past_its_deadline_fails_even_while_bytes_arrive() {
+    let (addr, _server) = raw_server(|mut socket| async move {
+        write_head(&mut socket).await;
+        let _ = socket.write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p6\"}\n\n").await;
+        for _ in 0..200 {
+            if socket.write_all(b": keep-alive\n").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let client = laracopilot::Client::builder()
+        .token(token())
+        .base_url(format!("http://{addr}/api/v1"))
+        .idle_timeout(Some(Duration::from_millis(200)))
+        .stream_deadline(Some(Duration::from_millis(400)))
+        .build()
+        .unwrap();
+    let items = collect(client.generate("Build a task management app").await.unwrap()).await;
+    assert_eq!(items.len(), 2);
+    let Err(err) = &items[1] else { panic!() };
+    // Keep-alive comments reset the idle timer, so only the deadline can fire.
+    assert!(matches!(err, Error::Timeout { kind: laracopilot::TimeoutKind::Deadline, .. }), "{err:?}");
+    assert_eq!(err.project_id().unwrap(), "p6");
+}
+
+#[tokio::test]
+async fn the_longest_gap_between_bytes_is_measured() {
+    let (addr, _server) = raw_server(|mut socket| async move {
+        write_head(&mut socket).await;
+        let _ = socket.write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p7\"}\n\n").await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _ = socket.write_all(b"data: {\"type\":\"stream_end\"}\n\n").await;
+    })
+    .await;
+    let client = laracopilot::Client::builder()
+        .token(token())
+        .base_url(format!("http://{addr}/api/v1"))
+        .build()
+        .unwrap();
+    let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    assert!(outcome.stats.longest_gap >= Duration::from_millis(200), "{:?}", outcome.stats);
+    assert_eq!(outcome.stats.events, 2);
+}
+
+#[tokio::test]
 async fn dropping_a_generation_closes_the_connection() {
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
     let closed_tx = std::sync::Mutex::new(Some(closed_tx));

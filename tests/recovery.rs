@@ -1,0 +1,148 @@
+//! Recovery instead of re-generation: polling a project until it settles, and the
+//! opt-in that turns a broken stream into that polling.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use laracopilot::{Error, TimeoutKind, WaitOptions};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn status(project_status: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "status": true, "project_id": "p1", "app_url": "https://p1.laracopilot.com",
+        "project_status": project_status, "name": "Tasks"
+    }))
+}
+
+fn fast() -> WaitOptions {
+    WaitOptions::default()
+        .interval(Duration::from_millis(5), Duration::from_millis(20))
+        .timeout(Duration::from_secs(5))
+}
+
+async fn status_then(server: &MockServer, first: &str, times: u64, then: &str) {
+    Mock::given(method("GET"))
+        .and(path("/api/v1/agent/project/p1"))
+        .respond_with(status(first))
+        .up_to_n_times(times)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    mount(server, "GET", "/agent/project/p1", status(then)).await;
+}
+
+async fn count(server: &MockServer, verb: &str) -> usize {
+    server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == verb).count()
+}
+
+#[tokio::test]
+async fn wait_for_project_polls_until_the_status_settles() {
+    let server = server().await;
+    status_then(&server, "generating", 3, "ready").await;
+    let project = client(&server).wait_for_project("p1", fast()).await.unwrap();
+    assert_eq!(project.project_status.as_deref(), Some("ready"));
+    assert_eq!(count(&server, "GET").await, 4);
+}
+
+#[tokio::test]
+async fn wait_for_project_gives_up_at_its_timeout_with_the_project_id() {
+    let server = server().await;
+    mount(&server, "GET", "/agent/project/p1", status("generating")).await;
+    let options = fast().timeout(Duration::from_millis(100));
+    let err = client(&server).wait_for_project("p1", options).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { kind: TimeoutKind::Wait, .. }), "{err:?}");
+    assert_eq!(err.project_id().unwrap(), "p1");
+}
+
+#[tokio::test]
+async fn wait_for_project_stops_at_once_on_a_404() {
+    let server = server().await;
+    mount(&server, "GET", "/agent/project/p1", ResponseTemplate::new(404)).await;
+    let err = client(&server).wait_for_project("p1", fast()).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(count(&server, "GET").await, 1);
+}
+
+#[tokio::test]
+async fn a_custom_predicate_decides_when_a_project_is_settled() {
+    let server = server().await;
+    status_then(&server, "building", 2, "shipped").await;
+    let options = fast().settled_when(|p| p.project_status.as_deref() == Some("shipped"));
+    let project = client(&server).wait_for_project("p1", options).await.unwrap();
+    assert_eq!(project.project_status.as_deref(), Some("shipped"));
+}
+
+#[tokio::test]
+async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
+    let server = server().await;
+    let partial = sse_body(&[
+        r#"{"type":"project_created","project_id":"p1"}"#,
+        r#"{"type":"file_created","path":"app/Models/Task.php"}"#,
+    ]);
+    mount(&server, "POST", "/agent/generate", sse(partial)).await;
+    status_then(&server, "generating", 1, "ready").await;
+
+    let outcome = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .recover_with(fast())
+        .finish()
+        .await
+        .unwrap();
+    let project = outcome.recovered.as_ref().expect("recovered by polling");
+    assert_eq!(project.project_status.as_deref(), Some("ready"));
+    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.app_url.as_deref(), Some("https://p1.laracopilot.com"));
+    assert_eq!(outcome.files, ["app/Models/Task.php"]);
+    assert_eq!(outcome.events, 2);
+    assert_eq!(count(&server, "POST").await, 1);
+}
+
+#[tokio::test]
+async fn a_stream_broken_before_the_project_id_cannot_be_recovered() {
+    let server = server().await;
+    mount(&server, "POST", "/agent/generate", sse(sse_body(&[r#"{"type":"container_progress","message":"x"}"#]))).await;
+    let err = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .recover_with(fast())
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Incomplete { project_id: None, events: 1 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn credits_exhausted_is_never_recovered() {
+    let server = server().await;
+    let body = sse_body(&[r#"{"type":"project_created","project_id":"p1"}"#, r#"{"type":"credits_exhausted"}"#]);
+    mount(&server, "POST", "/agent/generate", sse(body)).await;
+    let err = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .recover_with(fast())
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CreditsExhausted { .. }), "{err:?}");
+    assert_eq!(count(&server, "GET").await, 0);
+}
+
+#[tokio::test]
+async fn a_successful_stream_reports_its_liveness_statistics() {
+    let server = server().await;
+    mount(&server, "POST", "/agent/generate", sse(fixture("documented_stream.txt"))).await;
+    let outcome = client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    assert!(outcome.recovered.is_none());
+    let stats = outcome.stats;
+    assert_eq!(stats.events, 4);
+    assert_eq!(stats.bytes, fixture("documented_stream.txt").len() as u64);
+    assert_eq!(stats.attempts, 1);
+    assert!(stats.time_to_first_event.is_some());
+}
