@@ -138,7 +138,7 @@ impl fmt::Debug for WaitOptions {
 const SETTLED: &[&str] = &[
     "ready", "completed", "complete", "done", "finished", "success", "succeeded", "deployed",
     "live", "active", "failed", "failure", "error", "errored", "cancelled", "canceled",
-    "stopped", "incomplete", "interrupted",
+    "stopped", "incomplete", "interrupted", "credits_exhausted",
 ];
 
 impl WaitOptions {
@@ -165,8 +165,8 @@ impl WaitOptions {
     /// The default predicate: `project_status`, trimmed and lowercased, is one of
     /// `ready`, `completed`, `complete`, `done`, `finished`, `success`, `succeeded`,
     /// `deployed`, `live`, `active` (finished) or `failed`, `failure`, `error`,
-    /// `errored`, `cancelled`, `canceled`, `stopped`, `incomplete`, `interrupted`
-    /// (ended without finishing). These are assumptions: the API documents no values.
+    /// `errored`, `cancelled`, `canceled`, `stopped`, `incomplete`, `interrupted`,
+    /// `credits_exhausted` (ended without finishing). These are assumptions: the API documents no values.
     pub fn settled_by_default(project: &Project) -> bool {
         project
             .project_status

@@ -1,0 +1,327 @@
+//! The fault matrix: every fault the offline LaraCopilot can inject, on a new
+//! generation and on a follow-up, ends in the documented typed outcome (or a
+//! recovery), with every event before the fault delivered exactly once and in order,
+//! and the project id never lost.
+#![cfg(feature = "mock")]
+
+use std::time::Duration;
+
+use laracopilot::mock::{Fault, MockServer, Reply, TokenState};
+use laracopilot::{Client, Error, Event, ProjectId, RetryPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Call {
+    Generate,
+    FollowUp,
+}
+
+const PROMPT: &str = "Build a task management app";
+const CALLS: [Call; 2] = [Call::Generate, Call::FollowUp];
+
+/// What a test compares: the event's type and its path or message, without ids
+/// (which differ from one project to the next).
+fn signature(event: &Event) -> String {
+    let detail = match event {
+        Event::FileCreated(e) => e.path.clone(),
+        Event::ContainerProgress(e) => Some(e.message.clone()),
+        Event::ContainerReady(e) => Some(e.message.clone()),
+        Event::ToolProgress(e) => e.message.clone(),
+        _ => None,
+    };
+    format!("{}:{}", event.type_name(), detail.unwrap_or_default())
+}
+
+struct Run {
+    events: Vec<Event>,
+    end: Result<(), Error>,
+    /// The project the follow-up was made on (`None` for a new generation).
+    project: Option<ProjectId>,
+}
+
+impl Run {
+    fn signatures(&self) -> Vec<String> {
+        self.events.iter().map(signature).collect()
+    }
+}
+
+fn client_for(server: &MockServer, retry: RetryPolicy) -> Client {
+    server
+        .client_builder()
+        .idle_timeout(Some(Duration::from_millis(400)))
+        .max_event_size(16 * 1024)
+        .retry_policy(retry)
+        .build()
+        .expect("client builds")
+}
+
+fn quick_retries() -> RetryPolicy {
+    RetryPolicy::default().base_delay(Duration::from_millis(5)).max_delay(Duration::from_millis(20))
+}
+
+/// A project to follow up on, made with a fault-free generation.
+async fn existing_project(client: &Client) -> ProjectId {
+    let outcome = client.generate(PROMPT).await.unwrap().finish().await.unwrap();
+    outcome.project_id.expect("the mock names its projects")
+}
+
+/// Runs `call`, collecting every event until the terminal item (bounded in time and
+/// count). `prepare` arms the fault after any set-up request.
+async fn run(server: &MockServer, client: &Client, call: Call, prepare: impl FnOnce(&MockServer)) -> Run {
+    let project = match call {
+        Call::Generate => None,
+        Call::FollowUp => Some(existing_project(client).await),
+    };
+    prepare(server);
+    let started = match &project {
+        None => client.generate(PROMPT).await,
+        Some(id) => client.follow_up(id, "Add a dark mode with a toggle").await,
+    };
+    let mut generation = match started {
+        Ok(generation) => generation,
+        Err(error) => {
+            return Run {
+                events: Vec::new(),
+                end: Err(error),
+                project,
+            }
+        }
+    };
+    let mut events = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), generation.next())
+            .await
+            .expect("the stream never hangs");
+        match item {
+            Some(Ok(Event::StreamEnd(end))) => {
+                events.push(Event::StreamEnd(end));
+                assert!(generation.next().await.is_none(), "nothing after the terminal event");
+                return Run { events, end: Ok(()), project };
+            }
+            Some(Ok(event)) => events.push(event),
+            Some(Err(error)) => {
+                assert!(generation.next().await.is_none(), "nothing after a terminal error");
+                return Run { events, end: Err(error), project };
+            }
+            None => panic!("the stream ended without a terminal item"),
+        }
+        assert!(events.len() < 10_000, "runaway stream");
+    }
+}
+
+/// The fault-free reference for `call`.
+async fn baseline(call: Call) -> Vec<String> {
+    let server = MockServer::start().await;
+    let client = client_for(&server, RetryPolicy::none());
+    let run = run(&server, &client, call, |_| {}).await;
+    run.end.as_ref().expect("the baseline succeeds");
+    run.signatures()
+}
+
+/// Checks that the run delivered exactly the first `count` baseline events, and that
+/// its error carries the project id.
+fn assert_prefix_then(run: &Run, reference: &[String], count: usize, call: Call) {
+    assert_eq!(run.signatures(), reference[..count], "{call:?}: events before the fault");
+    let error = run.end.as_ref().expect_err("the fault ends the stream in an error");
+    let expected = match call {
+        Call::FollowUp => run.project.clone(),
+        Call::Generate => run.events.iter().find_map(|e| match e {
+            Event::ProjectCreated(created) => Some(created.project_id.clone()),
+            _ => None,
+        }),
+    };
+    assert!(expected.is_some() || count == 0, "{call:?}: a project id was announced");
+    assert_eq!(error.project_id(), expected.as_ref(), "{call:?}: {error:?}");
+}
+
+#[tokio::test]
+async fn benign_faults_still_deliver_every_event_in_order() {
+    let faults: [&[Fault]; 5] = [
+        &[Fault::ChunkSize(1)],
+        &[Fault::ChunkSize(7), Fault::Crlf],
+        &[Fault::Crlf],
+        &[Fault::ChunkSize(4096)],
+        &[Fault::ChunkSize(3), Fault::InvalidUtf8],
+    ];
+    for call in CALLS {
+        let reference = baseline(call).await;
+        for faults in faults {
+            let server = MockServer::start().await;
+            let client = client_for(&server, RetryPolicy::none());
+            let run = run(&server, &client, call, |s| s.faults_next(faults.iter().cloned())).await;
+            assert!(run.end.is_ok(), "{call:?} {faults:?}: {:?}", run.end);
+            if faults.contains(&Fault::InvalidUtf8) {
+                let types: Vec<&str> = run.events.iter().map(Event::type_name).collect();
+                let reference_types: Vec<&str> = reference.iter().map(|s| s.split(':').next().unwrap()).collect();
+                assert_eq!(types, reference_types, "{call:?} {faults:?}");
+                assert!(run.signatures().iter().any(|s| s.contains('\u{FFFD}')), "{call:?}: replaced byte");
+            } else {
+                assert_eq!(run.signatures(), reference, "{call:?} {faults:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_incomplete_after_exactly_the_events_sent() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start().await;
+        let client = client_for(&server, quick_retries());
+        let run = run(&server, &client, call, |s| s.fault_next(Fault::DropAfter(5))).await;
+        assert_prefix_then(&run, &reference, 5, call);
+        assert!(matches!(run.end, Err(Error::Incomplete { events: 5, .. })), "{call:?}: {:?}", run.end);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_torn_mid_event_fails_after_the_whole_events_only() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start().await;
+        let client = client_for(&server, quick_retries());
+        let run = run(&server, &client, call, |s| s.fault_next(Fault::DropMidEvent(4))).await;
+        assert_prefix_then(&run, &reference, 4, call);
+        assert!(
+            matches!(run.end, Err(Error::Transport { .. } | Error::Incomplete { .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_stream_times_out_instead_of_hanging() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start().await;
+        let client = client_for(&server, quick_retries());
+        let run = run(&server, &client, call, |s| s.fault_next(Fault::StallBefore(3))).await;
+        assert_prefix_then(&run, &reference, 3, call);
+        assert!(
+            matches!(run.end, Err(Error::Timeout { kind: laracopilot::TimeoutKind::Idle, .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start().await;
+        let client = client_for(&server, RetryPolicy::none());
+        let run = run(&server, &client, call, |s| s.fault_next(Fault::OversizedEvent(64 * 1024))).await;
+        // The first event other than `project_created` is the oversized one.
+        let before = usize::from(call == Call::Generate);
+        assert_prefix_then(&run, &reference, before, call);
+        assert!(
+            matches!(run.end, Err(Error::EventTooLarge { limit: 16384, .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        for reply in [Reply::RateLimited { retry_after: Some(0) }, Reply::Unavailable] {
+            let server = MockServer::start().await;
+            let client = client_for(&server, quick_retries());
+            let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
+            assert!(run.end.is_ok(), "{call:?} {reply:?}: {:?}", run.end);
+            assert_eq!(run.signatures(), reference, "{call:?} {reply:?}");
+            let posts = server.requests().iter().filter(|r| r.method == "POST").count();
+            let expected = if call == Call::Generate { 2 } else { 3 };
+            assert_eq!(posts, expected, "{call:?} {reply:?}: one refused attempt, one accepted");
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_retries_each_status_answer_is_its_typed_error() {
+    for call in CALLS {
+        let cases = [
+            (Reply::RateLimited { retry_after: Some(9) }, "rate_limited"),
+            (Reply::Unavailable, "api"),
+            (Reply::ServerErrorHtml, "api"),
+        ];
+        for (reply, kind) in cases {
+            let server = MockServer::start().await;
+            let client = client_for(&server, RetryPolicy::none());
+            let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
+            let error = run.end.expect_err("the reply is an error");
+            assert_eq!(error.kind(), kind, "{call:?} {reply:?}");
+            assert!(run.events.is_empty());
+            if let Reply::RateLimited { .. } = reply {
+                assert_eq!(error.retry_after(), Some(Duration::from_secs(9)));
+            }
+            if call == Call::FollowUp {
+                assert_eq!(error.project_id(), run.project.as_ref(), "{reply:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_500_html_page_before_a_generation_is_never_retried() {
+    for call in CALLS {
+        let server = MockServer::start().await;
+        let client = client_for(&server, quick_retries());
+        let run = run(&server, &client, call, |s| s.reply_next(1, Reply::ServerErrorHtml)).await;
+        assert!(matches!(run.end, Err(Error::Api { status: 500, .. })), "{call:?}: {:?}", run.end);
+        let posts = server.requests().iter().filter(|r| r.method == "POST").count();
+        assert_eq!(posts, if call == Call::Generate { 1 } else { 2 }, "{call:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
+    for call in CALLS {
+        let server = MockServer::builder().pacing(Duration::from_millis(2)).start().await.unwrap();
+        let secret = "lcp_rotating_token_0001";
+        server.add_token(secret, TokenState::Valid);
+        let client = server
+            .client_builder()
+            .token(laracopilot::Token::new(secret).unwrap())
+            .retry_policy(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let project = existing_project(&client).await;
+        let mut generation = match call {
+            Call::Generate => client.generate(PROMPT).await.unwrap(),
+            Call::FollowUp => client.follow_up(&project, "Add a dark mode with a toggle").await.unwrap(),
+        };
+        assert!(generation.next().await.unwrap().is_ok());
+        server.revoke(secret);
+        // The server checked the token when the stream started: it runs to its end.
+        assert!(generation.finish().await.is_ok(), "{call:?}");
+        let next = match call {
+            Call::Generate => client.generate(PROMPT).await.map(drop),
+            Call::FollowUp => client.follow_up(&project, "Add a dark mode with a toggle").await.map(drop),
+        };
+        assert!(matches!(next, Err(Error::Unauthorized { .. })), "{call:?}: {next:?}");
+    }
+}
+
+#[tokio::test]
+async fn credits_running_out_end_the_stream_with_the_project_id() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start().await;
+        let client = client_for(&server, RetryPolicy::none());
+        let run = run(&server, &client, call, |s| s.set_credits(2)).await;
+        // Two files are paid for; the third `file_created` becomes `credits_exhausted`.
+        let third_file = reference
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.starts_with("file_created:"))
+            .nth(2)
+            .map(|(i, _)| i)
+            .expect("the reference has three files");
+        assert_prefix_then(&run, &reference, third_file, call);
+        assert!(matches!(run.end, Err(Error::CreditsExhausted { .. })), "{call:?}: {:?}", run.end);
+    }
+}
