@@ -55,8 +55,8 @@
 //!
 //! # Minimum supported Rust version
 //!
-//! Rust 1.85 (the `rust-version` of the dependency tree). Raising it is a minor
-//! version bump, never a patch release.
+//! Rust 1.88: the highest `rust-version` in the resolved dependency tree (the `icu_*`
+//! crates behind `url`). Raising it is a minor version bump, never a patch release.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "blocking")]
