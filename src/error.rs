@@ -264,10 +264,10 @@ impl Error {
             | Error::Api { project_id, .. }
             | Error::Transport { project_id, .. }
             | Error::Decode { project_id, .. }
-            | Error::EventTooLarge { project_id, .. } => {
-                if project_id.is_none() {
-                    *project_id = Some(id.clone());
-                }
+            | Error::EventTooLarge { project_id, .. }
+                if project_id.is_none() =>
+            {
+                *project_id = Some(id.clone());
             }
             _ => {}
         }

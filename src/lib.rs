@@ -48,10 +48,34 @@
 //! `EventTooLarge` and `Config`. No error, log or `Debug` output ever contains the
 //! token.
 //!
+//! # Tasks
+//!
+//! - **Long-running services**: share one [`Client`]; rotate tokens without a
+//!   restart through a provider from [`tokens`]; retries never resend a generation
+//!   that may have started ([`RetryPolicy`]); a broken stream can turn into polling
+//!   with [`Generation::recover_with`]; [`Generation::stats`] tells how lively a
+//!   stream is.
+//! - **Build tools and CI**: `laracopilot::blocking` (feature `blocking`) offers the
+//!   same calls without async, safe to call from a plain thread or from inside a
+//!   tokio runtime.
+//! - **Tests that spend no credits**: `laracopilot::mock` (feature `mock`) serves an
+//!   offline LaraCopilot on 127.0.0.1 that your tests can script, faults included.
+//!
 //! # Cargo features
 //!
 //! - `rustls` (default): TLS through rustls.
 //! - `native-tls`: TLS through the platform's library instead.
+//! - `blocking`: the blocking facade, `laracopilot::blocking`.
+//! - `mock`: the offline LaraCopilot, `laracopilot::mock` (hyper server on loopback).
+//! - `tracing`: a span per call (method, path, status, attempts, project id, time to
+//!   first event, event count) and a warning per retry, through `tracing`; never a
+//!   header value or the token.
+//!
+//! # Stability
+//!
+//! The crate follows semantic versioning. `Error`, `Event`, `TimeoutKind` and the
+//! payload structs are `#[non_exhaustive]`, so new variants and fields are minor
+//! changes. `laracopilot::__private` is hidden and not part of the API.
 //!
 //! # Minimum supported Rust version
 //!
@@ -111,4 +135,9 @@ fn assert_thread_safety() {
     send_sync::<Error>();
     send_sync::<Token>();
     send::<Generation>();
+    #[cfg(feature = "blocking")]
+    {
+        send_sync::<blocking::Client>();
+        send::<blocking::Generation>();
+    }
 }
