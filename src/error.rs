@@ -59,6 +59,8 @@ pub enum Error {
         retry_after: Option<Duration>,
         /// The project of the call, when known.
         project_id: Option<ProjectId>,
+        /// Requests sent before giving up, the first included.
+        attempts: u32,
     },
 
     /// The stream reported `credits_exhausted`: the team's credits ran out and the
@@ -104,6 +106,8 @@ pub enum Error {
         body: String,
         /// The project of the call, when known.
         project_id: Option<ProjectId>,
+        /// Requests sent before giving up, the first included.
+        attempts: u32,
     },
 
     /// The connection failed or broke (DNS, connect, TLS, reset, ...).
@@ -114,6 +118,9 @@ pub enum Error {
         source: BoxError,
         /// The project of the call, when known.
         project_id: Option<ProjectId>,
+        /// Requests sent before giving up, the first included (0 when the failure
+        /// came before any request, such as a runtime that could not start).
+        attempts: u32,
     },
 
     /// An answer or event could not be decoded.
@@ -278,7 +285,29 @@ impl Error {
         Error::Transport {
             source: source.into(),
             project_id: None,
+            attempts: 1,
         }
+    }
+
+    /// How many requests were sent before this error: more than 1 when the client's
+    /// [`RetryPolicy`](crate::RetryPolicy) retried. 1 for errors that carry no count.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Error::RateLimited { attempts, .. } | Error::Api { attempts, .. } | Error::Transport { attempts, .. } => {
+                *attempts
+            }
+            _ => 1,
+        }
+    }
+
+    /// Records the attempts made, on the errors that carry the count.
+    pub(crate) fn with_attempts(mut self, count: u32) -> Self {
+        if let Error::RateLimited { attempts, .. } | Error::Api { attempts, .. } | Error::Transport { attempts, .. } =
+            &mut self
+        {
+            *attempts = count;
+        }
+        self
     }
 
     pub(crate) fn decode(what: &'static str, source: impl Into<BoxError>) -> Self {

@@ -44,19 +44,19 @@ pub(crate) async fn start_generation(
         wait: config.idle_timeout.map(|limit| (limit, TimeoutKind::Idle)),
         idempotent: false,
     };
-    let (response, attempts) = span
+    let answer = span
         .run(call.send())
         .await
         .map_err(|e| e.with_project_id(project_id.as_ref()))?;
-    let status = response.status();
-    span.answered(status.as_u16(), attempts);
+    let status = answer.response.status();
+    span.answered(status.as_u16(), answer.attempts);
     if let Some(id) = &project_id {
         span.project(id);
     }
-    if status.is_success() && is_content_type(response.headers(), EVENT_STREAM) {
-        return Ok(Generation::new(client, response, project_id, sent, attempts, span));
+    if status.is_success() && is_content_type(answer.response.headers(), EVENT_STREAM) {
+        return Ok(Generation::new(client, answer.response, project_id, sent, answer.attempts, span));
     }
-    Err(error_from_response(response, project_id).await)
+    Err(error_from_response(answer, project_id).await)
 }
 
 /// `GET /agent/project/{id}`.
@@ -76,15 +76,16 @@ pub(crate) async fn get_project(
     };
     let span = CallSpan::new("GET", call.url.path());
     span.project(&project_id);
-    let (response, attempts) = span
+    let answer = span
         .run(call.send())
         .await
         .map_err(|e| e.with_project_id(Some(&project_id)))?;
-    span.answered(response.status().as_u16(), attempts);
-    if !response.status().is_success() {
-        return Err(error_from_response(response, Some(project_id)).await);
+    span.answered(answer.response.status().as_u16(), answer.attempts);
+    if !answer.response.status().is_success() {
+        return Err(error_from_response(answer, Some(project_id)).await);
     }
-    let bytes = response
+    let bytes = answer
+        .response
         .bytes()
         .await
         .map_err(|e| map_reqwest(e, TimeoutKind::Request).with_project_id(Some(&project_id)))?;
@@ -113,16 +114,24 @@ struct Failure {
     unsent: bool,
 }
 
+/// The server's answer to a call.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    /// Requests sent, the first included.
+    pub(crate) attempts: u32,
+    /// The token of the last request, to keep it out of error texts.
+    pub(crate) token: Token,
+}
+
 impl Call<'_> {
-    /// Sends the call, retrying what is safe to retry; returns the answer and the
-    /// number of attempts made.
-    async fn send(&self) -> Result<(Response, u32)> {
+    /// Sends the call, retrying what is safe to retry.
+    async fn send(&self) -> Result<Answer> {
         let policy = &self.client.inner.retry;
         let mut attempt = 1;
         loop {
             let outcome = self.send_authorized().await;
             let (retryable, retry_after) = match &outcome {
-                Ok(response) => {
+                Ok((response, _)) => {
                     let status = response.status().as_u16();
                     let retryable = matches!(status, 429 | 503) || (self.idempotent && status >= 500);
                     (retryable, retry_after(response.headers(), SystemTime::now()))
@@ -134,14 +143,21 @@ impl Call<'_> {
             };
             let delay = if retryable { policy.delay(attempt, retry_after) } else { None };
             let Some(delay) = delay else {
-                return outcome.map(|response| (response, attempt)).map_err(|f| f.error);
+                return match outcome {
+                    Ok((response, token)) => Ok(Answer {
+                        response,
+                        attempts: attempt,
+                        token,
+                    }),
+                    Err(failure) => Err(failure.error.with_attempts(attempt)),
+                };
             };
             #[cfg(feature = "tracing")]
             tracing::warn!(
                 method = %self.method,
                 path = self.url.path(),
                 attempt,
-                status = outcome.as_ref().ok().map(|r| r.status().as_u16()),
+                status = outcome.as_ref().ok().map(|(r, _)| r.status().as_u16()),
                 error = outcome.as_ref().err().map(|f| f.error.kind()),
                 delay_ms = delay.as_millis() as u64,
                 "retrying laracopilot request"
@@ -155,17 +171,20 @@ impl Call<'_> {
     /// One attempt with the provider's token. After a 401 the provider is asked to
     /// refresh once, and the request goes again only if that gave a different token (a
     /// 401 means the server did no work, so this never spends credits twice).
-    async fn send_authorized(&self) -> std::result::Result<Response, Failure> {
+    async fn send_authorized(&self) -> std::result::Result<(Response, Token), Failure> {
         let tokens = &self.client.inner.tokens;
         let unsent = |error| Failure { error, unsent: true };
         let token = tokens.current().await.map_err(unsent)?;
         let response = self.send_once(&token).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
+            return Ok((response, token));
         }
         match tokens.refresh_after_401(&token).await {
-            Ok(fresh) if !fresh.same_as(&token) => self.send_once(&fresh).await,
-            _ => Ok(response),
+            Ok(fresh) if !fresh.same_as(&token) => {
+                let response = self.send_once(&fresh).await?;
+                Ok((response, fresh))
+            }
+            _ => Ok((response, token)),
         }
     }
 
@@ -244,15 +263,21 @@ enum Messages {
 
 /// Turns a non-success (or non-stream) answer into the matching [`Error`], reading at
 /// most [`MAX_ERROR_BODY`] bytes of its body.
-pub(crate) async fn error_from_response(
-    response: Response,
-    project_id: Option<ProjectId>,
-) -> Error {
+pub(crate) async fn error_from_response(answer: Answer, project_id: Option<ProjectId>) -> Error {
+    let Answer {
+        response,
+        attempts,
+        token,
+    } = answer;
     let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
     let is_json = is_content_type(response.headers(), JSON);
     let body = read_capped(response, MAX_ERROR_BODY).await;
-    let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    // A proxy or a debug page may echo the request's headers: the token never goes
+    // further than this.
+    let mut body = String::from_utf8_lossy(&body).into_owned();
+    token.redact(&mut body);
+    let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
     let message = parsed.as_ref().and_then(|b| b.message.clone());
 
     match status.as_u16() {
@@ -286,6 +311,7 @@ pub(crate) async fn error_from_response(
         429 => Error::RateLimited {
             retry_after,
             project_id,
+            attempts,
         },
         _ => Error::Api {
             status: status.as_u16(),
@@ -296,6 +322,7 @@ pub(crate) async fn error_from_response(
             },
             body: snippet(&body),
             project_id,
+            attempts,
         },
     }
 }
@@ -320,19 +347,16 @@ async fn read_capped(mut response: Response, cap: usize) -> Vec<u8> {
     body
 }
 
-fn snippet(body: &[u8]) -> String {
-    // Decode a little more than the cap so that a cut character is not counted, then
-    // cut on a character boundary.
-    let mut text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET + 3)]).into_owned();
-    if body.len() > BODY_SNIPPET {
-        let mut end = BODY_SNIPPET;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
+/// The start of `body`, cut on a character boundary.
+fn snippet(body: &str) -> String {
+    if body.len() <= BODY_SNIPPET {
+        return body.to_owned();
     }
-    text
+    let mut end = BODY_SNIPPET;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &body[..end])
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
@@ -378,9 +402,9 @@ mod tests {
     #[test]
     fn snippet_is_capped_on_a_character_boundary() {
         let long = "é".repeat(400);
-        let s = snippet(long.as_bytes());
+        let s = snippet(&long);
         assert!(s.len() <= BODY_SNIPPET + '…'.len_utf8());
         assert!(s.ends_with("é…"));
-        assert_eq!(snippet(b"<html>short</html>"), "<html>short</html>");
+        assert_eq!(snippet("<html>short</html>"), "<html>short</html>");
     }
 }

@@ -54,6 +54,7 @@ impl Project {
                 message: wire.message,
                 body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
                 project_id: wire.project_id,
+                attempts: 1,
             });
         }
         Ok(Project {

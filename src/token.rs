@@ -1,18 +1,31 @@
 //! The API token: a secret that never prints.
 
 use std::fmt;
+use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroize;
 
+use crate::tokens::TokenInfo;
 use crate::{Error, Result};
 
 /// A LaraCopilot team API token.
 ///
-/// The value is kept in a [`secrecy`] box, zeroized when dropped, and never printed:
-/// `Debug` shows only the dashboard's mask (the last four characters, see
-/// [`Token::masked`]). The one place that exposes the value builds the
-/// `Authorization` header, which is marked sensitive.
+/// The value is kept in a [`secrecy`] box and never printed: `Debug` shows only the
+/// dashboard's mask (the last four characters, see [`Token::masked`]), and the crate
+/// exposes the value in exactly one place, the `Authorization` header, which is
+/// marked sensitive. The memory holding the value is overwritten with zeros when the
+/// last clone of the token is dropped (secrecy's `SecretString` zeroizes on drop), and
+/// [`Token::new`] zeroizes the `String` it was given, as do the providers of
+/// [`tokens`](crate::tokens) with what they read from files and the environment. The
+/// header value handed to the HTTP stack for each request is that stack's copy, and
+/// is not zeroized.
+///
+/// A token may carry what the dashboard says about it ([`TokenInfo`]: name, created
+/// date, expiry). A client whose token is then known to be expired fails with
+/// [`Error::TokenExpired`] without sending anything, and can warn before that (see
+/// [`ClientBuilder::on_token_expiring`](crate::ClientBuilder::on_token_expiring)).
 ///
 /// ```
 /// let token = laracopilot::Token::new("lcp_0123456789abcdef")?;
@@ -22,6 +35,10 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct Token {
     secret: SecretString,
+    info: Option<Arc<TokenInfo>>,
+    /// Bookkeeping of the client's token source: how many refreshes had completed
+    /// when the client handed this token to a request (0 outside of a client).
+    pub(crate) generation: u64,
 }
 
 /// Tokens shorter than this are masked completely: showing four characters of a
@@ -29,26 +46,59 @@ pub struct Token {
 const MIN_LEN_FOR_VISIBLE_TAIL: usize = 12;
 
 impl Token {
-    /// Wraps a token value.
+    /// Wraps a token value. The `String` passed in is zeroized, accepted or not.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the value is empty, or contains whitespace or control
-    /// characters (a copy-paste accident, such as a trailing newline). The message
-    /// never repeats the value.
+    /// [`Error::Config`] when the value is empty, or contains whitespace, control or
+    /// invisible formatting characters (a copy-paste accident, such as a trailing
+    /// newline or a zero-width space). The message never repeats the value.
     pub fn new(value: impl Into<String>) -> Result<Self> {
-        let value: String = value.into();
+        let mut value: String = value.into();
+        let token = Token::from_str_checked(&value);
+        value.zeroize();
+        token
+    }
+
+    /// Validates `value` and copies it into a new secret, leaving the caller's buffer
+    /// to the caller (who zeroizes it). The secret is allocated at its exact size, so
+    /// no reallocation leaves a stray copy behind.
+    pub(crate) fn from_str_checked(value: &str) -> Result<Self> {
         if value.is_empty() {
             return Err(Error::Config("the API token is empty".into()));
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if value.chars().any(is_forbidden) {
             return Err(Error::Config(
-                "the API token contains whitespace or control characters".into(),
+                "the API token contains whitespace, control or invisible characters".into(),
             ));
         }
         Ok(Token {
-            secret: SecretString::from(value),
+            secret: SecretString::from(Box::<str>::from(value)),
+            info: None,
+            generation: 0,
         })
+    }
+
+    /// Attaches what the dashboard shows about this token (name, created date,
+    /// expiry), so that the client can refuse it locally once expired and warn before.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use laracopilot::tokens::{Expiration, TokenInfo};
+    ///
+    /// let info = TokenInfo::new("CI Pipeline", SystemTime::now(), Expiration::Days30);
+    /// let token = laracopilot::Token::new("lcp_0123456789abcdef")?.with_info(info);
+    /// assert_eq!(token.info().map(|i| i.name()), Some("CI Pipeline"));
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    pub fn with_info(mut self, info: TokenInfo) -> Self {
+        self.info = Some(Arc::new(info));
+        self
+    }
+
+    /// What is known about this token, if [`with_info`](Token::with_info) was used.
+    pub fn info(&self) -> Option<&TokenInfo> {
+        self.info.as_deref()
     }
 
     /// The token as the dashboard shows it: `****` followed by the last four
@@ -65,43 +115,70 @@ impl Token {
     /// `Authorization: Bearer <token>`, marked sensitive so that HTTP layers never
     /// log it. This is the only place in the crate that exposes the secret.
     pub(crate) fn authorization(&self) -> HeaderValue {
-        let mut value = HeaderValue::try_from(format!("Bearer {}", self.secret.expose_secret()))
+        let mut header = format!("Bearer {}", self.secret.expose_secret());
+        let mut value = HeaderValue::from_str(&header)
             // Token::new admits only non-control, non-whitespace characters; the
             // header rejects only control characters, so this cannot fail.
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        header.zeroize();
         value.set_sensitive(true);
         value
     }
 
-    /// Compares two tokens without exposing either.
+    /// Compares two token values without exposing either.
+    /// Replaces every occurrence of the secret in `text` (an error body that echoes
+    /// the request's headers, say) with the mask.
+    pub(crate) fn redact(&self, text: &mut String) {
+        let secret = self.secret.expose_secret();
+        if text.contains(secret) {
+            *text = text.replace(secret, &self.masked());
+        }
+    }
+
     pub(crate) fn same_as(&self, other: &Token) -> bool {
         self.secret.expose_secret() == other.secret.expose_secret()
     }
 }
 
+/// Characters that cannot be part of a token: whitespace, control characters and the
+/// invisible ones that copy-paste brings along (zero-width spaces and joiners, word
+/// joiner, byte order mark).
+fn is_forbidden(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Token").field(&self.masked()).finish()
+        let mut tuple = f.debug_tuple("Token");
+        tuple.field(&self.masked());
+        if let Some(info) = &self.info {
+            tuple.field(info);
+        }
+        tuple.finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Expiration;
 
     #[test]
-    fn rejects_empty_whitespace_and_control_characters_without_echoing() {
+    fn rejects_empty_whitespace_control_and_invisible_characters_without_echoing() {
         for bad in [
             "",
             "abc def-secret-value",
             "secret-value\n",
             "sec\u{7}ret-value",
+            "secret\u{200B}value",
+            "\u{FEFF}secret-value",
         ] {
             let err = Token::new(bad).unwrap_err();
             assert!(matches!(err, Error::Config(_)));
-            if !bad.is_empty() {
-                assert!(!format!("{err} {err:?}").contains(bad.trim()));
-            }
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("secret"), "{shown}");
         }
     }
 
@@ -110,6 +187,8 @@ mod tests {
         let token = Token::new("lcp_live_9f8e7d6c5b4a").unwrap();
         assert_eq!(token.masked(), "****5b4a");
         assert_eq!(Token::new("short").unwrap().masked(), "****");
+        assert_eq!(Token::new("elevenchars").unwrap().masked(), "****");
+        assert_eq!(Token::new("twelve_chars").unwrap().masked(), "****hars");
         assert_eq!(Token::new("ééééééééééééé").unwrap().masked(), "****éééé");
     }
 
@@ -119,5 +198,34 @@ mod tests {
         assert!(header.is_sensitive());
         assert_eq!(header.to_str().unwrap(), "Bearer lcp_live_9f8e7d6c5b4a");
         assert!(!format!("{header:?}").contains("9f8e7d6c"));
+    }
+
+    #[test]
+    fn debug_shows_the_mask_and_the_info_but_never_the_value() {
+        let info = TokenInfo::new(
+            "Production",
+            std::time::SystemTime::UNIX_EPOCH,
+            Expiration::Days30,
+        );
+        let token = Token::new("lcp_live_9f8e7d6c5b4a").unwrap().with_info(info);
+        let shown = format!("{token:?}");
+        assert!(
+            shown.starts_with("Token(\"****5b4a\", TokenInfo {"),
+            "{shown}"
+        );
+        assert!(shown.contains("Production"), "{shown}");
+        assert!(!shown.contains("9f8e7d6c"), "{shown}");
+    }
+
+    #[test]
+    fn same_as_compares_values_not_metadata() {
+        let a = Token::new("lcp_live_9f8e7d6c5b4a").unwrap();
+        let b = a.clone().with_info(TokenInfo::new(
+            "x",
+            std::time::SystemTime::UNIX_EPOCH,
+            Expiration::Never,
+        ));
+        assert!(a.same_as(&b));
+        assert!(!a.same_as(&Token::new("lcp_live_9f8e7d6c5b4b").unwrap()));
     }
 }

@@ -51,7 +51,7 @@ async fn a_generate_answered_503_is_retried_up_to_the_attempt_limit() {
     mount(&server, "POST", "/agent/generate", ResponseTemplate::new(503)).await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
     let err = client.generate("Build a task management app").await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 503, .. }), "{err:?}");
+    assert!(matches!(err, Error::Api { status: 503, attempts: 3, .. }), "{err:?}");
     assert_eq!(requests_to(&server, "/agent/generate").await, 3);
 }
 
@@ -74,6 +74,7 @@ async fn a_retry_after_longer_than_the_cap_is_returned_at_once() {
     let client = builder(&server).retry_policy(quick(5)).build().unwrap();
     let err = client.generate("Build a task management app").await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(err.attempts(), 1);
     assert_eq!(requests_to(&server, "/agent/generate").await, 1);
 }
 
@@ -101,6 +102,7 @@ async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     let started = std::time::Instant::now();
     let err = client.generate("Build a task management app").await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(err.attempts(), 3, "every attempt was refused before sending");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -123,7 +125,7 @@ async fn the_status_call_gives_up_after_the_attempt_limit() {
     mount(&server, "GET", "/agent/project/abc123", ResponseTemplate::new(502)).await;
     let client = builder(&server).retry_policy(quick(2)).build().unwrap();
     let err = client.project("abc123").await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 502, .. }), "{err:?}");
+    assert!(matches!(err, Error::Api { status: 502, attempts: 2, .. }), "{err:?}");
     assert_eq!(err.project_id().unwrap(), "abc123");
     assert_eq!(requests_to(&server, "/agent/project/abc123").await, 2);
 }

@@ -22,6 +22,7 @@ impl Runtime {
             .map_err(|e| Error::Transport {
                 source: Box::new(e),
                 project_id: None,
+                attempts: 0,
             })
     }
 
@@ -80,6 +81,7 @@ impl Runtime {
                 .map_err(|e| Error::Transport {
                     source: Box::new(e),
                     project_id: None,
+                    attempts: 0,
                 })?;
             match helper.join() {
                 Ok(output) => Ok(output),
@@ -106,6 +108,7 @@ pub(super) fn stopped() -> Error {
     Error::Transport {
         source: "the blocking client's runtime stopped".into(),
         project_id: None,
+        attempts: 0,
     }
 }
 

@@ -1,1 +1,115 @@
 //! An offline LaraCopilot on loopback, for tests and demos (feature `mock`).
+//!
+//! [`MockServer`] serves the documented Agent API on `127.0.0.1` (an ephemeral port
+//! by default) from the current Tokio runtime: no token, no credits, no network.
+//! It is scriptable: custom event sequences, faults inside streams, canned status
+//! answers, token states, a credit balance; and it records every request.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> laracopilot::Result<()> {
+//! use laracopilot::mock::{Fault, MockServer, ProjectStatus, TokenState};
+//! use laracopilot::{Error, Event};
+//!
+//! let server = MockServer::start().await;
+//! let client = server.client();
+//!
+//! // The default script: project, container set-up, files derived from the prompt.
+//! let mut generation = client.generate("Build a task management app").await?;
+//! while let Some(event) = generation.next().await {
+//!     if let Event::FileCreated(file) = event? {
+//!         println!("{:?}", file.path); // "database/migrations/…_create_tasks_table.php", ...
+//!     }
+//! }
+//! let id = generation.project_id().cloned().expect("a new project has an id");
+//! assert_eq!(server.project(&id).unwrap().status, ProjectStatus::Ready);
+//!
+//! // A broken connection still hands over the project id.
+//! server.fault_next(Fault::DropAfter(5));
+//! let error = client.generate("Build a task management app").await?.finish().await.unwrap_err();
+//! assert!(matches!(error, Error::Incomplete { .. }) && error.project_id().is_some());
+//!
+//! // Token states, with the typed errors they produce.
+//! server.add_token("lcp_mock_expired_token", TokenState::Expired);
+//! let expired = server
+//!     .client_builder()
+//!     .token(laracopilot::Token::new("lcp_mock_expired_token")?)
+//!     .build()?;
+//! assert!(matches!(expired.project(&id).await, Err(Error::TokenExpired { .. })));
+//!
+//! // Every request is recorded, the token masked.
+//! assert!(server.requests().iter().all(|r| {
+//!     r.header("authorization").is_some_and(|v| v.starts_with("Bearer ****"))
+//! }));
+//! # Ok(()) }
+//! ```
+//!
+//! # What it serves
+//!
+//! Under `/api/v1`: `POST /agent/generate`, `POST /agent/generate/{projectId}` and
+//! `GET /agent/project/{projectId}`, in the order Laravel checks things:
+//!
+//! 1. a canned [`Reply`], if one is queued ([`MockServer::reply_next`]);
+//! 2. an unknown route: 404 `{"message": "The route … could not be found."}`; a known
+//!    route with another method: 405;
+//! 3. the bearer token: missing, unknown or revoked gives 401
+//!    `{"status": false, "message": "Unauthorized."}`, expired gives 401
+//!    `{"status": false, "message": "API token has expired."}`;
+//! 4. an unknown project: 404 `{"status": false, "message": "Project not found."}`;
+//! 5. the prompt (trimmed; `required|string|min:N`): 422
+//!    `{"message": "…", "errors": {"prompt": ["…"]}}`;
+//! 6. the event stream (`text/event-stream`, each event a `data: <json>` line and a
+//!    blank line) or the status JSON
+//!    `{"status": true, "project_id", "app_url", "project_status", "name"}`.
+//!
+//! A new project gets the id `p1`, `p2`, ... and the app URL
+//! `https://{id}.laracopilot.com`. Its `project_status` is `generating` while a
+//! stream runs, then `ready` (after `stream_end`), `failed` (the stream ended or
+//! broke without a terminal event) or `credits_exhausted` (see [`ProjectStatus`]).
+//!
+//! # The default scripts
+//!
+//! A new project: `project_created`; `container_progress` from 10 to 100 percent
+//! ("Provisioning container...", ..., "Installing Laravel...", ...);
+//! `container_ready`; for each planned file a `tool_progress` (`"tool":
+//! "write_file"`) and a `file_created` (`"path"`, `"action": "created"`); a final
+//! `tool_progress` (`php artisan migrate`); `stream_end` with `project_id` and
+//! `app_url`. The files follow from the prompt: "a task management app" yields a
+//! migration `database/migrations/…_create_tasks_table.php`, `app/Models/Task.php`,
+//! a factory, `app/Http/Controllers/TaskController.php`, a form request, the views
+//! `resources/views/tasks/{index,create,show,edit}.blade.php`, a feature test, the
+//! layout and `routes/web.php`.
+//!
+//! A follow-up has no container events: `tool_progress` / `file_created` pairs for
+//! the models its prompt names (or the layout and CSS), a final `tool_progress`,
+//! then `stream_end`.
+//!
+//! [`MockServerBuilder::events_per_generation`] fixes the number of events of every
+//! default stream (for load tests); [`MockServer::script_next`] replaces the next
+//! stream's events altogether.
+//!
+//! # Credits
+//!
+//! Every `file_created` event costs one credit. When one is due and the balance is
+//! zero, `credits_exhausted` is sent in its place and the stream ends; the SDK
+//! reports [`Error::CreditsExhausted`](crate::Error::CreditsExhausted) with the
+//! project id.
+//!
+//! # Performance
+//!
+//! One task per connection, no thread per request. A stream renders one event at a
+//! time when the connection can take more, so memory per stream does not grow with
+//! its length (oversized events are padded piece by piece); at most
+//! [`MAX_RECORDED_REQUESTS`] requests are kept.
+
+mod fault;
+mod json;
+mod routes;
+mod script;
+mod server;
+mod state;
+mod stream;
+
+pub use fault::{Fault, Reply};
+pub use server::{MockServer, MockServerBuilder, DEFAULT_CREDITS, DEFAULT_MIN_PROMPT_LEN};
+pub use state::{MockProject, ProjectStatus, RecordedRequest, TokenState, MAX_RECORDED_REQUESTS};

@@ -100,7 +100,8 @@ pub fn builder_with(
 
 /// The documented 401 for an invalid or revoked token.
 pub fn unauthorized() -> ResponseTemplate {
-    ResponseTemplate::new(401).set_body_json(serde_json::json!({"status": false, "message": "Unauthorized."}))
+    ResponseTemplate::new(401)
+        .set_body_json(serde_json::json!({"status": false, "message": "Unauthorized."}))
 }
 
 /// The documented 401 for an expired token.
@@ -127,7 +128,10 @@ pub async fn mount_for_token(
 ) {
     Mock::given(method(verb))
         .and(path(format!("/api/v1{route}")))
-        .and(wiremock::matchers::header("authorization", format!("Bearer {token}").as_str()))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {token}").as_str(),
+        ))
         .respond_with(response)
         .mount(server)
         .await;
@@ -211,6 +215,8 @@ pub fn run_bounded(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let read = |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    let read = |p: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+    };
     (status, read(&out_path), read(&err_path))
 }

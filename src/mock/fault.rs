@@ -1,0 +1,123 @@
+//! Scripted misbehaviour: faults inside a stream ([`Fault`]) and canned status
+//! answers in place of the normal handling ([`Reply`]).
+
+/// A fault injected into the next event stream with
+/// [`MockServer::fault_next`](super::MockServer::fault_next) (or several at once with
+/// [`MockServer::faults_next`](super::MockServer::faults_next)).
+///
+/// Events are counted from 0 in the order the stream sends them. Faults that name an
+/// event beyond the end of the stream have no effect.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> laracopilot::Result<()> {
+/// use laracopilot::mock::{Fault, MockServer};
+/// use laracopilot::Error;
+///
+/// let server = MockServer::start().await;
+/// server.fault_next(Fault::DropAfter(3));
+/// let generation = server.client().generate("Build a task management app").await?;
+/// let error = generation.finish().await.unwrap_err();
+/// assert!(matches!(error, Error::Incomplete { events: 3, .. }));
+/// assert!(error.project_id().is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Sends events `0..n`, then writes nothing more while keeping the connection
+    /// open (a hung server). The project stays `generating` until the client goes
+    /// away.
+    StallBefore(usize),
+    /// Sends events `0..n`, then ends the response cleanly and closes the
+    /// connection: the stream ends without its terminal event, which the SDK
+    /// reports as [`Error::Incomplete`](crate::Error::Incomplete).
+    DropAfter(usize),
+    /// Sends events `0..n` and the first half of event `n`, then tears the
+    /// connection down without ending the response (a broken network): the SDK
+    /// reports a [`Error::Transport`](crate::Error::Transport).
+    DropMidEvent(usize),
+    /// Writes the stream in pieces of `k` bytes (0 counts as 1), each one flushed on
+    /// its own; the client may still read several pieces at once.
+    ChunkSize(usize),
+    /// Ends lines with CRLF (`\r\n`) instead of LF.
+    Crlf,
+    /// Puts one invalid UTF-8 byte (`0xFF`) at the end of the `message` string of the
+    /// first event that has one. The JSON stays well-formed apart from that byte.
+    InvalidUtf8,
+    /// Pads the first event other than `project_created` with a `padding` string
+    /// field so that its JSON text is this many bytes long (an event already longer
+    /// is sent unchanged). The padding is written piece by piece, never buffered
+    /// whole.
+    OversizedEvent(usize),
+}
+
+/// A canned answer given instead of the normal handling, for the next requests
+/// (any endpoint), with [`MockServer::reply_next`](super::MockServer::reply_next).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> laracopilot::Result<()> {
+/// use std::time::Duration;
+/// use laracopilot::mock::{MockServer, Reply};
+///
+/// let server = MockServer::start().await;
+/// // One attempt per call, so that the reply is seen as it is (not retried).
+/// let client = server
+///     .client_builder()
+///     .retry_policy(laracopilot::RetryPolicy::none())
+///     .build()?;
+/// server.reply_next(1, Reply::RateLimited { retry_after: Some(7) });
+/// let error = client.generate("Build a task management app").await.unwrap_err();
+/// assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reply {
+    /// 429 `{"message": "Too Many Attempts."}`, with `Retry-After: <seconds>` when
+    /// given (Laravel's throttle answer).
+    RateLimited {
+        /// The `Retry-After` value in seconds, if any.
+        retry_after: Option<u64>,
+    },
+    /// 503 `{"message": "Service Unavailable"}` (Laravel's maintenance mode).
+    Unavailable,
+    /// 500 with an HTML error page, as a proxy or Laravel without a JSON `Accept`
+    /// would answer.
+    ServerErrorHtml,
+    /// Any status with this body: sent as `application/json` when it parses as JSON,
+    /// as `text/plain` otherwise. A status outside 100..=999 is sent as 500.
+    Status(u16, String),
+}
+
+/// The faults of one stream, resolved from a list of [`Fault`]s (a later fault of
+/// the same kind replaces an earlier one).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FaultPlan {
+    pub(crate) stall_before: Option<usize>,
+    pub(crate) drop_after: Option<usize>,
+    pub(crate) drop_mid_event: Option<usize>,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) crlf: bool,
+    pub(crate) invalid_utf8: bool,
+    pub(crate) oversized_event: Option<usize>,
+}
+
+impl FaultPlan {
+    pub(crate) fn new(faults: &[Fault]) -> Self {
+        let mut plan = FaultPlan::default();
+        for fault in faults {
+            match *fault {
+                Fault::StallBefore(n) => plan.stall_before = Some(n),
+                Fault::DropAfter(n) => plan.drop_after = Some(n),
+                Fault::DropMidEvent(n) => plan.drop_mid_event = Some(n),
+                Fault::ChunkSize(k) => plan.chunk_size = Some(k.max(1)),
+                Fault::Crlf => plan.crlf = true,
+                Fault::InvalidUtf8 => plan.invalid_utf8 = true,
+                Fault::OversizedEvent(bytes) => plan.oversized_event = Some(bytes),
+            }
+        }
+        plan
+    }
+}

@@ -1,0 +1,299 @@
+//! What the mock server remembers: tokens, credits, projects, scripted queues and
+//! recorded requests. One mutex for everything but the counters; it is never held
+//! across an `.await`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::fault::{Fault, Reply};
+
+/// At most this many requests are kept by
+/// [`MockServer::requests`](super::MockServer::requests); older ones are dropped first.
+pub const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+/// The state of a token registered with
+/// [`MockServer::add_token`](super::MockServer::add_token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenState {
+    /// Accepted.
+    Valid,
+    /// Past its expiry date: 401 `{"status": false, "message": "API token has expired."}`.
+    Expired,
+    /// Revoked: 401 `{"status": false, "message": "Unauthorized."}`, like an unknown
+    /// token.
+    Revoked,
+}
+
+/// The status of a stored project, as the status endpoint reports it in
+/// `project_status` (see [`ProjectStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProjectStatus {
+    /// `"generating"`: a generation or follow-up stream is running (or stalled).
+    Generating,
+    /// `"ready"`: the last stream sent its `stream_end` event.
+    Ready,
+    /// `"failed"`: the last stream ended without a terminal event (a fault, a script
+    /// without `stream_end`, or the client went away).
+    Failed,
+    /// `"credits_exhausted"`: the last stream stopped with `credits_exhausted`.
+    CreditsExhausted,
+}
+
+impl ProjectStatus {
+    /// The `project_status` string of the status endpoint.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Generating => "generating",
+            ProjectStatus::Ready => "ready",
+            ProjectStatus::Failed => "failed",
+            ProjectStatus::CreditsExhausted => "credits_exhausted",
+        }
+    }
+}
+
+/// A snapshot of a stored project, from [`MockServer::project`](super::MockServer::project).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MockProject {
+    /// The project's id, e.g. `"p1"`.
+    pub project_id: String,
+    /// The name derived from the first prompt, e.g. `"Task Management App"`.
+    pub name: String,
+    /// `https://{project_id}.laracopilot.com`, or the `app_url` of a scripted
+    /// `project_created` event.
+    pub app_url: String,
+    /// The current status.
+    pub status: ProjectStatus,
+    /// Every accepted prompt: the generation's first, then each follow-up's.
+    pub prompts: Vec<String>,
+    /// The distinct `path` values of the `file_created` events sent so far, in order
+    /// of first appearance.
+    pub files: Vec<String>,
+}
+
+/// One request as the server received it, from
+/// [`MockServer::requests`](super::MockServer::requests).
+///
+/// The value of the `Authorization` header is redacted: `Bearer ****` followed by
+/// the token's last four characters (only `Bearer ****` for a token shorter than 12
+/// characters), so the list can be printed safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// The method, e.g. `"POST"`.
+    pub method: String,
+    /// The path without the query, e.g. `"/api/v1/agent/generate"`.
+    pub path: String,
+    /// Every header as `(lowercase name, value)`, in the order received; values that
+    /// are not UTF-8 are decoded lossily.
+    pub headers: Vec<(String, String)>,
+    /// The body, decoded lossily as UTF-8 (at most 1 MiB is read).
+    pub body: String,
+}
+
+impl RecordedRequest {
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// Settings fixed when the server starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) pacing: Duration,
+    pub(crate) min_prompt_len: usize,
+    pub(crate) events_per_generation: Option<usize>,
+}
+
+/// Everything shared between the server's handle and its connections.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    credits: AtomicU64,
+    next_project: AtomicU64,
+    state: Mutex<State>,
+}
+
+/// No token values in `Debug`.
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("credits", &self.credits())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Token value -> state. The values are the mock's own tokens.
+    tokens: HashMap<String, TokenState>,
+    projects: HashMap<String, Project>,
+    scripts: VecDeque<Vec<serde_json::Value>>,
+    faults: VecDeque<Vec<Fault>>,
+    replies: VecDeque<(usize, Reply)>,
+    requests: VecDeque<RecordedRequest>,
+}
+
+struct Project {
+    snapshot: MockProject,
+    seen_files: HashSet<String>,
+}
+
+/// What a stream takes from the queues when it starts.
+pub(crate) struct StreamSetup {
+    pub(crate) script: Option<Vec<serde_json::Value>>,
+    pub(crate) faults: Vec<Fault>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, credits: u64) -> Self {
+        Shared {
+            config,
+            credits: AtomicU64::new(credits),
+            next_project: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a holder panicked: every update is a
+        // single insertion or assignment.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_token(&self, value: &str, state: TokenState) {
+        self.state().tokens.insert(value.to_owned(), state);
+    }
+
+    /// The state of a presented token; `None` when it is unknown.
+    pub(crate) fn token_state(&self, value: &str) -> Option<TokenState> {
+        self.state().tokens.get(value).copied()
+    }
+
+    pub(crate) fn credits(&self) -> u64 {
+        self.credits.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_credits(&self, credits: u64) {
+        self.credits.store(credits, Ordering::SeqCst);
+    }
+
+    /// Spends one credit; `false` when there is none left.
+    pub(crate) fn spend_credit(&self) -> bool {
+        self.credits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn push_script(&self, events: Vec<serde_json::Value>) {
+        self.state().scripts.push_back(events);
+    }
+
+    pub(crate) fn push_faults(&self, faults: Vec<Fault>) {
+        self.state().faults.push_back(faults);
+    }
+
+    pub(crate) fn push_reply(&self, count: usize, reply: Reply) {
+        if count > 0 {
+            self.state().replies.push_back((count, reply));
+        }
+    }
+
+    /// The canned reply for this request, if one is queued.
+    pub(crate) fn take_reply(&self) -> Option<Reply> {
+        let mut state = self.state();
+        let (count, reply) = state.replies.front_mut()?;
+        *count -= 1;
+        let reply = reply.clone();
+        if *count == 0 {
+            state.replies.pop_front();
+        }
+        Some(reply)
+    }
+
+    /// The script and faults queued for the next stream.
+    pub(crate) fn take_stream_setup(&self) -> StreamSetup {
+        let mut state = self.state();
+        StreamSetup {
+            script: state.scripts.pop_front(),
+            faults: state.faults.pop_front().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        let mut state = self.state();
+        if state.requests.len() >= MAX_RECORDED_REQUESTS {
+            state.requests.pop_front();
+        }
+        state.requests.push_back(request);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.iter().cloned().collect()
+    }
+
+    /// A fresh project id: `p1`, `p2`, ...
+    pub(crate) fn new_project_id(&self) -> String {
+        format!("p{}", self.next_project.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Stores a new project (replacing one with the same id) with status
+    /// `generating`.
+    pub(crate) fn create_project(&self, id: &str, name: String, app_url: String, prompt: String) {
+        let snapshot = MockProject {
+            project_id: id.to_owned(),
+            name,
+            app_url,
+            status: ProjectStatus::Generating,
+            prompts: vec![prompt],
+            files: Vec::new(),
+        };
+        let project = Project {
+            snapshot,
+            seen_files: HashSet::new(),
+        };
+        self.state().projects.insert(id.to_owned(), project);
+    }
+
+    /// Starts a follow-up on a stored project; its app URL, or `None` when the project
+    /// is unknown.
+    pub(crate) fn start_follow_up(&self, id: &str, prompt: String) -> Option<String> {
+        let mut state = self.state();
+        let project = &mut state.projects.get_mut(id)?.snapshot;
+        project.status = ProjectStatus::Generating;
+        project.prompts.push(prompt);
+        Some(project.app_url.clone())
+    }
+
+    pub(crate) fn project(&self, id: &str) -> Option<MockProject> {
+        self.state().projects.get(id).map(|p| p.snapshot.clone())
+    }
+
+    pub(crate) fn set_status(&self, id: &str, status: ProjectStatus) {
+        if let Some(project) = self.state().projects.get_mut(id) {
+            project.snapshot.status = status;
+        }
+    }
+
+    pub(crate) fn add_file(&self, id: &str, path: &str) {
+        if let Some(project) = self.state().projects.get_mut(id) {
+            if project.seen_files.insert(path.to_owned()) {
+                project.snapshot.files.push(path.to_owned());
+            }
+        }
+    }
+}
