@@ -252,9 +252,9 @@ impl ClientBuilder {
     ///
     /// The check runs when a request takes its token, before anything is sent, and
     /// the hook runs right there, on the caller's task: keep it short (log, send a
-    /// message), it must not block. It fires once per token: again only after the
-    /// provider hands out a different token that also expires soon. An already
-    /// expired token triggers it too (once), before the request fails with
+    /// message), it must not block or panic. It fires once per token: again only
+    /// after the provider hands out a different token that also expires soon. An
+    /// already expired token triggers it too (once), before the request fails with
     /// [`Error::TokenExpired`]. With the `tracing` feature, the same moment also
     /// emits a `tracing` warning naming the token by its name and mask (with a window
     /// of 7 days when no hook is set).

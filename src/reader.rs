@@ -52,7 +52,10 @@ impl EventReader {
         }
         self.state.bytes += data.len() as u64;
         let state = &mut self.state;
-        if let Err(too_large) = self.decoder.feed(data, &mut |frame| state.on_frame(frame)) {
+        let decoded = self.decoder.feed(data, &mut |frame| state.on_frame(frame));
+        // Bytes after a terminal event in the same chunk do not count: the stream is
+        // over, whatever they hold.
+        if let (Err(too_large), false) = (decoded, self.state.finished) {
             self.fail(Error::EventTooLarge {
                 limit: too_large.limit,
                 project_id: None,

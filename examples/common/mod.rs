@@ -60,7 +60,10 @@ pub async fn connect() -> Result<Connection, Error> {
             laracopilot::TOKEN_ENV,
             mock.base_url()
         );
-        Ok(Connection { client, _mock: Some(mock) })
+        Ok(Connection {
+            client,
+            _mock: Some(mock),
+        })
     }
     #[cfg(not(feature = "mock"))]
     Err(Error::Config(format!(
@@ -128,7 +131,9 @@ pub fn fail(error: &Error, json: bool) -> ExitCode {
     } else {
         eprintln!("error: {}", message(error));
         if let Some(id) = error.project_id() {
-            eprintln!("project id: {id} (poll it with: cargo run --example project_status -- {id})");
+            eprintln!(
+                "project id: {id} (poll it with: cargo run --example project_status -- {id})"
+            );
         }
     }
     ExitCode::from(match error {
@@ -149,12 +154,16 @@ pub async fn stream(generation: laracopilot::Generation, json: bool) -> Result<O
             }
             match event {
                 Event::ProjectCreated(e) => println!("Project {} created", e.project_id),
-                Event::ContainerProgress(e) => progress_bar(e.percentage.unwrap_or(0.0), &e.message),
+                Event::ContainerProgress(e) => {
+                    progress_bar(e.percentage.unwrap_or(0.0), &e.message)
+                }
                 Event::ContainerReady(e) => {
                     progress_bar(100.0, "");
                     println!("\n{}", e.message);
                 }
-                Event::FileCreated(e) => println!("  + {}", e.path.as_deref().unwrap_or("(unnamed file)")),
+                Event::FileCreated(e) => {
+                    println!("  + {}", e.path.as_deref().unwrap_or("(unnamed file)"))
+                }
                 Event::ToolProgress(e) => {
                     if let Some(message) = &e.message {
                         println!("  · {message}");
@@ -167,17 +176,30 @@ pub async fn stream(generation: laracopilot::Generation, json: bool) -> Result<O
     if json {
         print_json(&outcome_json(&outcome));
     } else {
-        println!("Done: {} events, {} files", outcome.events, outcome.files.len());
+        println!(
+            "Done: {} events, {} files",
+            outcome.events,
+            outcome.files.len()
+        );
         if let Some(id) = &outcome.project_id {
             println!("Project: {id}");
         }
-        println!("App: {}", outcome.app_url.as_deref().unwrap_or("(no URL given)"));
+        println!(
+            "App: {}",
+            outcome.app_url.as_deref().unwrap_or("(no URL given)")
+        );
     }
     Ok(outcome)
 }
 
 fn progress_bar(percentage: f64, message: &str) {
     let filled = (percentage.clamp(0.0, 100.0) / 5.0).round() as usize;
-    print!("\r[{}{}] {:>3.0}% {:<48}", "#".repeat(filled), ".".repeat(20 - filled), percentage, message);
+    print!(
+        "\r[{}{}] {:>3.0}% {:<48}",
+        "#".repeat(filled),
+        ".".repeat(20 - filled),
+        percentage,
+        message
+    );
     let _ = std::io::stdout().flush();
 }
