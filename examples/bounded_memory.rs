@@ -11,11 +11,9 @@ use std::time::Instant;
 use laracopilot::mock::{Fault, MockServer};
 use laracopilot::Error;
 
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+mod common;
+
+use common::peak_rss_kib;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -152,6 +152,25 @@ pub enum Error {
     Config(String),
 }
 
+/// Runs `$then` on the `project_id` field of the variants that carry one (the list
+/// lives here only), `$otherwise` for the others.
+macro_rules! project_id_field {
+    ($error:expr, |$id:ident| $then:expr, $otherwise:expr) => {
+        match $error {
+            Error::NotFound { project_id: $id, .. }
+            | Error::RateLimited { project_id: $id, .. }
+            | Error::CreditsExhausted { project_id: $id, .. }
+            | Error::Incomplete { project_id: $id, .. }
+            | Error::Timeout { project_id: $id, .. }
+            | Error::Api { project_id: $id, .. }
+            | Error::Transport { project_id: $id, .. }
+            | Error::Decode { project_id: $id, .. }
+            | Error::EventTooLarge { project_id: $id, .. } => $then,
+            _ => $otherwise,
+        }
+    };
+}
+
 /// A boxed error source, kept opaque so that third-party error types stay out of the
 /// public API.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -202,18 +221,7 @@ impl Error {
     /// The project this error concerns, when it was known: use it to poll the
     /// project or follow up after a failure.
     pub fn project_id(&self) -> Option<&ProjectId> {
-        match self {
-            Error::NotFound { project_id, .. }
-            | Error::RateLimited { project_id, .. }
-            | Error::CreditsExhausted { project_id, .. }
-            | Error::Incomplete { project_id, .. }
-            | Error::Timeout { project_id, .. }
-            | Error::Api { project_id, .. }
-            | Error::Transport { project_id, .. }
-            | Error::Decode { project_id, .. }
-            | Error::EventTooLarge { project_id, .. } => project_id.as_ref(),
-            _ => None,
-        }
+        project_id_field!(self, |project_id| project_id.as_ref(), None)
     }
 
     /// The variant's name in snake_case (`"rate_limited"`, `"incomplete"`, ...): a
@@ -262,22 +270,9 @@ impl Error {
     /// Attaches the project id to an error that can carry one, when it has none yet.
     pub(crate) fn with_project_id(mut self, id: Option<&ProjectId>) -> Self {
         let Some(id) = id else { return self };
-        match &mut self {
-            Error::NotFound { project_id, .. }
-            | Error::RateLimited { project_id, .. }
-            | Error::CreditsExhausted { project_id, .. }
-            | Error::Incomplete { project_id, .. }
-            | Error::Timeout { project_id, .. }
-            | Error::Api { project_id, .. }
-            | Error::Transport { project_id, .. }
-            | Error::Decode { project_id, .. }
-            | Error::EventTooLarge { project_id, .. }
-                if project_id.is_none() =>
-            {
-                *project_id = Some(id.clone());
-            }
-            _ => {}
-        }
+        project_id_field!(&mut self, |project_id| {
+            project_id.get_or_insert_with(|| id.clone());
+        }, ());
         self
     }
 

@@ -263,17 +263,11 @@ async fn a_silent_stream_fails_with_an_idle_timeout_keeping_the_project_id() {
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
-    let client = laracopilot::Client::builder()
-        .token(token())
-        .base_url(format!("http://{addr}/api/v1"))
+    let client = raw_builder(addr)
         .idle_timeout(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let items = collect(client.generate("Build a task management app").await.unwrap()).await;
-    assert_eq!(items.len(), 2);
-    let Err(err) = &items[1] else { panic!() };
-    assert!(matches!(err, Error::Timeout { kind: laracopilot::TimeoutKind::Idle, .. }), "{err:?}");
-    assert_eq!(err.project_id().unwrap(), "p5");
+    assert_times_out_after_one_event(client, laracopilot::TimeoutKind::Idle, "p5").await;
 }
 
 #[tokio::test]
@@ -289,19 +283,13 @@ async fn a_stream_past_its_deadline_fails_even_while_bytes_arrive() {
         }
     })
     .await;
-    let client = laracopilot::Client::builder()
-        .token(token())
-        .base_url(format!("http://{addr}/api/v1"))
+    let client = raw_builder(addr)
         .idle_timeout(Some(Duration::from_millis(200)))
         .stream_deadline(Some(Duration::from_millis(400)))
         .build()
         .unwrap();
-    let items = collect(client.generate("Build a task management app").await.unwrap()).await;
-    assert_eq!(items.len(), 2);
-    let Err(err) = &items[1] else { panic!() };
     // Keep-alive comments reset the idle timer, so only the deadline can fire.
-    assert!(matches!(err, Error::Timeout { kind: laracopilot::TimeoutKind::Deadline, .. }), "{err:?}");
-    assert_eq!(err.project_id().unwrap(), "p6");
+    assert_times_out_after_one_event(client, laracopilot::TimeoutKind::Deadline, "p6").await;
 }
 
 #[tokio::test]
@@ -313,9 +301,7 @@ async fn the_longest_gap_between_bytes_is_measured() {
         let _ = socket.write_all(b"data: {\"type\":\"stream_end\"}\n\n").await;
     })
     .await;
-    let client = laracopilot::Client::builder()
-        .token(token())
-        .base_url(format!("http://{addr}/api/v1"))
+    let client = raw_builder(addr)
         .build()
         .unwrap();
     let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
@@ -345,9 +331,7 @@ async fn dropping_a_generation_closes_the_connection() {
         }
     })
     .await;
-    let client = laracopilot::Client::builder()
-        .token(token())
-        .base_url(format!("http://{addr}/api/v1"))
+    let client = raw_builder(addr)
         .build()
         .unwrap();
     let mut generation = client.generate("Build a task management app").await.unwrap();
@@ -401,6 +385,21 @@ where
         }
     });
     (addr, task)
+}
+
+/// A client for a `raw_server`.
+fn raw_builder(addr: std::net::SocketAddr) -> laracopilot::ClientBuilder {
+    laracopilot::Client::builder().token(token()).base_url(format!("http://{addr}/api/v1"))
+}
+
+/// Generates, expecting `project_created` and then a timeout of `kind` that keeps the
+/// project id.
+async fn assert_times_out_after_one_event(client: laracopilot::Client, kind: laracopilot::TimeoutKind, id: &str) {
+    let items = collect(client.generate("Build a task management app").await.unwrap()).await;
+    assert_eq!(items.len(), 2);
+    let Err(err) = &items[1] else { panic!("{items:?}") };
+    assert!(matches!(err, Error::Timeout { kind: k, .. } if *k == kind), "{err:?}");
+    assert_eq!(err.project_id().unwrap(), id);
 }
 
 async fn write_head(socket: &mut tokio::net::TcpStream) {

@@ -34,6 +34,12 @@ async fn status_then(server: &MockServer, first: &str, times: u64, then: &str) {
     mount(server, "GET", "/agent/project/p1", status(then)).await;
 }
 
+/// A generation on `server` that opted in to recovery, driven to its end.
+async fn generate_recovering(server: &MockServer) -> laracopilot::Result<laracopilot::Outcome> {
+    let generation = client(server).generate("Build a task management app").await?;
+    generation.recover_with(fast()).finish().await
+}
+
 async fn count(server: &MockServer, verb: &str) -> usize {
     server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == verb).count()
 }
@@ -85,13 +91,7 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
     mount(&server, "POST", "/agent/generate", sse(partial)).await;
     status_then(&server, "generating", 1, "ready").await;
 
-    let outcome = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .recover_with(fast())
-        .finish()
-        .await
+    let outcome = generate_recovering(&server).await
         .unwrap();
     let project = outcome.recovered.as_ref().expect("recovered by polling");
     assert_eq!(project.project_status.as_deref(), Some("ready"));
@@ -106,13 +106,7 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
 async fn a_stream_broken_before_the_project_id_cannot_be_recovered() {
     let server = server().await;
     mount(&server, "POST", "/agent/generate", sse(sse_body(&[r#"{"type":"container_progress","message":"x"}"#]))).await;
-    let err = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .recover_with(fast())
-        .finish()
-        .await
+    let err = generate_recovering(&server).await
         .unwrap_err();
     assert!(matches!(err, Error::Incomplete { project_id: None, events: 1 }), "{err:?}");
 }
@@ -122,13 +116,7 @@ async fn credits_exhausted_is_never_recovered() {
     let server = server().await;
     let body = sse_body(&[r#"{"type":"project_created","project_id":"p1"}"#, r#"{"type":"credits_exhausted"}"#]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let err = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .recover_with(fast())
-        .finish()
-        .await
+    let err = generate_recovering(&server).await
         .unwrap_err();
     assert!(matches!(err, Error::CreditsExhausted { .. }), "{err:?}");
     assert_eq!(count(&server, "GET").await, 0);

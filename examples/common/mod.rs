@@ -72,6 +72,13 @@ pub async fn connect() -> Result<Connection, Error> {
     )))
 }
 
+/// The process's peak resident memory in KiB (`VmHWM`; Linux only).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Prints one JSON object on its own line on stdout.
 pub fn print_json(value: &Value) {
     let mut out = std::io::stdout().lock();
