@@ -102,13 +102,14 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Client::generate`], plus [`Error::NotFound`] for an unknown project.
+    /// As [`Client::generate`], plus [`Error::NotFound`] for an unknown project and
+    /// [`Error::Config`] for an empty project id.
     pub async fn follow_up(
         &self,
         project_id: impl Into<ProjectId>,
         prompt: impl Into<String>,
     ) -> Result<Generation> {
-        let project_id = project_id.into();
+        let project_id = non_empty(project_id.into())?;
         let url = self.endpoint(&["agent", "generate", project_id.as_str()]);
         http::start_generation(self, url, prompt.into(), Some(project_id)).await
     }
@@ -120,9 +121,9 @@ impl Client {
     ///
     /// [`Error::NotFound`] for an unknown project, the request-level errors of
     /// [`Client::generate`], and [`Error::Decode`] for an answer that is not the
-    /// documented JSON.
+    /// documented JSON; [`Error::Config`] for an empty project id.
     pub async fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
-        let project_id = project_id.into();
+        let project_id = non_empty(project_id.into())?;
         let url = self.endpoint(&["agent", "project", project_id.as_str()]);
         http::get_project(self, url, project_id).await
     }
@@ -441,6 +442,15 @@ impl ClientBuilder {
     }
 }
 
+/// An empty id would address another endpoint (`/agent/generate/` or
+/// `/agent/project/`): refuse it before sending.
+fn non_empty(project_id: ProjectId) -> Result<ProjectId> {
+    if project_id.as_str().trim().is_empty() {
+        return Err(Error::Config("the project id is empty".into()));
+    }
+    Ok(project_id)
+}
+
 fn parse_base_url(text: &str, allow_http: bool) -> Result<Url> {
     let url = Url::parse(text).map_err(|e| Error::Config(format!("invalid base URL: {e}")))?;
     if url.cannot_be_a_base() || url.host().is_none() {
@@ -560,6 +570,14 @@ mod tests {
             .idle_timeout(None)
             .build()
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_empty_project_id_is_refused_before_sending() {
+        // Port 9 (discard) is never contacted: the check comes first.
+        let client = Client::builder().token(token()).base_url("http://127.0.0.1:9/api/v1").build().unwrap();
+        assert!(matches!(client.project("").await, Err(Error::Config(_))));
+        assert!(matches!(client.follow_up(" ", "Add a dark mode").await, Err(Error::Config(_))));
     }
 
     #[test]
