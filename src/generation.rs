@@ -67,6 +67,8 @@ pub struct Generation {
     /// For the opt-in recovery by polling: the client and how to wait.
     client: Client,
     recovery: Option<WaitOptions>,
+    /// The project id was reported to the span.
+    id_reported: bool,
 }
 
 /// Liveness statistics of a stream, from [`Generation::stats`] and in [`Outcome`].
@@ -117,6 +119,7 @@ impl Generation {
     ) -> Self {
         let config = &client.inner.stream;
         let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
+        let id_reported = project_id.is_some();
         Generation {
             body: Some(reqwest::Body::from(response)),
             reader: EventReader::new(config.max_event_size, project_id),
@@ -133,6 +136,7 @@ impl Generation {
             span,
             client: client.clone(),
             recovery: None,
+            id_reported,
         }
     }
 
@@ -297,30 +301,42 @@ impl Generation {
 
     fn close(&mut self) {
         if self.body.take().is_some() {
-            self.span.ended(self.reader.events(), if self.reader.is_finished() { "terminal" } else { "closed" });
+            self.span.ended(
+                self.reader.events(),
+                if self.reader.is_finished() {
+                    "terminal"
+                } else {
+                    "closed"
+                },
+            );
         }
         self.idle = None;
         self.deadline = None;
     }
 
-    fn on_data(&mut self, data: &[u8]) {
+    fn on_data(&mut self, data: bytes::Bytes) {
         let now = Instant::now();
         self.clock.longest_gap = self.clock.longest_gap.max(now - self.clock.last_byte);
         self.clock.last_byte = now;
         if let (Some(idle), Some(limit)) = (self.idle.as_mut(), self.idle_timeout) {
             idle.as_mut().reset(now + limit);
         }
-        let before = self.reader.events();
-        let had_id = self.reader.project_id().is_some();
-        self.reader.feed(data);
-        if before == 0 && self.reader.events() > 0 {
-            let after = now - self.clock.sent;
+        self.reader.feed_bytes(data);
+    }
+
+    /// Book-keeping after an item was decoded: events are decoded as they are
+    /// popped, not when their bytes arrive.
+    fn on_item(&mut self) {
+        if self.clock.first_event.is_none() && self.reader.events() > 0 {
+            // The event arrived with the last chunk received.
+            let after = self.clock.last_byte - self.clock.sent;
             self.clock.first_event = Some(after);
             self.span.first_event(after);
         }
-        if !had_id {
+        if !self.id_reported {
             if let Some(id) = self.reader.project_id() {
                 self.span.project(id);
+                self.id_reported = true;
             }
         }
         if self.reader.is_finished() {
@@ -336,6 +352,7 @@ impl Stream for Generation {
         let this = self.get_mut();
         loop {
             if let Some(item) = this.reader.pop() {
+                this.on_item();
                 return Poll::Ready(Some(item));
             }
             let Some(body) = this.body.as_mut() else {
@@ -344,7 +361,7 @@ impl Stream for Generation {
             match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        this.on_data(&data);
+                        this.on_data(data);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => this.fail(map_reqwest(e, TimeoutKind::Idle)),
@@ -354,7 +371,9 @@ impl Stream for Generation {
                 }
                 Poll::Pending => {
                     let fired = |timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>| {
-                        timer.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready())
+                        timer
+                            .as_mut()
+                            .is_some_and(|s| s.as_mut().poll(cx).is_ready())
                     };
                     let kind = if fired(&mut this.idle, cx) {
                         TimeoutKind::Idle

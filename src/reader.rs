@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::{Buf, Bytes};
+
 use crate::event::{decode_event, Decoded};
 use crate::sse::{Decoder, Frame};
 use crate::{Error, Event, ProjectId, Result};
@@ -13,6 +15,9 @@ use crate::{Error, Event, ProjectId, Result};
 #[derive(Debug)]
 pub struct EventReader {
     decoder: Decoder,
+    /// Input received but not decoded yet: events are decoded one at a time, as
+    /// [`EventReader::pop`] asks for them.
+    input: Bytes,
     state: State,
 }
 
@@ -20,7 +25,7 @@ pub struct EventReader {
 /// can be borrowed at once).
 #[derive(Debug)]
 struct State {
-    queue: VecDeque<Result<Event>>,
+    queue: Queue,
     project_id: Option<ProjectId>,
     events: u64,
     bytes: u64,
@@ -34,8 +39,9 @@ impl EventReader {
     pub fn new(max_event_size: usize, project_id: Option<ProjectId>) -> Self {
         EventReader {
             decoder: Decoder::new(max_event_size),
+            input: Bytes::new(),
             state: State {
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 project_id,
                 events: 0,
                 bytes: 0,
@@ -44,28 +50,60 @@ impl EventReader {
         }
     }
 
-    /// Decodes one chunk of the body; its items are then available from
+    /// Takes one chunk of the body (copied); its items are then available from
     /// [`EventReader::pop`]. Does nothing once a terminal item was produced.
     pub fn feed(&mut self, data: &[u8]) {
+        self.feed_bytes(Bytes::copy_from_slice(data));
+    }
+
+    /// Takes one chunk of the body without copying it; its items are then available
+    /// from [`EventReader::pop`], decoded as they are popped.
+    pub fn feed_bytes(&mut self, data: Bytes) {
         if self.state.finished {
             return;
         }
         self.state.bytes += data.len() as u64;
+        self.drain();
+        self.input = data;
+    }
+
+    /// Decodes up to one event from the input. The input is let go as soon as it is
+    /// used up (it may pin the connection's read buffer), or once the stream is over.
+    fn decode_next(&mut self) {
         let state = &mut self.state;
-        let decoded = self.decoder.feed(data, &mut |frame| state.on_frame(frame));
-        // Bytes after a terminal event in the same chunk do not count: the stream is
-        // over, whatever they hold.
-        if let (Err(too_large), false) = (decoded, self.state.finished) {
-            self.fail(Error::EventTooLarge {
-                limit: too_large.limit,
-                project_id: None,
-            });
+        match self
+            .decoder
+            .feed_until_event(&self.input, &mut |frame| state.on_frame(frame))
+        {
+            Ok(used) if used < self.input.len() => self.input.advance(used),
+            Ok(_) => self.input = Bytes::new(),
+            Err(too_large) => {
+                self.input = Bytes::new();
+                // Bytes after a terminal event do not count: the stream is over.
+                if !self.state.finished {
+                    self.push_failure(Error::EventTooLarge {
+                        limit: too_large.limit,
+                        project_id: None,
+                    });
+                }
+            }
+        }
+        if self.state.finished {
+            self.input = Bytes::new();
+        }
+    }
+
+    /// Decodes all the input left (before anything is queued after it).
+    fn drain(&mut self) {
+        while !self.input.is_empty() {
+            self.decode_next();
         }
     }
 
     /// The body ended: produces the last events and, without a terminal event,
     /// [`Error::Incomplete`].
     pub fn end(&mut self) {
+        self.drain();
         if self.state.finished {
             return;
         }
@@ -87,6 +125,11 @@ impl EventReader {
 
     /// Ends the stream with `error` after the items already queued.
     pub fn fail(&mut self, error: Error) {
+        self.drain();
+        self.push_failure(error);
+    }
+
+    fn push_failure(&mut self, error: Error) {
         let error = error.with_project_id(self.state.project_id.as_ref());
         self.state.queue.push_back(Err(error));
         self.state.finished = true;
@@ -94,7 +137,15 @@ impl EventReader {
 
     /// The next decoded item, if any is waiting.
     pub fn pop(&mut self) -> Option<Result<Event>> {
-        self.state.queue.pop_front()
+        loop {
+            if let Some(item) = self.state.queue.pop_front() {
+                return Some(item);
+            }
+            if self.input.is_empty() {
+                return None;
+            }
+            self.decode_next();
+        }
     }
 
     /// How many items are waiting.
@@ -156,5 +207,32 @@ impl State {
                 Error::decode("event", e).with_project_id(self.project_id.as_ref())
             )),
         }
+    }
+}
+
+/// A FIFO queue whose first item is held inline: decoding one event at a time, it
+/// never allocates; only the rare bursts (an error after the rest of a chunk) spill
+/// into the `VecDeque`.
+#[derive(Debug, Default)]
+struct Queue {
+    first: Option<Result<Event>>,
+    rest: VecDeque<Result<Event>>,
+}
+
+impl Queue {
+    fn push_back(&mut self, item: Result<Event>) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Result<Event>> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
     }
 }

@@ -14,16 +14,28 @@
 //! - at the end of the input, pending data that ends with `}` is dispatched instead of
 //!   discarded.
 //!
-//! Every byte is scanned once (the partial line carried between chunks is never
-//! rescanned), so the cost is linear in the input whatever its chunking. The size of
-//! one event (its data plus the line being read) is capped. Invalid UTF-8 is replaced
-//! with U+FFFD instead of stopping the stream.
+//! The partial line carried between chunks is never rescanned (a line that starts a
+//! new event by the JSON rule is scanned at most twice), so the cost is linear in the
+//! input whatever its chunking. The cap applies to every line and to the data of
+//! every event, whatever the chunking (so the decoder holds at most twice the cap).
+//! Invalid UTF-8 is replaced with U+FFFD instead of stopping the stream.
+//!
+//! The common case costs no copy: an event made of one `data` line that ends inside
+//! the chunk being fed is handed out as a slice of that chunk. Data is copied into
+//! the decoder only when an event has several `data` lines or spans chunks.
+//! [`Decoder::feed`] decodes a whole chunk; [`Decoder::feed_until_event`] stops after
+//! the first event, so that a reader can decode events one at a time, as its
+//! consumer asks for them.
 
 use std::borrow::Cow;
 
 use memchr::{memchr, memchr2};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Buffers above this capacity are released once empty, so an idle stream does not
+/// keep the memory of its largest event.
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 /// One dispatched event. It borrows from the decoder and lives for one callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,17 +64,41 @@ pub struct Decoder {
     line: Vec<u8>,
     /// The data of the event being built, each line followed by `\n`.
     data: Vec<u8>,
-    event: String,
-    id: String,
-    retry: Option<u64>,
+    /// Boxed: most streams (LaraCopilot's among them) never send these fields.
+    fields: Option<Box<Fields>>,
     max_event_size: usize,
     /// BOM bytes matched so far at the start of the stream; `None` once decided.
-    bom_matched: Option<usize>,
+    bom_matched: Option<u8>,
     /// The previous chunk ended with CR: a LF opening the next one belongs to it.
     skip_lf: bool,
     /// The last data line ended with `}`.
     data_closes_object: bool,
     failed: bool,
+}
+
+/// The `event`, `id` and `retry` fields of the stream.
+#[derive(Debug, Default)]
+struct Fields {
+    /// The type of the event being built; empty for the default, `message`.
+    event: String,
+    id: String,
+    retry: Option<u64>,
+}
+
+/// The data of the event being built while it is still a single line borrowed from
+/// the input (the decoder's `data` buffer is then empty).
+type Pending<'p> = Option<&'p [u8]>;
+
+/// What processing one line did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// No event was dispatched.
+    Next,
+    /// The line completed an event, which was dispatched.
+    Dispatched,
+    /// The line starts a new event: the previous one was dispatched and the line was
+    /// left unprocessed, to be read again by the next call.
+    DispatchedBefore,
 }
 
 impl Decoder {
@@ -71,9 +107,7 @@ impl Decoder {
         Decoder {
             line: Vec::new(),
             data: Vec::new(),
-            event: String::new(),
-            id: String::new(),
-            retry: None,
+            fields: None,
             max_event_size,
             bom_matched: Some(0),
             skip_lf: false,
@@ -88,19 +122,44 @@ impl Decoder {
         self.line.len() + self.data.len()
     }
 
+    /// Capacity held by the decoder's buffers.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.line.capacity() + self.data.capacity()
+    }
+
     /// Decodes one chunk, calling `out` for every event it completes.
     pub fn feed(
         &mut self,
         mut chunk: &[u8],
         out: &mut impl FnMut(Frame<'_>),
     ) -> Result<(), TooLarge> {
+        loop {
+            let used = self.feed_until_event(chunk, out)?;
+            if used == chunk.len() {
+                return Ok(());
+            }
+            chunk = &chunk[used..];
+        }
+    }
+
+    /// Decodes `chunk` up to the end of the first event it completes, calls `out` for
+    /// that event, and returns how many bytes of `chunk` it used: all of them when no
+    /// event was completed. Feed the rest (`&chunk[used..]`) next, so that events can
+    /// be decoded one at a time, as the consumer asks for them.
+    pub fn feed_until_event(
+        &mut self,
+        whole: &[u8],
+        out: &mut impl FnMut(Frame<'_>),
+    ) -> Result<usize, TooLarge> {
         if self.failed {
             return Err(self.too_large());
         }
+        let mut chunk = whole;
         if let Some(matched) = self.bom_matched {
-            chunk = self.skip_bom(matched, chunk);
+            chunk = self.skip_bom(usize::from(matched), chunk);
             if self.bom_matched.is_some() {
-                return Ok(());
+                return Ok(whole.len());
             }
         }
         if self.skip_lf && !chunk.is_empty() {
@@ -109,33 +168,54 @@ impl Decoder {
                 chunk = &chunk[1..];
             }
         }
-        while let Some(end) = memchr2(b'\n', b'\r', chunk) {
-            if self.line.is_empty() {
-                self.process_line(&chunk[..end], out)?;
-            } else {
-                self.reserve(end)?;
-                self.line.extend_from_slice(&chunk[..end]);
-                let line = std::mem::take(&mut self.line);
-                let result = self.process_line(&line, out);
-                self.line = line;
-                self.line.clear();
-                result?;
+        let mut pending: Pending<'_> = None;
+        let mut step = Step::Next;
+        // The partial line of earlier chunks, completed by this one: owned here so
+        // that its data can be borrowed like the chunk's.
+        let mut carried = None;
+        if !self.line.is_empty() {
+            let Some(end) = memchr2(b'\n', b'\r', chunk) else {
+                self.reserve(chunk.len())?;
+                self.line.extend_from_slice(chunk);
+                return Ok(whole.len());
+            };
+            self.reserve(end)?;
+            self.line.extend_from_slice(&chunk[..end]);
+            let line: &Vec<u8> = carried.insert(std::mem::take(&mut self.line));
+            // This line cannot be left for the next call: it is no longer in `chunk`.
+            step = self.process_line(line, &mut pending, false, out)?;
+            chunk = self.after_line_end(chunk, end);
+        }
+        while step == Step::Next {
+            let Some(end) = memchr2(b'\n', b'\r', chunk) else {
+                break;
+            };
+            // The same cap as a line carried over from earlier chunks meets, so that
+            // the outcome never depends on the chunking.
+            if end > self.max_event_size {
+                return Err(self.fail());
             }
-            let terminator = chunk[end];
-            chunk = &chunk[end + 1..];
-            if terminator == b'\r' {
-                match chunk.first() {
-                    Some(b'\n') => chunk = &chunk[1..],
-                    Some(_) => {}
-                    None => self.skip_lf = true,
-                }
+            step = self.process_line(&chunk[..end], &mut pending, true, out)?;
+            if step != Step::DispatchedBefore {
+                chunk = self.after_line_end(chunk, end);
             }
         }
-        if !chunk.is_empty() {
+        if let Some(value) = pending {
+            self.push_data(value);
+        }
+        if let Some(mut line) = carried.filter(|l| l.capacity() <= KEEP_CAPACITY) {
+            line.clear();
+            self.line = line;
+        }
+        if step == Step::Next && !chunk.is_empty() {
             self.reserve(chunk.len())?;
             self.line.extend_from_slice(chunk);
+            chunk = &[];
         }
-        Ok(())
+        if self.data.is_empty() && self.data.capacity() > KEEP_CAPACITY {
+            self.data = Vec::new();
+        }
+        Ok(whole.len() - chunk.len())
     }
 
     /// Ends the input: dispatches what the JSON rule allows (see the module docs) and
@@ -146,17 +226,32 @@ impl Decoder {
         }
         if let Some(matched) = self.bom_matched.take() {
             // The input ended inside what could have been a BOM: those bytes are text.
-            self.line.extend_from_slice(&BOM[..matched]);
+            self.line.extend_from_slice(&BOM[..usize::from(matched)]);
         }
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out)?;
+        let line = std::mem::take(&mut self.line);
+        let mut pending = None;
+        if !line.is_empty() {
+            self.process_line(&line, &mut pending, false, out)?;
         }
         if self.data_closes_object {
-            self.dispatch(out);
+            self.dispatch(pending, out);
         }
-        self.data.clear();
+        self.data = Vec::new();
         Ok(())
+    }
+
+    /// The rest of `chunk` after the line ending at `end`; a CR at the very end of the
+    /// chunk may be followed by a LF in the next one.
+    fn after_line_end<'c>(&mut self, chunk: &'c [u8], end: usize) -> &'c [u8] {
+        let rest = &chunk[end + 1..];
+        if chunk[end] == b'\r' {
+            match rest.first() {
+                Some(b'\n') => return &rest[1..],
+                Some(_) => {}
+                None => self.skip_lf = true,
+            }
+        }
+        rest
     }
 
     fn skip_bom<'c>(&mut self, mut matched: usize, chunk: &'c [u8]) -> &'c [u8] {
@@ -164,7 +259,8 @@ impl Decoder {
         while matched < BOM.len() {
             match chunk.get(taken) {
                 None => {
-                    self.bom_matched = Some(matched);
+                    // `matched` < 3.
+                    self.bom_matched = Some(matched as u8);
                     return &[];
                 }
                 Some(&b) if b == BOM[matched] => {
@@ -185,14 +281,19 @@ impl Decoder {
         &chunk[taken..]
     }
 
+    /// Checks that the line being read stays within the cap once `more` bytes join it.
     fn reserve(&mut self, more: usize) -> Result<(), TooLarge> {
-        if self.line.len() + self.data.len() + more > self.max_event_size {
-            self.failed = true;
-            self.line = Vec::new();
-            self.data = Vec::new();
-            return Err(self.too_large());
+        if self.line.len() + more > self.max_event_size {
+            return Err(self.fail());
         }
         Ok(())
+    }
+
+    fn fail(&mut self) -> TooLarge {
+        self.failed = true;
+        self.line = Vec::new();
+        self.data = Vec::new();
+        self.too_large()
     }
 
     fn too_large(&self) -> TooLarge {
@@ -201,17 +302,32 @@ impl Decoder {
         }
     }
 
-    fn process_line(
+    fn push_data(&mut self, value: &[u8]) {
+        self.data.reserve(value.len() + 1);
+        self.data.extend_from_slice(value);
+        self.data.push(b'\n');
+    }
+
+    /// Processes one line (without its line end). With `may_leave`, a data line that
+    /// starts a new event (the JSON rule) is left for the next call once the previous
+    /// event is dispatched; without, it is processed after the dispatch.
+    fn process_line<'p>(
         &mut self,
-        line: &[u8],
+        line: &'p [u8],
+        pending: &mut Pending<'p>,
+        may_leave: bool,
         out: &mut impl FnMut(Frame<'_>),
-    ) -> Result<(), TooLarge> {
+    ) -> Result<Step, TooLarge> {
         if line.is_empty() {
-            self.dispatch(out);
-            return Ok(());
+            return Ok(if self.dispatch(pending.take(), out) {
+                Step::Dispatched
+            } else {
+                Step::Next
+            });
         }
+        let mut step = Step::Next;
         let (field, value) = match memchr(b':', line) {
-            Some(0) => return Ok(()),
+            Some(0) => return Ok(step),
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -220,56 +336,88 @@ impl Decoder {
         };
         match field {
             b"data" => {
-                if self.data_closes_object && value.trim_ascii_start().first() == Some(&b'{') {
-                    self.dispatch(out);
+                if self.data_closes_object
+                    && value.trim_ascii_start().first() == Some(&b'{')
+                    && self.dispatch(pending.take(), out)
+                {
+                    if may_leave {
+                        return Ok(Step::DispatchedBefore);
+                    }
+                    step = Step::Dispatched;
                 }
-                if self.data.len() + value.len() + 1 > self.max_event_size {
-                    self.failed = true;
-                    self.data = Vec::new();
-                    return Err(self.too_large());
+                let held = self.data.len() + pending.map_or(0, |p| p.len() + 1);
+                if held + value.len() + 1 > self.max_event_size {
+                    return Err(self.fail());
                 }
-                self.data.extend_from_slice(value);
-                self.data.push(b'\n');
+                if held == 0 {
+                    *pending = Some(value);
+                } else {
+                    if let Some(first) = pending.take() {
+                        self.push_data(first);
+                    }
+                    self.push_data(value);
+                }
                 self.data_closes_object = value.trim_ascii_end().last() == Some(&b'}');
             }
-            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
-            b"id" => {
-                if memchr(0, value).is_none() {
-                    self.id = String::from_utf8_lossy(value).into_owned();
-                }
+            b"event" => {
+                let fields = self.fields.get_or_insert_with(Box::default);
+                fields.event.clear();
+                fields.event.push_str(&String::from_utf8_lossy(value));
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    self.retry = Some(value.iter().fold(0u64, |n, d| {
+            // An id holding NUL is ignored.
+            b"id" if memchr(0, value).is_none() => {
+                let fields = self.fields.get_or_insert_with(Box::default);
+                fields.id.clear();
+                fields.id.push_str(&String::from_utf8_lossy(value));
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.fields.get_or_insert_with(Box::default).retry =
+                    Some(value.iter().fold(0u64, |n, d| {
                         n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
                     }));
-                }
             }
             _ => {}
         }
-        Ok(())
+        Ok(step)
     }
 
-    fn dispatch(&mut self, out: &mut impl FnMut(Frame<'_>)) {
+    /// Hands out the event being built (`pending`, or the `data` buffer) if it has
+    /// data, and starts the next one. Returns whether `out` was called.
+    fn dispatch(&mut self, pending: Pending<'_>, out: &mut impl FnMut(Frame<'_>)) -> bool {
         self.data_closes_object = false;
-        if self.data.is_empty() {
-            self.event.clear();
-            return;
-        }
-        let data = &self.data[..self.data.len() - 1];
-        let text: Cow<'_, str> = String::from_utf8_lossy(data);
+        let data = match pending {
+            Some(value) => value,
+            // Without the `\n` that follows every line.
+            None if !self.data.is_empty() => &self.data[..self.data.len() - 1],
+            None => {
+                if let Some(fields) = &mut self.fields {
+                    fields.event.clear();
+                }
+                return false;
+            }
+        };
+        // Validating is much faster than the lossy conversion's scan; the conversion
+        // only runs for invalid input.
+        let text = match std::str::from_utf8(data) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(data),
+        };
+        let (event, id, retry) = match &self.fields {
+            Some(f) if !f.event.is_empty() => (f.event.as_str(), f.id.as_str(), f.retry),
+            Some(f) => ("message", f.id.as_str(), f.retry),
+            None => ("message", "", None),
+        };
         out(Frame {
-            event: if self.event.is_empty() {
-                "message"
-            } else {
-                &self.event
-            },
+            event,
             data: &text,
-            id: &self.id,
-            retry: self.retry,
+            id,
+            retry,
         });
         self.data.clear();
-        self.event.clear();
+        if let Some(fields) = &mut self.fields {
+            fields.event.clear();
+        }
+        true
     }
 }
 
@@ -424,6 +572,61 @@ mod tests {
         assert_eq!(decode_chunks(&bytes, usize::MAX).unwrap(), want);
     }
 
+    /// Decodes with `feed_until_event`, checking that each call completes at most one
+    /// event and uses the whole chunk when it completes none.
+    fn decode_one_at_a_time(chunks: &[&[u8]]) -> Vec<Owned> {
+        let mut decoder = Decoder::new(usize::MAX);
+        let mut events = Vec::new();
+        for chunk in chunks {
+            let mut rest = *chunk;
+            loop {
+                let mut got = Vec::new();
+                let used = decoder
+                    .feed_until_event(rest, &mut |f: Frame<'_>| {
+                        got.push(Owned {
+                            event: f.event.into(),
+                            data: f.data.into(),
+                            id: f.id.into(),
+                            retry: f.retry,
+                        })
+                    })
+                    .unwrap();
+                assert!(got.len() <= 1, "{got:?}");
+                assert!(!got.is_empty() || used == rest.len());
+                let done = got.is_empty();
+                events.extend(got);
+                rest = &rest[used..];
+                if done {
+                    break;
+                }
+            }
+        }
+        let mut push = |f: Frame<'_>| {
+            events.push(Owned {
+                event: f.event.into(),
+                data: f.data.into(),
+                id: f.id.into(),
+                retry: f.retry,
+            })
+        };
+        decoder.finish(&mut push).unwrap();
+        events
+    }
+
+    #[test]
+    fn one_event_at_a_time_gives_the_same_events_at_every_split_point() {
+        let input: &[u8] = b"\xEF\xBB\xBFdata: {\"k\":0}\r\ndata: {\"k\":1}\n: c\r\rdata: a\r\ndata: b\n\nevent: e\ndata: {\"k\":2}\ndata: {\"k\":3}\n\ndata: {\"k\":4}";
+        let want = decode(input);
+        assert_eq!(want.len(), 6);
+        assert_eq!(decode_one_at_a_time(&[input]), want);
+        for i in 0..=input.len() {
+            for j in i..=input.len() {
+                let got = decode_one_at_a_time(&[&input[..i], &input[i..j], &input[j..]]);
+                assert_eq!(got, want, "split at {i} and {j}");
+            }
+        }
+    }
+
     #[test]
     fn an_event_over_the_cap_is_an_error_whatever_the_chunking() {
         let big = format!("data: {}\n\n", "x".repeat(100));
@@ -441,6 +644,38 @@ mod tests {
         // Events under the cap pass, however many there are.
         let many = "data: xxxxxxxxxx\n\n".repeat(100);
         assert_eq!(decode_chunks(&[many.as_bytes()], 50).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn a_single_line_event_inside_one_chunk_is_not_copied() {
+        let mut decoder = Decoder::new(usize::MAX);
+        let mut datas = Vec::new();
+        let mut push = |f: Frame<'_>| datas.push(f.data.to_owned());
+        decoder
+            .feed(b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n", &mut push)
+            .unwrap();
+        assert_eq!(datas, [r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert_eq!(decoder.capacity(), 0);
+    }
+
+    #[test]
+    fn an_idle_decoder_releases_the_memory_of_a_large_event() {
+        let mut decoder = Decoder::new(usize::MAX);
+        let mut sizes = Vec::new();
+        let mut push = |f: Frame<'_>| sizes.push(f.data.len());
+        let big = format!("data: {}\ndata: x\n\n", "y".repeat(100_000));
+        for piece in big.as_bytes().chunks(1000) {
+            decoder.feed(piece, &mut push).unwrap();
+        }
+        decoder
+            .feed(b"data: small\n\ndata: par", &mut push)
+            .unwrap();
+        assert_eq!(sizes, [100_002, 5]);
+        assert!(
+            decoder.capacity() <= KEEP_CAPACITY,
+            "{}",
+            decoder.capacity()
+        );
     }
 
     #[test]
