@@ -25,7 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.fault_next(Fault::OversizedEvent(ENDLESS));
         let client = server.client_builder().max_event_size(cap).build()?;
         let started = Instant::now();
-        let result = client.generate("Build a task management app").await?.finish().await;
+        let result = client
+            .generate("Build a task management app")
+            .await?
+            .finish()
+            .await;
         let peak = peak_rss_kib().unwrap_or(0);
         match result {
             Err(Error::EventTooLarge { limit, project_id }) => println!(

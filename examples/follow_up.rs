@@ -20,14 +20,25 @@ async fn main() -> ExitCode {
     let result = async {
         let (id, prompt) = match args.positional.split_first() {
             Some((id, rest)) if !rest.is_empty() => (id.clone(), rest.join(" ")),
-            _ => return Err(Error::Config("usage: follow_up [--json] PROJECT_ID PROMPT".into())),
+            _ => {
+                return Err(Error::Config(
+                    "usage: follow_up [--json] PROJECT_ID PROMPT".into(),
+                ))
+            }
         };
         let connection = common::connect().await?;
         let id = if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
             laracopilot::ProjectId::from(id)
         } else {
-            let outcome = connection.client.generate("Build a task management app").await?.finish().await?;
-            let created = outcome.project_id.ok_or_else(|| Error::Config("the offline generation named no project".into()))?;
+            let outcome = connection
+                .client
+                .generate("Build a task management app")
+                .await?
+                .finish()
+                .await?;
+            let created = outcome
+                .project_id
+                .ok_or_else(|| Error::Config("the offline generation named no project".into()))?;
             eprintln!("Created offline project {created} to follow up on");
             created
         };

@@ -18,7 +18,11 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let args = common::args();
     let prompt = args.positional.join(" ");
-    let prompt = if prompt.trim().is_empty() { "Build a task management app".to_owned() } else { prompt };
+    let prompt = if prompt.trim().is_empty() {
+        "Build a task management app".to_owned()
+    } else {
+        prompt
+    };
     let result = async {
         let connection = common::connect().await?;
         let generation = connection.client.generate(prompt).await?;

@@ -33,7 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tasks: Vec<_> = (0..generations)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.generate("Build a task management app").await?.finish().await })
+            tokio::spawn(async move {
+                client
+                    .generate("Build a task management app")
+                    .await?
+                    .finish()
+                    .await
+            })
         })
         .collect();
     let mut delivered = 0;
@@ -45,9 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let expected = (generations * events) as u64;
     println!("generations: {generations}, events each: {events}");
     println!("delivered:   {delivered} of {expected} events");
-    println!("wall time:   {:.2} s ({:.0} events/s)", elapsed.as_secs_f64(), delivered as f64 / elapsed.as_secs_f64());
+    println!(
+        "wall time:   {:.2} s ({:.0} events/s)",
+        elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64()
+    );
     if let (Some(before), Some(peak)) = (before, peak_rss_kib()) {
-        println!("peak RSS:    {:.1} MiB (before the load: {:.1} MiB; client and server in one process)", peak as f64 / 1024.0, before as f64 / 1024.0);
+        println!(
+            "peak RSS:    {:.1} MiB (before the load: {:.1} MiB; client and server in one process)",
+            peak as f64 / 1024.0,
+            before as f64 / 1024.0
+        );
     }
     if delivered != expected {
         return Err("not every event was delivered".into());

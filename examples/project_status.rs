@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
     let args = common::args();
     let result = async {
         let [id] = args.positional.as_slice() else {
-            return Err(Error::Config("usage: project_status [--json] PROJECT_ID".into()));
+            return Err(Error::Config(
+                "usage: project_status [--json] PROJECT_ID".into(),
+            ));
         };
         let connection = common::connect().await?;
         connection.client.project(id.as_str()).await
@@ -27,14 +29,18 @@ async fn main() -> ExitCode {
     .await;
     match result {
         Ok(project) if args.json => {
-            let raw: serde_json::Value = serde_json::from_str(project.raw_json()).unwrap_or_default();
+            let raw: serde_json::Value =
+                serde_json::from_str(project.raw_json()).unwrap_or_default();
             common::print_json(&raw);
             ExitCode::SUCCESS
         }
         Ok(project) => {
             println!("Project: {}", project.project_id);
             println!("Name:    {}", project.name.as_deref().unwrap_or("-"));
-            println!("Status:  {}", project.project_status.as_deref().unwrap_or("-"));
+            println!(
+                "Status:  {}",
+                project.project_status.as_deref().unwrap_or("-")
+            );
             println!("App:     {}", project.app_url.as_deref().unwrap_or("-"));
             ExitCode::SUCCESS
         }

@@ -575,9 +575,16 @@ mod tests {
     #[tokio::test]
     async fn an_empty_project_id_is_refused_before_sending() {
         // Port 9 (discard) is never contacted: the check comes first.
-        let client = Client::builder().token(token()).base_url("http://127.0.0.1:9/api/v1").build().unwrap();
+        let client = Client::builder()
+            .token(token())
+            .base_url("http://127.0.0.1:9/api/v1")
+            .build()
+            .unwrap();
         assert!(matches!(client.project("").await, Err(Error::Config(_))));
-        assert!(matches!(client.follow_up(" ", "Add a dark mode").await, Err(Error::Config(_))));
+        assert!(matches!(
+            client.follow_up(" ", "Add a dark mode").await,
+            Err(Error::Config(_))
+        ));
     }
 
     #[test]

@@ -157,15 +157,33 @@ pub enum Error {
 macro_rules! project_id_field {
     ($error:expr, |$id:ident| $then:expr, $otherwise:expr) => {
         match $error {
-            Error::NotFound { project_id: $id, .. }
-            | Error::RateLimited { project_id: $id, .. }
-            | Error::CreditsExhausted { project_id: $id, .. }
-            | Error::Incomplete { project_id: $id, .. }
-            | Error::Timeout { project_id: $id, .. }
-            | Error::Api { project_id: $id, .. }
-            | Error::Transport { project_id: $id, .. }
-            | Error::Decode { project_id: $id, .. }
-            | Error::EventTooLarge { project_id: $id, .. } => $then,
+            Error::NotFound {
+                project_id: $id, ..
+            }
+            | Error::RateLimited {
+                project_id: $id, ..
+            }
+            | Error::CreditsExhausted {
+                project_id: $id, ..
+            }
+            | Error::Incomplete {
+                project_id: $id, ..
+            }
+            | Error::Timeout {
+                project_id: $id, ..
+            }
+            | Error::Api {
+                project_id: $id, ..
+            }
+            | Error::Transport {
+                project_id: $id, ..
+            }
+            | Error::Decode {
+                project_id: $id, ..
+            }
+            | Error::EventTooLarge {
+                project_id: $id, ..
+            } => $then,
             _ => $otherwise,
         }
     };
@@ -270,9 +288,13 @@ impl Error {
     /// Attaches the project id to an error that can carry one, when it has none yet.
     pub(crate) fn with_project_id(mut self, id: Option<&ProjectId>) -> Self {
         let Some(id) = id else { return self };
-        project_id_field!(&mut self, |project_id| {
-            project_id.get_or_insert_with(|| id.clone());
-        }, ());
+        project_id_field!(
+            &mut self,
+            |project_id| {
+                project_id.get_or_insert_with(|| id.clone());
+            },
+            ()
+        );
         self
     }
 
@@ -288,17 +310,18 @@ impl Error {
     /// [`RetryPolicy`](crate::RetryPolicy) retried. 1 for errors that carry no count.
     pub fn attempts(&self) -> u32 {
         match self {
-            Error::RateLimited { attempts, .. } | Error::Api { attempts, .. } | Error::Transport { attempts, .. } => {
-                *attempts
-            }
+            Error::RateLimited { attempts, .. }
+            | Error::Api { attempts, .. }
+            | Error::Transport { attempts, .. } => *attempts,
             _ => 1,
         }
     }
 
     /// Records the attempts made, on the errors that carry the count.
     pub(crate) fn with_attempts(mut self, count: u32) -> Self {
-        if let Error::RateLimited { attempts, .. } | Error::Api { attempts, .. } | Error::Transport { attempts, .. } =
-            &mut self
+        if let Error::RateLimited { attempts, .. }
+        | Error::Api { attempts, .. }
+        | Error::Transport { attempts, .. } = &mut self
         {
             *attempts = count;
         }

@@ -272,7 +272,7 @@ pub(crate) enum Decoded {
 struct Wire<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    project_id: Option<ProjectId>,
+    project_id: Option<Lenient>,
     app_url: Option<Lenient>,
     message: Option<Lenient>,
     percentage: Option<Percentage>,
@@ -287,9 +287,12 @@ struct Wire<'a> {
 pub(crate) fn decode_event(data: &str) -> Result<Decoded, serde_json::Error> {
     let wire: Wire<'_> = serde_json::from_str(data)?;
     let raw = || Box::<str>::from(data);
-    let text = |v: Option<Lenient>| v.and_then(|l| l.0);
+    let text = |v: Option<Lenient>| v.and_then(Lenient::text);
+    // Required where documented (`project_created`); elsewhere an id of another shape
+    // is left out rather than failing the event.
+    let project_id = wire.project_id.and_then(Lenient::id);
     let event = match &*wire.kind {
-        "project_created" => match wire.project_id {
+        "project_created" => match project_id {
             Some(project_id) => Event::ProjectCreated(ProjectCreated {
                 project_id,
                 app_url: text(wire.app_url),
@@ -318,7 +321,7 @@ pub(crate) fn decode_event(data: &str) -> Result<Decoded, serde_json::Error> {
             raw: raw(),
         }),
         "stream_end" => Event::StreamEnd(StreamEnd {
-            project_id: wire.project_id,
+            project_id,
             app_url: text(wire.app_url),
             raw: raw(),
         }),
@@ -331,9 +334,32 @@ pub(crate) fn decode_event(data: &str) -> Result<Decoded, serde_json::Error> {
     Ok(Decoded::Event(event))
 }
 
-/// A string field that is `None` when the value is of another JSON type, so an
-/// unexpected shape of an undocumented field never fails the event.
-struct Lenient(Option<String>);
+/// A field of any JSON type: a string or an integer is kept, anything else is
+/// noted and skipped, so an unexpected shape never fails the event.
+enum Lenient {
+    Text(String),
+    /// An integer, as its decimal text.
+    Integer(String),
+    Other,
+}
+
+impl Lenient {
+    /// The value when it is a string.
+    fn text(self) -> Option<String> {
+        match self {
+            Lenient::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The value as a project id: a string or an integer, as on the wire.
+    fn id(self) -> Option<ProjectId> {
+        match self {
+            Lenient::Text(text) | Lenient::Integer(text) => Some(ProjectId::from(text)),
+            Lenient::Other => None,
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Lenient {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -344,36 +370,36 @@ impl<'de> Deserialize<'de> for Lenient {
                 f.write_str("any JSON value")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Lenient, E> {
-                Ok(Lenient(Some(v.to_owned())))
+                Ok(Lenient::Text(v.to_owned()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Lenient, E> {
-                Ok(Lenient(Some(v)))
+                Ok(Lenient::Text(v))
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Lenient, E> {
+                Ok(Lenient::Integer(v.to_string()))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Lenient, E> {
+                Ok(Lenient::Integer(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, _: f64) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
             fn visit_unit<E: de::Error>(self) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
             fn visit_none<E: de::Error>(self) -> Result<Lenient, E> {
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Lenient(None))
+                Ok(Lenient::Other)
             }
         }
         deserializer.deserialize_any(V)

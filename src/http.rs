@@ -54,7 +54,14 @@ pub(crate) async fn start_generation(
         span.project(id);
     }
     if status.is_success() && is_content_type(answer.response.headers(), EVENT_STREAM) {
-        return Ok(Generation::new(client, answer.response, project_id, sent, answer.attempts, span));
+        return Ok(Generation::new(
+            client,
+            answer.response,
+            project_id,
+            sent,
+            answer.attempts,
+            span,
+        ));
     }
     Err(error_from_response(answer, project_id).await)
 }
@@ -133,15 +140,26 @@ impl Call<'_> {
             let (retryable, retry_after) = match &outcome {
                 Ok((response, _)) => {
                     let status = response.status().as_u16();
-                    let retryable = matches!(status, 429 | 503) || (self.idempotent && status >= 500);
-                    (retryable, retry_after(response.headers(), SystemTime::now()))
+                    let retryable =
+                        matches!(status, 429 | 503) || (self.idempotent && status >= 500);
+                    (
+                        retryable,
+                        retry_after(response.headers(), SystemTime::now()),
+                    )
                 }
                 Err(failure) => {
-                    let transient = matches!(failure.error, Error::Transport { .. } | Error::Timeout { .. });
+                    let transient = matches!(
+                        failure.error,
+                        Error::Transport { .. } | Error::Timeout { .. }
+                    );
                     (failure.unsent || (self.idempotent && transient), None)
                 }
             };
-            let delay = if retryable { policy.delay(attempt, retry_after) } else { None };
+            let delay = if retryable {
+                policy.delay(attempt, retry_after)
+            } else {
+                None
+            };
             let Some(delay) = delay else {
                 return match outcome {
                     Ok((response, token)) => Ok(Answer {
@@ -173,7 +191,10 @@ impl Call<'_> {
     /// 401 means the server did no work, so this never spends credits twice).
     async fn send_authorized(&self) -> std::result::Result<(Response, Token), Failure> {
         let tokens = &self.client.inner.tokens;
-        let unsent = |error| Failure { error, unsent: true };
+        let unsent = |error| Failure {
+            error,
+            unsent: true,
+        };
         let token = tokens.current().await.map_err(unsent)?;
         let response = self.send_once(&token).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -206,8 +227,14 @@ impl Call<'_> {
             Some((limit, _)) => match tokio::time::timeout(limit, request.send()).await {
                 Ok(sent) => sent,
                 Err(_) => {
-                    let error = Error::Timeout { kind, project_id: None };
-                    return Err(Failure { error, unsent: false });
+                    let error = Error::Timeout {
+                        kind,
+                        project_id: None,
+                    };
+                    return Err(Failure {
+                        error,
+                        unsent: false,
+                    });
                 }
             },
             None => request.send().await,

@@ -97,8 +97,8 @@ mod reader;
 mod retry;
 mod sse;
 mod token;
-mod trace;
 pub mod tokens;
+mod trace;
 
 pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
 pub use error::{BoxError, Error, TimeoutKind};

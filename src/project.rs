@@ -137,9 +137,26 @@ impl fmt::Debug for WaitOptions {
 
 /// Statuses taken as settled by [`WaitOptions::settled_by_default`].
 const SETTLED: &[&str] = &[
-    "ready", "completed", "complete", "done", "finished", "success", "succeeded", "deployed",
-    "live", "active", "failed", "failure", "error", "errored", "cancelled", "canceled",
-    "stopped", "incomplete", "interrupted", "credits_exhausted",
+    "ready",
+    "completed",
+    "complete",
+    "done",
+    "finished",
+    "success",
+    "succeeded",
+    "deployed",
+    "live",
+    "active",
+    "failed",
+    "failure",
+    "error",
+    "errored",
+    "cancelled",
+    "canceled",
+    "stopped",
+    "incomplete",
+    "interrupted",
+    "credits_exhausted",
 ];
 
 impl WaitOptions {
@@ -158,7 +175,10 @@ impl WaitOptions {
     }
 
     /// When a project counts as settled.
-    pub fn settled_when(mut self, settled: impl Fn(&Project) -> bool + Send + Sync + 'static) -> Self {
+    pub fn settled_when(
+        mut self,
+        settled: impl Fn(&Project) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.settled = Arc::new(settled);
         self
     }
@@ -194,7 +214,11 @@ impl crate::Client {
     /// [`Error::Timeout`] (kind `Wait`) when the project did not settle in time; a
     /// non-retryable error of the status call (such as [`Error::NotFound`] or
     /// [`Error::Unauthorized`]) at once.
-    pub async fn wait_for_project(&self, project_id: impl Into<ProjectId>, options: WaitOptions) -> Result<Project> {
+    pub async fn wait_for_project(
+        &self,
+        project_id: impl Into<ProjectId>,
+        options: WaitOptions,
+    ) -> Result<Project> {
         let project_id = project_id.into();
         let deadline = tokio::time::Instant::now() + options.timeout;
         let mut interval = options.first_interval;

@@ -120,7 +120,8 @@ mod tests {
             .base_delay(Duration::from_millis(100))
             .max_delay(Duration::from_millis(1000));
         for attempt in 1..10 {
-            let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_millis(1000));
+            let bound =
+                Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_millis(1000));
             for _ in 0..50 {
                 let delay = policy.delay(attempt, None).unwrap();
                 assert!(delay <= bound, "attempt {attempt}: {delay:?} > {bound:?}");
@@ -132,14 +133,18 @@ mod tests {
     #[test]
     fn jitter_spreads_the_delays() {
         let policy = RetryPolicy::default();
-        let delays: std::collections::HashSet<_> = (0..20).map(|_| policy.delay(1, None).unwrap()).collect();
+        let delays: std::collections::HashSet<_> =
+            (0..20).map(|_| policy.delay(1, None).unwrap()).collect();
         assert!(delays.len() > 10, "{delays:?}");
     }
 
     #[test]
     fn retry_after_is_honoured_up_to_its_cap() {
         let policy = RetryPolicy::default().max_retry_after(Duration::from_secs(5));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(policy.delay(1, Some(Duration::from_secs(6))), None);
         assert_eq!(RetryPolicy::none().delay(1, Some(Duration::ZERO)), None);
     }

@@ -45,7 +45,8 @@ impl CallSpan {
     }
 
     pub(crate) fn first_event(&self, after: Duration) {
-        self.span.record("time_to_first_event_ms", after.as_millis() as u64);
+        self.span
+            .record("time_to_first_event_ms", after.as_millis() as u64);
     }
 
     pub(crate) fn ended(&self, events: u64, how: &str) {

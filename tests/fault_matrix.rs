@@ -55,18 +55,31 @@ fn client_for(server: &MockServer, retry: RetryPolicy) -> Client {
 }
 
 fn quick_retries() -> RetryPolicy {
-    RetryPolicy::default().base_delay(Duration::from_millis(5)).max_delay(Duration::from_millis(20))
+    RetryPolicy::default()
+        .base_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20))
 }
 
 /// A project to follow up on, made with a fault-free generation.
 async fn existing_project(client: &Client) -> ProjectId {
-    let outcome = client.generate(PROMPT).await.unwrap().finish().await.unwrap();
+    let outcome = client
+        .generate(PROMPT)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     outcome.project_id.expect("the mock names its projects")
 }
 
 /// Runs `call`, collecting every event until the terminal item (bounded in time and
 /// count). `prepare` arms the fault after any set-up request.
-async fn run(server: &MockServer, client: &Client, call: Call, prepare: impl FnOnce(&MockServer)) -> Run {
+async fn run(
+    server: &MockServer,
+    client: &Client,
+    call: Call,
+    prepare: impl FnOnce(&MockServer),
+) -> Run {
     let project = match call {
         Call::Generate => None,
         Call::FollowUp => Some(existing_project(client).await),
@@ -94,13 +107,27 @@ async fn run(server: &MockServer, client: &Client, call: Call, prepare: impl FnO
         match item {
             Some(Ok(Event::StreamEnd(end))) => {
                 events.push(Event::StreamEnd(end));
-                assert!(generation.next().await.is_none(), "nothing after the terminal event");
-                return Run { events, end: Ok(()), project };
+                assert!(
+                    generation.next().await.is_none(),
+                    "nothing after the terminal event"
+                );
+                return Run {
+                    events,
+                    end: Ok(()),
+                    project,
+                };
             }
             Some(Ok(event)) => events.push(event),
             Some(Err(error)) => {
-                assert!(generation.next().await.is_none(), "nothing after a terminal error");
-                return Run { events, end: Err(error), project };
+                assert!(
+                    generation.next().await.is_none(),
+                    "nothing after a terminal error"
+                );
+                return Run {
+                    events,
+                    end: Err(error),
+                    project,
+                };
             }
             None => panic!("the stream ended without a terminal item"),
         }
@@ -120,8 +147,15 @@ async fn baseline(call: Call) -> Vec<String> {
 /// Checks that the run delivered exactly the first `count` baseline events, and that
 /// its error carries the project id.
 fn assert_prefix_then(run: &Run, reference: &[String], count: usize, call: Call) {
-    assert_eq!(run.signatures(), reference[..count], "{call:?}: events before the fault");
-    let error = run.end.as_ref().expect_err("the fault ends the stream in an error");
+    assert_eq!(
+        run.signatures(),
+        reference[..count],
+        "{call:?}: events before the fault"
+    );
+    let error = run
+        .end
+        .as_ref()
+        .expect_err("the fault ends the stream in an error");
     let expected = match call {
         Call::FollowUp => run.project.clone(),
         Call::Generate => run.events.iter().find_map(|e| match e {
@@ -129,7 +163,10 @@ fn assert_prefix_then(run: &Run, reference: &[String], count: usize, call: Call)
             _ => None,
         }),
     };
-    assert!(expected.is_some() || count == 0, "{call:?}: a project id was announced");
+    assert!(
+        expected.is_some() || count == 0,
+        "{call:?}: a project id was announced"
+    );
     assert_eq!(error.project_id(), expected.as_ref(), "{call:?}: {error:?}");
 }
 
@@ -147,13 +184,22 @@ async fn benign_faults_still_deliver_every_event_in_order() {
         for faults in faults {
             let server = MockServer::start().await;
             let client = client_for(&server, RetryPolicy::none());
-            let run = run(&server, &client, call, |s| s.faults_next(faults.iter().cloned())).await;
+            let run = run(&server, &client, call, |s| {
+                s.faults_next(faults.iter().cloned())
+            })
+            .await;
             assert!(run.end.is_ok(), "{call:?} {faults:?}: {:?}", run.end);
             if faults.contains(&Fault::InvalidUtf8) {
                 let types: Vec<&str> = run.events.iter().map(Event::type_name).collect();
-                let reference_types: Vec<&str> = reference.iter().map(|s| s.split(':').next().unwrap()).collect();
+                let reference_types: Vec<&str> = reference
+                    .iter()
+                    .map(|s| s.split(':').next().unwrap())
+                    .collect();
                 assert_eq!(types, reference_types, "{call:?} {faults:?}");
-                assert!(run.signatures().iter().any(|s| s.contains('\u{FFFD}')), "{call:?}: replaced byte");
+                assert!(
+                    run.signatures().iter().any(|s| s.contains('\u{FFFD}')),
+                    "{call:?}: replaced byte"
+                );
             } else {
                 assert_eq!(run.signatures(), reference, "{call:?} {faults:?}");
             }
@@ -167,9 +213,16 @@ async fn a_dropped_connection_is_incomplete_after_exactly_the_events_sent() {
         let reference = baseline(call).await;
         let server = MockServer::start().await;
         let client = client_for(&server, quick_retries());
-        let run = run(&server, &client, call, |s| s.fault_next(Fault::DropAfter(5))).await;
+        let run = run(&server, &client, call, |s| {
+            s.fault_next(Fault::DropAfter(5))
+        })
+        .await;
         assert_prefix_then(&run, &reference, 5, call);
-        assert!(matches!(run.end, Err(Error::Incomplete { events: 5, .. })), "{call:?}: {:?}", run.end);
+        assert!(
+            matches!(run.end, Err(Error::Incomplete { events: 5, .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
     }
 }
 
@@ -179,10 +232,16 @@ async fn a_connection_torn_mid_event_fails_after_the_whole_events_only() {
         let reference = baseline(call).await;
         let server = MockServer::start().await;
         let client = client_for(&server, quick_retries());
-        let run = run(&server, &client, call, |s| s.fault_next(Fault::DropMidEvent(4))).await;
+        let run = run(&server, &client, call, |s| {
+            s.fault_next(Fault::DropMidEvent(4))
+        })
+        .await;
         assert_prefix_then(&run, &reference, 4, call);
         assert!(
-            matches!(run.end, Err(Error::Transport { .. } | Error::Incomplete { .. })),
+            matches!(
+                run.end,
+                Err(Error::Transport { .. } | Error::Incomplete { .. })
+            ),
             "{call:?}: {:?}",
             run.end
         );
@@ -195,10 +254,19 @@ async fn a_stalled_stream_times_out_instead_of_hanging() {
         let reference = baseline(call).await;
         let server = MockServer::start().await;
         let client = client_for(&server, quick_retries());
-        let run = run(&server, &client, call, |s| s.fault_next(Fault::StallBefore(3))).await;
+        let run = run(&server, &client, call, |s| {
+            s.fault_next(Fault::StallBefore(3))
+        })
+        .await;
         assert_prefix_then(&run, &reference, 3, call);
         assert!(
-            matches!(run.end, Err(Error::Timeout { kind: laracopilot::TimeoutKind::Idle, .. })),
+            matches!(
+                run.end,
+                Err(Error::Timeout {
+                    kind: laracopilot::TimeoutKind::Idle,
+                    ..
+                })
+            ),
             "{call:?}: {:?}",
             run.end
         );
@@ -211,7 +279,10 @@ async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
         let reference = baseline(call).await;
         let server = MockServer::start().await;
         let client = client_for(&server, RetryPolicy::none());
-        let run = run(&server, &client, call, |s| s.fault_next(Fault::OversizedEvent(64 * 1024))).await;
+        let run = run(&server, &client, call, |s| {
+            s.fault_next(Fault::OversizedEvent(64 * 1024))
+        })
+        .await;
         // The first event other than `project_created` is the oversized one.
         let before = usize::from(call == Call::Generate);
         assert_prefix_then(&run, &reference, before, call);
@@ -227,15 +298,27 @@ async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
 async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success() {
     for call in CALLS {
         let reference = baseline(call).await;
-        for reply in [Reply::RateLimited { retry_after: Some(0) }, Reply::Unavailable] {
+        for reply in [
+            Reply::RateLimited {
+                retry_after: Some(0),
+            },
+            Reply::Unavailable,
+        ] {
             let server = MockServer::start().await;
             let client = client_for(&server, quick_retries());
             let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
             assert!(run.end.is_ok(), "{call:?} {reply:?}: {:?}", run.end);
             assert_eq!(run.signatures(), reference, "{call:?} {reply:?}");
-            let posts = server.requests().iter().filter(|r| r.method == "POST").count();
+            let posts = server
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST")
+                .count();
             let expected = if call == Call::Generate { 2 } else { 3 };
-            assert_eq!(posts, expected, "{call:?} {reply:?}: one refused attempt, one accepted");
+            assert_eq!(
+                posts, expected,
+                "{call:?} {reply:?}: one refused attempt, one accepted"
+            );
         }
     }
 }
@@ -244,7 +327,12 @@ async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success
 async fn without_retries_each_status_answer_is_its_typed_error() {
     for call in CALLS {
         let cases = [
-            (Reply::RateLimited { retry_after: Some(9) }, "rate_limited"),
+            (
+                Reply::RateLimited {
+                    retry_after: Some(9),
+                },
+                "rate_limited",
+            ),
             (Reply::Unavailable, "api"),
             (Reply::ServerErrorHtml, "api"),
         ];
@@ -270,17 +358,36 @@ async fn a_500_html_page_before_a_generation_is_never_retried() {
     for call in CALLS {
         let server = MockServer::start().await;
         let client = client_for(&server, quick_retries());
-        let run = run(&server, &client, call, |s| s.reply_next(1, Reply::ServerErrorHtml)).await;
-        assert!(matches!(run.end, Err(Error::Api { status: 500, .. })), "{call:?}: {:?}", run.end);
-        let posts = server.requests().iter().filter(|r| r.method == "POST").count();
-        assert_eq!(posts, if call == Call::Generate { 1 } else { 2 }, "{call:?}");
+        let run = run(&server, &client, call, |s| {
+            s.reply_next(1, Reply::ServerErrorHtml)
+        })
+        .await;
+        assert!(
+            matches!(run.end, Err(Error::Api { status: 500, .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+        let posts = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count();
+        assert_eq!(
+            posts,
+            if call == Call::Generate { 1 } else { 2 },
+            "{call:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
     for call in CALLS {
-        let server = MockServer::builder().pacing(Duration::from_millis(2)).start().await.unwrap();
+        let server = MockServer::builder()
+            .pacing(Duration::from_millis(2))
+            .start()
+            .await
+            .unwrap();
         let secret = "lcp_rotating_token_0001";
         server.add_token(secret, TokenState::Valid);
         let client = server
@@ -292,7 +399,10 @@ async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
         let project = existing_project(&client).await;
         let mut generation = match call {
             Call::Generate => client.generate(PROMPT).await.unwrap(),
-            Call::FollowUp => client.follow_up(&project, "Add a dark mode with a toggle").await.unwrap(),
+            Call::FollowUp => client
+                .follow_up(&project, "Add a dark mode with a toggle")
+                .await
+                .unwrap(),
         };
         assert!(generation.next().await.unwrap().is_ok());
         server.revoke(secret);
@@ -300,9 +410,15 @@ async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
         assert!(generation.finish().await.is_ok(), "{call:?}");
         let next = match call {
             Call::Generate => client.generate(PROMPT).await.map(drop),
-            Call::FollowUp => client.follow_up(&project, "Add a dark mode with a toggle").await.map(drop),
+            Call::FollowUp => client
+                .follow_up(&project, "Add a dark mode with a toggle")
+                .await
+                .map(drop),
         };
-        assert!(matches!(next, Err(Error::Unauthorized { .. })), "{call:?}: {next:?}");
+        assert!(
+            matches!(next, Err(Error::Unauthorized { .. })),
+            "{call:?}: {next:?}"
+        );
     }
 }
 
@@ -322,6 +438,10 @@ async fn credits_running_out_end_the_stream_with_the_project_id() {
             .map(|(i, _)| i)
             .expect("the reference has three files");
         assert_prefix_then(&run, &reference, third_file, call);
-        assert!(matches!(run.end, Err(Error::CreditsExhausted { .. })), "{call:?}: {:?}", run.end);
+        assert!(
+            matches!(run.end, Err(Error::CreditsExhausted { .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
     }
 }

@@ -97,11 +97,16 @@ async fn every_event_type_and_an_unknown_one_decode() {
         r#"{"type":"stream_end","project_id":7,"app_url":"https://7.laracopilot.com"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let events: Vec<Event> = collect(client(&server).generate("Build a task management app").await.unwrap())
-        .await
-        .into_iter()
-        .map(|e| e.unwrap())
-        .collect();
+    let events: Vec<Event> = collect(
+        client(&server)
+            .generate("Build a task management app")
+            .await
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .map(|e| e.unwrap())
+    .collect();
     let types: Vec<&str> = events.iter().map(Event::type_name).collect();
     assert_eq!(
         types,
@@ -115,16 +120,30 @@ async fn every_event_type_and_an_unknown_one_decode() {
             "stream_end"
         ]
     );
-    let Event::ProjectCreated(created) = &events[0] else { panic!() };
+    let Event::ProjectCreated(created) = &events[0] else {
+        panic!()
+    };
     assert_eq!(created.project_id, "7");
-    let Event::FileCreated(file) = &events[3] else { panic!() };
+    let Event::FileCreated(file) = &events[3] else {
+        panic!()
+    };
     assert_eq!(file.path.as_deref(), Some("app/Models/Task.php"));
     assert!(file.raw_json().contains(r#""bytes":120"#));
-    let Event::ToolProgress(tool) = &events[4] else { panic!() };
-    assert_eq!((tool.tool.as_deref(), tool.message.as_deref()), (Some("artisan"), Some("migrating")));
-    let Event::Unknown(unknown) = &events[5] else { panic!() };
+    let Event::ToolProgress(tool) = &events[4] else {
+        panic!()
+    };
+    assert_eq!(
+        (tool.tool.as_deref(), tool.message.as_deref()),
+        (Some("artisan"), Some("migrating"))
+    );
+    let Event::Unknown(unknown) = &events[5] else {
+        panic!()
+    };
     assert_eq!(unknown.type_name, "deployment_started");
-    assert_eq!(unknown.raw_json(), r#"{"type":"deployment_started","region":"eu"}"#);
+    assert_eq!(
+        unknown.raw_json(),
+        r#"{"type":"deployment_started","region":"eu"}"#
+    );
 }
 
 #[tokio::test]
@@ -136,7 +155,13 @@ async fn stream_end_ends_the_stream_and_later_bytes_are_ignored() {
         r#"{"type":"file_created","path":"late.php"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let items = collect(client(&server).generate("Build a task management app").await.unwrap()).await;
+    let items = collect(
+        client(&server)
+            .generate("Build a task management app")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(items.len(), 2);
     assert!(matches!(items[1], Ok(Event::StreamEnd(_))));
 }
@@ -151,14 +176,25 @@ async fn credits_exhausted_is_an_error_that_ends_the_stream_with_the_project_id(
         r#"{"type":"file_created","path":"late.php"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let generation = client(&server).generate("Build a task management app").await.unwrap();
+    let generation = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap();
     let items = collect(generation).await;
     assert_eq!(items.len(), 3);
-    let Err(Error::CreditsExhausted { project_id, raw }) = &items[2] else { panic!("{:?}", items[2]) };
+    let Err(Error::CreditsExhausted { project_id, raw }) = &items[2] else {
+        panic!("{:?}", items[2])
+    };
     assert_eq!(project_id.as_ref().unwrap(), "p1");
     assert!(raw.contains("Out of credits"));
 
-    let err = client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap_err();
+    let err = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::CreditsExhausted { .. }));
     assert_eq!(err.project_id().unwrap(), "p1");
 }
@@ -171,9 +207,17 @@ async fn end_of_body_without_a_terminal_event_is_incomplete_with_the_project_id(
         r#"{"type":"container_progress","message":"Installing","percentage":10}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let items = collect(client(&server).generate("Build a task management app").await.unwrap()).await;
+    let items = collect(
+        client(&server)
+            .generate("Build a task management app")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(items.len(), 3);
-    let Err(Error::Incomplete { project_id, events }) = &items[2] else { panic!("{:?}", items[2]) };
+    let Err(Error::Incomplete { project_id, events }) = &items[2] else {
+        panic!("{:?}", items[2])
+    };
     assert_eq!((project_id.as_ref().unwrap().as_str(), *events), ("p9", 2));
 }
 
@@ -181,8 +225,23 @@ async fn end_of_body_without_a_terminal_event_is_incomplete_with_the_project_id(
 async fn an_empty_body_is_incomplete() {
     let server = server().await;
     mount(&server, "POST", "/agent/generate", sse("")).await;
-    let err = client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap_err();
-    assert!(matches!(err, Error::Incomplete { project_id: None, events: 0 }), "{err:?}");
+    let err = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Incomplete {
+                project_id: None,
+                events: 0
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -190,8 +249,18 @@ async fn an_undecodable_event_is_an_error_and_the_stream_goes_on() {
     let server = server().await;
     let body = "data: not json\n\n".to_owned() + &sse_body(&[r#"{"type":"stream_end"}"#]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let items = collect(client(&server).generate("Build a task management app").await.unwrap()).await;
-    assert!(matches!(items[0], Err(Error::Decode { .. })), "{:?}", items[0]);
+    let items = collect(
+        client(&server)
+            .generate("Build a task management app")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        matches!(items[0], Err(Error::Decode { .. })),
+        "{:?}",
+        items[0]
+    );
     assert!(matches!(items[1], Ok(Event::StreamEnd(_))));
 }
 
@@ -207,9 +276,18 @@ async fn finish_sums_up_files_in_order_without_duplicates() {
         r#"{"type":"stream_end","project_id":"p1"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let outcome = client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    let outcome = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     assert_eq!(outcome.files, ["routes/web.php", "app/Models/Task.php"]);
-    assert_eq!(outcome.app_url.as_deref(), Some("https://p1.laracopilot.com"));
+    assert_eq!(
+        outcome.app_url.as_deref(),
+        Some("https://p1.laracopilot.com")
+    );
     assert_eq!(outcome.events, 6);
 }
 
@@ -220,12 +298,18 @@ async fn a_follow_up_posts_to_the_project_and_knows_its_id_before_any_event() {
         .and(path("/api/v1/agent/generate/abc123"))
         .and(header("accept", "text/event-stream"))
         .and(body_json(serde_json::json!({"prompt": "Add a dark mode"})))
-        .respond_with(sse(sse_body(&[r#"{"type":"file_created","path":"a.css"}"#, r#"{"type":"stream_end"}"#])))
+        .respond_with(sse(sse_body(&[
+            r#"{"type":"file_created","path":"a.css"}"#,
+            r#"{"type":"stream_end"}"#,
+        ])))
         .expect(1)
         .mount(&server)
         .await;
     let id = laracopilot::ProjectId::from("abc123");
-    let generation = client(&server).follow_up(&id, "Add a dark mode").await.unwrap();
+    let generation = client(&server)
+        .follow_up(&id, "Add a dark mode")
+        .await
+        .unwrap();
     assert_eq!(generation.project_id(), Some(&id));
     let outcome = generation.finish().await.unwrap();
     assert_eq!(outcome.project_id, Some(id));
@@ -239,10 +323,12 @@ async fn the_status_call_sends_accept_json_and_decodes_the_project() {
         .and(path("/api/v1/agent/project/abc123"))
         .and(header("accept", "application/json"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com",
-            "project_status": "ready", "name": "Tasks", "owner": "team"
-        })))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com",
+                "project_status": "ready", "name": "Tasks", "owner": "team"
+            })),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -274,7 +360,9 @@ async fn a_silent_stream_fails_with_an_idle_timeout_keeping_the_project_id() {
 async fn a_stream_past_its_deadline_fails_even_while_bytes_arrive() {
     let (addr, _server) = raw_server(|mut socket| async move {
         write_head(&mut socket).await;
-        let _ = socket.write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p6\"}\n\n").await;
+        let _ = socket
+            .write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p6\"}\n\n")
+            .await;
         for _ in 0..200 {
             if socket.write_all(b": keep-alive\n").await.is_err() {
                 return;
@@ -296,16 +384,28 @@ async fn a_stream_past_its_deadline_fails_even_while_bytes_arrive() {
 async fn the_longest_gap_between_bytes_is_measured() {
     let (addr, _server) = raw_server(|mut socket| async move {
         write_head(&mut socket).await;
-        let _ = socket.write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p7\"}\n\n").await;
+        let _ = socket
+            .write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p7\"}\n\n")
+            .await;
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let _ = socket.write_all(b"data: {\"type\":\"stream_end\"}\n\n").await;
+        let _ = socket
+            .write_all(b"data: {\"type\":\"stream_end\"}\n\n")
+            .await;
     })
     .await;
-    let client = raw_builder(addr)
-        .build()
+    let client = raw_builder(addr).build().unwrap();
+    let outcome = client
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
         .unwrap();
-    let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
-    assert!(outcome.stats.longest_gap >= Duration::from_millis(200), "{:?}", outcome.stats);
+    assert!(
+        outcome.stats.longest_gap >= Duration::from_millis(200),
+        "{:?}",
+        outcome.stats
+    );
     assert_eq!(outcome.stats.events, 2);
 }
 
@@ -320,7 +420,9 @@ async fn dropping_a_generation_closes_the_connection() {
             // Write an event every 20 ms until the client goes away (bounded: 10 s).
             for i in 0..500 {
                 let event = format!("data: {{\"type\":\"tool_progress\",\"message\":\"{i}\"}}\n\n");
-                if socket.write_all(event.as_bytes()).await.is_err() || socket.flush().await.is_err() {
+                if socket.write_all(event.as_bytes()).await.is_err()
+                    || socket.flush().await.is_err()
+                {
                     if let Some(tx) = tx {
                         let _ = tx.send(i);
                     }
@@ -331,10 +433,11 @@ async fn dropping_a_generation_closes_the_connection() {
         }
     })
     .await;
-    let client = raw_builder(addr)
-        .build()
+    let client = raw_builder(addr).build().unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .await
         .unwrap();
-    let mut generation = client.generate("Build a task management app").await.unwrap();
     assert!(generation.next().await.unwrap().is_ok());
     drop(generation);
     let sent = tokio::time::timeout(Duration::from_secs(5), closed_rx)
@@ -347,10 +450,23 @@ async fn dropping_a_generation_closes_the_connection() {
 #[tokio::test]
 async fn debug_output_never_contains_the_token() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", sse(fixture("documented_stream.txt"))).await;
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        sse(fixture("documented_stream.txt")),
+    )
+    .await;
     let client = client(&server);
-    let generation = client.generate("Build a task management app").await.unwrap();
-    let text = format!("{client:?} {generation:?} {:?} {:?}", token(), builder(&server));
+    let generation = client
+        .generate("Build a task management app")
+        .await
+        .unwrap();
+    let text = format!(
+        "{client:?} {generation:?} {:?} {:?}",
+        token(),
+        builder(&server)
+    );
     assert!(!text.contains(TOKEN), "{text}");
     assert!(!text.contains(&TOKEN[..TOKEN.len() - 4]), "{text}");
 }
@@ -389,21 +505,40 @@ where
 
 /// A client for a `raw_server`.
 fn raw_builder(addr: std::net::SocketAddr) -> laracopilot::ClientBuilder {
-    laracopilot::Client::builder().token(token()).base_url(format!("http://{addr}/api/v1"))
+    laracopilot::Client::builder()
+        .token(token())
+        .base_url(format!("http://{addr}/api/v1"))
 }
 
 /// Generates, expecting `project_created` and then a timeout of `kind` that keeps the
 /// project id.
-async fn assert_times_out_after_one_event(client: laracopilot::Client, kind: laracopilot::TimeoutKind, id: &str) {
-    let items = collect(client.generate("Build a task management app").await.unwrap()).await;
+async fn assert_times_out_after_one_event(
+    client: laracopilot::Client,
+    kind: laracopilot::TimeoutKind,
+    id: &str,
+) {
+    let items = collect(
+        client
+            .generate("Build a task management app")
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(items.len(), 2);
-    let Err(err) = &items[1] else { panic!("{items:?}") };
-    assert!(matches!(err, Error::Timeout { kind: k, .. } if *k == kind), "{err:?}");
+    let Err(err) = &items[1] else {
+        panic!("{items:?}")
+    };
+    assert!(
+        matches!(err, Error::Timeout { kind: k, .. } if *k == kind),
+        "{err:?}"
+    );
     assert_eq!(err.project_id().unwrap(), id);
 }
 
 async fn write_head(socket: &mut tokio::net::TcpStream) {
     let _ = socket
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+        )
         .await;
 }

@@ -20,7 +20,10 @@ fn signature(event: &Event) -> String {
 }
 
 async fn signatures(client: laracopilot::Client) -> Vec<String> {
-    let mut generation = client.generate("Build a task management app").await.expect("accepted");
+    let mut generation = client
+        .generate("Build a task management app")
+        .await
+        .expect("accepted");
     let mut seen = Vec::with_capacity(EVENTS);
     while let Some(item) = generation.next().await {
         seen.push(signature(&item.expect("no error under load")));
@@ -42,18 +45,33 @@ async fn a_thousand_concurrent_generations_arrive_complete_and_in_order() {
     assert_eq!(reference.len(), EVENTS);
     assert_eq!(reference.last().map(String::as_str), Some("stream_end"));
 
-    let tasks: Vec<_> = (0..GENERATIONS).map(|_| tokio::spawn(signatures(client.clone()))).collect();
+    let tasks: Vec<_> = (0..GENERATIONS)
+        .map(|_| tokio::spawn(signatures(client.clone())))
+        .collect();
     let all = async {
         let mut complete = 0;
         for task in tasks {
             let seen = task.await.expect("task ran");
-            assert_eq!(seen, reference, "a generation lost, duplicated or reordered events");
+            assert_eq!(
+                seen, reference,
+                "a generation lost, duplicated or reordered events"
+            );
             complete += 1;
         }
         complete
     };
-    let complete = tokio::time::timeout(Duration::from_secs(240), all).await.expect("load finishes in time");
+    let complete = tokio::time::timeout(Duration::from_secs(240), all)
+        .await
+        .expect("load finishes in time");
     assert_eq!(complete, GENERATIONS);
-    let posts = server.requests().iter().filter(|r| r.method == "POST").count();
-    assert_eq!(posts, GENERATIONS + 1, "one request per generation, none resent");
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(
+        posts,
+        GENERATIONS + 1,
+        "one request per generation, none resent"
+    );
 }

@@ -503,7 +503,7 @@ async fn a_drop_in_the_middle_of_an_event_is_a_transport_error_after_the_whole_e
         panic!("{:?}", items[3])
     };
     let id = error.project_id().unwrap();
-    assert_eq!(server.project(&id).unwrap().status, ProjectStatus::Failed);
+    assert_eq!(server.project(id).unwrap().status, ProjectStatus::Failed);
 }
 
 #[tokio::test]

@@ -36,19 +36,30 @@ async fn status_then(server: &MockServer, first: &str, times: u64, then: &str) {
 
 /// A generation on `server` that opted in to recovery, driven to its end.
 async fn generate_recovering(server: &MockServer) -> laracopilot::Result<laracopilot::Outcome> {
-    let generation = client(server).generate("Build a task management app").await?;
+    let generation = client(server)
+        .generate("Build a task management app")
+        .await?;
     generation.recover_with(fast()).finish().await
 }
 
 async fn count(server: &MockServer, verb: &str) -> usize {
-    server.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == verb).count()
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == verb)
+        .count()
 }
 
 #[tokio::test]
 async fn wait_for_project_polls_until_the_status_settles() {
     let server = server().await;
     status_then(&server, "generating", 3, "ready").await;
-    let project = client(&server).wait_for_project("p1", fast()).await.unwrap();
+    let project = client(&server)
+        .wait_for_project("p1", fast())
+        .await
+        .unwrap();
     assert_eq!(project.project_status.as_deref(), Some("ready"));
     assert_eq!(count(&server, "GET").await, 4);
 }
@@ -58,16 +69,37 @@ async fn wait_for_project_gives_up_at_its_timeout_with_the_project_id() {
     let server = server().await;
     mount(&server, "GET", "/agent/project/p1", status("generating")).await;
     let options = fast().timeout(Duration::from_millis(100));
-    let err = client(&server).wait_for_project("p1", options).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { kind: TimeoutKind::Wait, .. }), "{err:?}");
+    let err = client(&server)
+        .wait_for_project("p1", options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                kind: TimeoutKind::Wait,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.project_id().unwrap(), "p1");
 }
 
 #[tokio::test]
 async fn wait_for_project_stops_at_once_on_a_404() {
     let server = server().await;
-    mount(&server, "GET", "/agent/project/p1", ResponseTemplate::new(404)).await;
-    let err = client(&server).wait_for_project("p1", fast()).await.unwrap_err();
+    mount(
+        &server,
+        "GET",
+        "/agent/project/p1",
+        ResponseTemplate::new(404),
+    )
+    .await;
+    let err = client(&server)
+        .wait_for_project("p1", fast())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert_eq!(count(&server, "GET").await, 1);
 }
@@ -77,7 +109,10 @@ async fn a_custom_predicate_decides_when_a_project_is_settled() {
     let server = server().await;
     status_then(&server, "building", 2, "shipped").await;
     let options = fast().settled_when(|p| p.project_status.as_deref() == Some("shipped"));
-    let project = client(&server).wait_for_project("p1", options).await.unwrap();
+    let project = client(&server)
+        .wait_for_project("p1", options)
+        .await
+        .unwrap();
     assert_eq!(project.project_status.as_deref(), Some("shipped"));
 }
 
@@ -91,12 +126,14 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
     mount(&server, "POST", "/agent/generate", sse(partial)).await;
     status_then(&server, "generating", 1, "ready").await;
 
-    let outcome = generate_recovering(&server).await
-        .unwrap();
+    let outcome = generate_recovering(&server).await.unwrap();
     let project = outcome.recovered.as_ref().expect("recovered by polling");
     assert_eq!(project.project_status.as_deref(), Some("ready"));
     assert_eq!(outcome.project_id.unwrap(), "p1");
-    assert_eq!(outcome.app_url.as_deref(), Some("https://p1.laracopilot.com"));
+    assert_eq!(
+        outcome.app_url.as_deref(),
+        Some("https://p1.laracopilot.com")
+    );
     assert_eq!(outcome.files, ["app/Models/Task.php"]);
     assert_eq!(outcome.events, 2);
     assert_eq!(count(&server, "POST").await, 1);
@@ -105,19 +142,37 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
 #[tokio::test]
 async fn a_stream_broken_before_the_project_id_cannot_be_recovered() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", sse(sse_body(&[r#"{"type":"container_progress","message":"x"}"#]))).await;
-    let err = generate_recovering(&server).await
-        .unwrap_err();
-    assert!(matches!(err, Error::Incomplete { project_id: None, events: 1 }), "{err:?}");
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        sse(sse_body(&[
+            r#"{"type":"container_progress","message":"x"}"#,
+        ])),
+    )
+    .await;
+    let err = generate_recovering(&server).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Incomplete {
+                project_id: None,
+                events: 1
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn credits_exhausted_is_never_recovered() {
     let server = server().await;
-    let body = sse_body(&[r#"{"type":"project_created","project_id":"p1"}"#, r#"{"type":"credits_exhausted"}"#]);
+    let body = sse_body(&[
+        r#"{"type":"project_created","project_id":"p1"}"#,
+        r#"{"type":"credits_exhausted"}"#,
+    ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let err = generate_recovering(&server).await
-        .unwrap_err();
+    let err = generate_recovering(&server).await.unwrap_err();
     assert!(matches!(err, Error::CreditsExhausted { .. }), "{err:?}");
     assert_eq!(count(&server, "GET").await, 0);
 }
@@ -125,8 +180,20 @@ async fn credits_exhausted_is_never_recovered() {
 #[tokio::test]
 async fn a_successful_stream_reports_its_liveness_statistics() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", sse(fixture("documented_stream.txt"))).await;
-    let outcome = client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        sse(fixture("documented_stream.txt")),
+    )
+    .await;
+    let outcome = client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     assert!(outcome.recovered.is_none());
     let stats = outcome.stats;
     assert_eq!(stats.events, 4);

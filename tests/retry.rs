@@ -18,7 +18,14 @@ fn quick(attempts: u32) -> RetryPolicy {
 }
 
 /// Answers `first` for the first `times` requests to `route`, then `then`.
-async fn flaky(server: &MockServer, verb: &str, route: &str, first: ResponseTemplate, times: u64, then: ResponseTemplate) {
+async fn flaky(
+    server: &MockServer,
+    verb: &str,
+    route: &str,
+    first: ResponseTemplate,
+    times: u64,
+    then: ResponseTemplate,
+) {
     Mock::given(method(verb))
         .and(path(format!("/api/v1{route}")))
         .respond_with(first)
@@ -31,16 +38,36 @@ async fn flaky(server: &MockServer, verb: &str, route: &str, first: ResponseTemp
 
 async fn requests_to(server: &MockServer, route: &str) -> usize {
     let full = format!("/api/v1{route}");
-    server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == full).count()
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == full)
+        .count()
 }
 
 #[tokio::test]
 async fn a_generate_answered_429_is_sent_again_after_retry_after() {
     let server = server().await;
     let limited = ResponseTemplate::new(429).insert_header("retry-after", "0");
-    flaky(&server, "POST", "/agent/generate", limited, 1, sse(fixture("documented_stream.txt"))).await;
+    flaky(
+        &server,
+        "POST",
+        "/agent/generate",
+        limited,
+        1,
+        sse(fixture("documented_stream.txt")),
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
-    let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    let outcome = client
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     assert_eq!(outcome.stats.attempts, 2);
     assert_eq!(requests_to(&server, "/agent/generate").await, 2);
 }
@@ -48,10 +75,29 @@ async fn a_generate_answered_429_is_sent_again_after_retry_after() {
 #[tokio::test]
 async fn a_generate_answered_503_is_retried_up_to_the_attempt_limit() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", ResponseTemplate::new(503)).await;
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        ResponseTemplate::new(503),
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
-    let err = client.generate("Build a task management app").await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 503, attempts: 3, .. }), "{err:?}");
+    let err = client
+        .generate("Build a task management app")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Api {
+                status: 503,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(requests_to(&server, "/agent/generate").await, 3);
 }
 
@@ -59,20 +105,42 @@ async fn a_generate_answered_503_is_retried_up_to_the_attempt_limit() {
 async fn a_generate_answered_500_or_502_is_never_sent_again() {
     for status in [500, 502, 504] {
         let server = server().await;
-        mount(&server, "POST", "/agent/generate", ResponseTemplate::new(status)).await;
+        mount(
+            &server,
+            "POST",
+            "/agent/generate",
+            ResponseTemplate::new(status),
+        )
+        .await;
         let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-        let err = client.generate("Build a task management app").await.unwrap_err();
+        let err = client
+            .generate("Build a task management app")
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), Some(status));
-        assert_eq!(requests_to(&server, "/agent/generate").await, 1, "status {status}");
+        assert_eq!(
+            requests_to(&server, "/agent/generate").await,
+            1,
+            "status {status}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_retry_after_longer_than_the_cap_is_returned_at_once() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", ResponseTemplate::new(429).insert_header("retry-after", "3600")).await;
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        ResponseTemplate::new(429).insert_header("retry-after", "3600"),
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-    let err = client.generate("Build a task management app").await.unwrap_err();
+    let err = client
+        .generate("Build a task management app")
+        .await
+        .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
     assert_eq!(err.attempts(), 1);
     assert_eq!(requests_to(&server, "/agent/generate").await, 1);
@@ -84,7 +152,13 @@ async fn a_broken_stream_is_never_resent() {
     let partial = sse_body(&[r#"{"type":"project_created","project_id":"p1"}"#]);
     mount(&server, "POST", "/agent/generate", sse(partial)).await;
     let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-    let err = client.generate("Build a task management app").await.unwrap().finish().await.unwrap_err();
+    let err = client
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
     assert_eq!(requests_to(&server, "/agent/generate").await, 1);
 }
@@ -92,7 +166,11 @@ async fn a_broken_stream_is_never_resent() {
 #[tokio::test]
 async fn a_refused_connection_is_retried_because_nothing_was_sent() {
     // Nothing listens on the port: every attempt is refused before sending.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let client = laracopilot::Client::builder()
         .token(token())
         .base_url(format!("http://127.0.0.1:{port}/api/v1"))
@@ -100,9 +178,16 @@ async fn a_refused_connection_is_retried_because_nothing_was_sent() {
         .build()
         .unwrap();
     let started = std::time::Instant::now();
-    let err = client.generate("Build a task management app").await.unwrap_err();
+    let err = client
+        .generate("Build a task management app")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
-    assert_eq!(err.attempts(), 3, "every attempt was refused before sending");
+    assert_eq!(
+        err.attempts(),
+        3,
+        "every attempt was refused before sending"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -112,7 +197,15 @@ async fn the_status_call_retries_5xx_and_succeeds() {
     let project = ResponseTemplate::new(200).set_body_json(serde_json::json!({
         "status": true, "project_id": "abc123", "project_status": "ready"
     }));
-    flaky(&server, "GET", "/agent/project/abc123", ResponseTemplate::new(500), 2, project).await;
+    flaky(
+        &server,
+        "GET",
+        "/agent/project/abc123",
+        ResponseTemplate::new(500),
+        2,
+        project,
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
     let project = client.project("abc123").await.unwrap();
     assert_eq!(project.project_status.as_deref(), Some("ready"));
@@ -122,10 +215,26 @@ async fn the_status_call_retries_5xx_and_succeeds() {
 #[tokio::test]
 async fn the_status_call_gives_up_after_the_attempt_limit() {
     let server = server().await;
-    mount(&server, "GET", "/agent/project/abc123", ResponseTemplate::new(502)).await;
+    mount(
+        &server,
+        "GET",
+        "/agent/project/abc123",
+        ResponseTemplate::new(502),
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(2)).build().unwrap();
     let err = client.project("abc123").await.unwrap_err();
-    assert!(matches!(err, Error::Api { status: 502, attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Api {
+                status: 502,
+                attempts: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.project_id().unwrap(), "abc123");
     assert_eq!(requests_to(&server, "/agent/project/abc123").await, 2);
 }
@@ -133,8 +242,17 @@ async fn the_status_call_gives_up_after_the_attempt_limit() {
 #[tokio::test]
 async fn the_status_call_does_not_retry_a_404() {
     let server = server().await;
-    mount(&server, "GET", "/agent/project/abc123", ResponseTemplate::new(404)).await;
+    mount(
+        &server,
+        "GET",
+        "/agent/project/abc123",
+        ResponseTemplate::new(404),
+    )
+    .await;
     let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-    assert!(matches!(client.project("abc123").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        client.project("abc123").await,
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(requests_to(&server, "/agent/project/abc123").await, 1);
 }

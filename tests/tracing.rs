@@ -48,12 +48,35 @@ async fn a_generation_span_carries_status_attempts_project_first_event_and_count
     let capture = Capture::default();
     let _guard = capture.install();
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", sse(fixture("documented_stream.txt"))).await;
-    client(&server).generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        sse(fixture("documented_stream.txt")),
+    )
+    .await;
+    client(&server)
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
 
     let text = capture.text();
-    let line = text.lines().find(|l| l.contains("laracopilot stream ended")).expect(&text);
-    for field in ["method=\"POST\"", "path=\"/api/v1/agent/generate\"", "status=200", "attempts=1", "project_id=\"abc123\"", "time_to_first_event_ms=", "events=4"] {
+    let line = text
+        .lines()
+        .find(|l| l.contains("laracopilot stream ended"))
+        .expect(&text);
+    for field in [
+        "method=\"POST\"",
+        "path=\"/api/v1/agent/generate\"",
+        "status=200",
+        "attempts=1",
+        "project_id=\"abc123\"",
+        "time_to_first_event_ms=",
+        "events=4",
+    ] {
         assert!(line.contains(field), "missing {field} in {line}");
     }
     assert!(!text.contains(TOKEN), "{text}");
@@ -75,7 +98,8 @@ async fn retries_are_visible_and_the_status_call_has_its_span() {
         &server,
         "GET",
         "/agent/project/abc123",
-        ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": true, "project_id": "abc123"})),
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"status": true, "project_id": "abc123"})),
     )
     .await;
     let client = builder(&server)
@@ -85,10 +109,22 @@ async fn retries_are_visible_and_the_status_call_has_its_span() {
     client.project("abc123").await.unwrap();
 
     let text = capture.text();
-    let retry = text.lines().find(|l| l.contains("retrying laracopilot request")).expect(&text);
-    for field in ["method=GET", "path=\"/api/v1/agent/project/abc123\"", "attempt=1", "status=503", "project_id=\"abc123\""] {
+    let retry = text
+        .lines()
+        .find(|l| l.contains("retrying laracopilot request"))
+        .expect(&text);
+    for field in [
+        "method=GET",
+        "path=\"/api/v1/agent/project/abc123\"",
+        "attempt=1",
+        "status=503",
+        "project_id=\"abc123\"",
+    ] {
         assert!(retry.contains(field), "missing {field} in {retry}");
     }
     assert!(!text.contains(TOKEN), "{text}");
-    assert!(!text.to_ascii_lowercase().contains("authorization"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("authorization"),
+        "{text}"
+    );
 }
