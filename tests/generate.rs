@@ -542,3 +542,26 @@ async fn write_head(socket: &mut tokio::net::TcpStream) {
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_callers_own_reqwest_client_sends_the_requests() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/agent/generate"))
+        .and(header("x-proxy-tag", "from-the-callers-client"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(sse(fixture("documented_stream.txt")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-proxy-tag", reqwest::header::HeaderValue::from_static("from-the-callers-client"));
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let client = builder(&server).http_client(http).build().unwrap();
+    let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    assert_eq!(outcome.events, 4);
+}
