@@ -555,13 +555,22 @@ async fn a_callers_own_reqwest_client_sends_the_requests() {
         .mount(&server)
         .await;
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("x-proxy-tag", reqwest::header::HeaderValue::from_static("from-the-callers-client"));
+    headers.insert(
+        "x-proxy-tag",
+        reqwest::header::HeaderValue::from_static("from-the-callers-client"),
+    );
     let http = reqwest::Client::builder()
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let client = builder(&server).http_client(http).build().unwrap();
-    let outcome = client.generate("Build a task management app").await.unwrap().finish().await.unwrap();
+    let outcome = client
+        .generate("Build a task management app")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     assert_eq!(outcome.events, 4);
 }

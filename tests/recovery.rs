@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use laracopilot::{Error, TimeoutKind, WaitOptions};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 fn status(project_status: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(serde_json::json!({
@@ -24,14 +23,15 @@ fn fast() -> WaitOptions {
 }
 
 async fn status_then(server: &MockServer, first: &str, times: u64, then: &str) {
-    Mock::given(method("GET"))
-        .and(path("/api/v1/agent/project/p1"))
-        .respond_with(status(first))
-        .up_to_n_times(times)
-        .with_priority(1)
-        .mount(server)
-        .await;
-    mount(server, "GET", "/agent/project/p1", status(then)).await;
+    mount_then(
+        server,
+        "GET",
+        "/agent/project/p1",
+        status(first),
+        times,
+        status(then),
+    )
+    .await;
 }
 
 /// A generation on `server` that opted in to recovery, driven to its end.

@@ -7,33 +7,13 @@ use std::time::Duration;
 
 use common::*;
 use laracopilot::{Error, RetryPolicy};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 fn quick(attempts: u32) -> RetryPolicy {
     RetryPolicy::default()
         .max_attempts(attempts)
         .base_delay(Duration::from_millis(5))
         .max_delay(Duration::from_millis(20))
-}
-
-/// Answers `first` for the first `times` requests to `route`, then `then`.
-async fn flaky(
-    server: &MockServer,
-    verb: &str,
-    route: &str,
-    first: ResponseTemplate,
-    times: u64,
-    then: ResponseTemplate,
-) {
-    Mock::given(method(verb))
-        .and(path(format!("/api/v1{route}")))
-        .respond_with(first)
-        .up_to_n_times(times)
-        .with_priority(1)
-        .mount(server)
-        .await;
-    mount(server, verb, route, then).await;
 }
 
 async fn requests_to(server: &MockServer, route: &str) -> usize {
@@ -51,7 +31,7 @@ async fn requests_to(server: &MockServer, route: &str) -> usize {
 async fn a_generate_answered_429_is_sent_again_after_retry_after() {
     let server = server().await;
     let limited = ResponseTemplate::new(429).insert_header("retry-after", "0");
-    flaky(
+    mount_then(
         &server,
         "POST",
         "/agent/generate",
@@ -197,7 +177,7 @@ async fn the_status_call_retries_5xx_and_succeeds() {
     let project = ResponseTemplate::new(200).set_body_json(serde_json::json!({
         "status": true, "project_id": "abc123", "project_status": "ready"
     }));
-    flaky(
+    mount_then(
         &server,
         "GET",
         "/agent/project/abc123",

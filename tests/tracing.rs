@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use laracopilot::RetryPolicy;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 /// Everything the subscriber writes, for assertions.
 #[derive(Clone, Default)]
@@ -87,19 +86,16 @@ async fn retries_are_visible_and_the_status_call_has_its_span() {
     let capture = Capture::default();
     let _guard = capture.install();
     let server = server().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/agent/project/abc123"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    mount(
+    let project = ResponseTemplate::new(200)
+        .set_body_json(serde_json::json!({"status": true, "project_id": "abc123"}));
+    let unavailable = ResponseTemplate::new(503);
+    mount_then(
         &server,
         "GET",
         "/agent/project/abc123",
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"status": true, "project_id": "abc123"})),
+        unavailable,
+        1,
+        project,
     )
     .await;
     let client = builder(&server)

@@ -66,6 +66,26 @@ pub async fn mount(server: &MockServer, verb: &str, route: &str, response: Respo
         .await;
 }
 
+/// Mounts `first` for the first `times` requests to `METHOD /api/v1{route}`, then
+/// `then` for the rest.
+pub async fn mount_then(
+    server: &MockServer,
+    verb: &str,
+    route: &str,
+    first: ResponseTemplate,
+    times: u64,
+    then: ResponseTemplate,
+) {
+    Mock::given(method(verb))
+        .and(path(format!("/api/v1{route}")))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    mount(server, verb, route, then).await;
+}
+
 /// SSE body from JSON event objects, framed with blank lines.
 pub fn sse_body(events: &[&str]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
