@@ -43,13 +43,7 @@ async fn generate_recovering(server: &MockServer) -> laracopilot::Result<laracop
 }
 
 async fn count(server: &MockServer, verb: &str) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == verb)
-        .count()
+    count_requests(server, |r| r.method.as_str() == verb).await
 }
 
 #[tokio::test]

@@ -18,13 +18,7 @@ fn quick(attempts: u32) -> RetryPolicy {
 
 async fn requests_to(server: &MockServer, route: &str) -> usize {
     let full = format!("/api/v1{route}");
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == full)
-        .count()
+    count_requests(server, |r| r.url.path() == full).await
 }
 
 #[tokio::test]

@@ -86,6 +86,15 @@ pub async fn mount_then(
     mount(server, verb, route, then).await;
 }
 
+/// How many requests `server` received that `matches` accepts.
+pub async fn count_requests(
+    server: &MockServer,
+    matches: impl Fn(&wiremock::Request) -> bool,
+) -> usize {
+    let received = server.received_requests().await.unwrap_or_default();
+    received.iter().filter(|r| matches(r)).count()
+}
+
 /// SSE body from JSON event objects, framed with blank lines.
 pub fn sse_body(events: &[&str]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
