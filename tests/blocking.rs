@@ -58,10 +58,6 @@ fn on_plain_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
     }
 }
 
-fn documented_stream() -> ResponseTemplate {
-    sse(fixture("documented_stream.txt"))
-}
-
 fn stream_with_files() -> ResponseTemplate {
     sse(sse_body(&[
         r#"{"type":"project_created","project_id":"p1","app_url":"https://p1.example"}"#,
@@ -405,7 +401,7 @@ async fn calling_from_inside_a_current_thread_runtime_works_without_panicking() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", documented_stream()).await;
+    mount_documented_generate(&server).await;
     let client = blocking::Client::new(builder(&server)).unwrap();
 
     let mut generation = client.generate("Build a task management app").unwrap();
@@ -422,7 +418,7 @@ async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
 #[tokio::test]
 async fn dropping_the_client_and_its_generation_inside_a_runtime_does_not_panic() {
     let server = server().await;
-    mount(&server, "POST", "/agent/generate", documented_stream()).await;
+    mount_documented_generate(&server).await;
     let client = blocking::Client::new(builder(&server)).unwrap();
     let mut generation = client.generate("Build a task management app").unwrap();
     assert!(generation.next().unwrap().is_ok());

@@ -188,13 +188,7 @@ async fn a_500_with_an_html_page_is_api_with_a_capped_snippet() {
 #[tokio::test]
 async fn a_302_is_not_followed() {
     let target = server().await;
-    mount(
-        &target,
-        "POST",
-        "/agent/generate",
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_documented_generate(&target).await;
     let err = generate_error(ResponseTemplate::new(302).insert_header(
         "location",
         format!("{}/api/v1/agent/generate", target.uri()).as_str(),

@@ -10,13 +10,7 @@ use wiremock::Mock;
 #[tokio::test]
 async fn the_documented_example_stream_yields_its_four_events_with_exact_fields() {
     let server = server().await;
-    mount(
-        &server,
-        "POST",
-        "/agent/generate",
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_documented_generate(&server).await;
 
     let items = collect(
         client(&server)
@@ -69,7 +63,7 @@ async fn the_request_has_the_documented_method_path_headers_and_body() {
         .and(body_json(
             serde_json::json!({"prompt": "Build a task management app"}),
         ))
-        .respond_with(sse(fixture("documented_stream.txt")))
+        .respond_with(documented_stream())
         .expect(1)
         .mount(&server)
         .await;
@@ -450,13 +444,7 @@ async fn dropping_a_generation_closes_the_connection() {
 #[tokio::test]
 async fn debug_output_never_contains_the_token() {
     let server = server().await;
-    mount(
-        &server,
-        "POST",
-        "/agent/generate",
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_documented_generate(&server).await;
     let client = client(&server);
     let generation = client
         .generate("Build a task management app")
@@ -550,7 +538,7 @@ async fn a_callers_own_reqwest_client_sends_the_requests() {
         .and(path("/api/v1/agent/generate"))
         .and(header("x-proxy-tag", "from-the-callers-client"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(sse(fixture("documented_stream.txt")))
+        .respond_with(documented_stream())
         .expect(1)
         .mount(&server)
         .await;

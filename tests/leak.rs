@@ -672,7 +672,7 @@ async fn answer_examples(server: &wiremock::MockServer, success: bool) {
         .await;
     Mock::given(method("POST"))
         .and(path("/api/v1/agent/generate"))
-        .respond_with(sse(fixture("documented_stream.txt")))
+        .respond_with(documented_stream())
         .mount(server)
         .await;
     Mock::given(method("POST"))

@@ -174,13 +174,7 @@ async fn credits_exhausted_is_never_recovered() {
 #[tokio::test]
 async fn a_successful_stream_reports_its_liveness_statistics() {
     let server = server().await;
-    mount(
-        &server,
-        "POST",
-        "/agent/generate",
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_documented_generate(&server).await;
     let outcome = client(&server)
         .generate("Build a task management app")
         .await

@@ -31,7 +31,7 @@ async fn a_generate_answered_429_is_sent_again_after_retry_after() {
         "/agent/generate",
         limited,
         1,
-        sse(fixture("documented_stream.txt")),
+        documented_stream(),
     )
     .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();

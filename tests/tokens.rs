@@ -264,14 +264,7 @@ async fn a_provider_that_returns_the_same_token_causes_no_retry() {
 async fn a_generate_call_rejected_with_401_is_posted_again_only_with_a_new_token() {
     let server = server().await;
     mount_for_token(&server, "POST", "/agent/generate", OLD, unauthorized()).await;
-    mount_for_token(
-        &server,
-        "POST",
-        "/agent/generate",
-        NEW,
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_for_token(&server, "POST", "/agent/generate", NEW, documented_stream()).await;
     let (provider, _) = sequence(&[OLD, NEW]);
     let client = builder_with(&server, provider).build().unwrap();
     let outcome = bounded(async { client.generate("Build a task app").await?.finish().await })

@@ -47,13 +47,7 @@ async fn a_generation_span_carries_status_attempts_project_first_event_and_count
     let capture = Capture::default();
     let _guard = capture.install();
     let server = server().await;
-    mount(
-        &server,
-        "POST",
-        "/agent/generate",
-        sse(fixture("documented_stream.txt")),
-    )
-    .await;
+    mount_documented_generate(&server).await;
     client(&server)
         .generate("Build a task management app")
         .await

@@ -95,6 +95,16 @@ pub async fn count_requests(
     received.iter().filter(|r| matches(r)).count()
 }
 
+/// The API documentation's example stream, as an SSE answer.
+pub fn documented_stream() -> ResponseTemplate {
+    sse(fixture("documented_stream.txt"))
+}
+
+/// Mounts the documentation's example stream for `POST /api/v1/agent/generate`.
+pub async fn mount_documented_generate(server: &MockServer) {
+    mount(server, "POST", "/agent/generate", documented_stream()).await;
+}
+
 /// SSE body from JSON event objects, framed with blank lines.
 pub fn sse_body(events: &[&str]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
