@@ -243,6 +243,53 @@ impl Client {
             .run(async move { client.verify_token().await })?
     }
 
+    /// Drives `generation` to its end; if the stream breaks once the project id is
+    /// known, polls the project instead of failing, as
+    /// [`crate::Client::finish_or_recover`].
+    ///
+    /// ```no_run
+    /// # fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::blocking::Client::from_env()?;
+    /// let generation = client.generate("Build a task management app")?;
+    /// let outcome = client.finish_or_recover(generation, laracopilot::WaitOptions::default())?;
+    /// println!("{:?}", outcome.app_url);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::finish_or_recover`].
+    pub fn finish_or_recover(
+        &self,
+        generation: Generation,
+        options: WaitOptions,
+    ) -> Result<Outcome> {
+        let (inner, project_id) = generation.into_inner()?;
+        let client = self.inner.clone();
+        self.runtime
+            .run(async move { client.finish_or_recover(inner, options).await })
+            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+    }
+
+    /// Like [`finish_or_recover`](Client::finish_or_recover), calling `on_event` with
+    /// every event on the way (on a helper thread when called inside a tokio runtime,
+    /// hence `Send`).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::finish_or_recover`].
+    pub fn finish_or_recover_with(
+        &self,
+        generation: Generation,
+        options: WaitOptions,
+        on_event: impl FnMut(&Event) + Send,
+    ) -> Result<Outcome> {
+        let (inner, project_id) = generation.into_inner()?;
+        self.runtime
+            .run_borrowing(self.inner.finish_or_recover_with(inner, options, on_event))
+            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         self.inner.base_url()
@@ -311,14 +358,6 @@ impl Generation {
             .map_or_else(Stats::default, |inner| inner.stats())
     }
 
-    /// Opts in to recovery: if the stream breaks once the project id is known,
-    /// [`finish`](Generation::finish) polls the project instead of failing, as
-    /// [`crate::Generation::recover_with`].
-    pub fn recover_with(mut self, options: WaitOptions) -> Self {
-        self.inner = self.inner.map(|inner| inner.recover_with(options));
-        self
-    }
-
     /// Drives the generation to its end and sums it up, as
     /// [`crate::Generation::finish`].
     ///
@@ -328,10 +367,10 @@ impl Generation {
     /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`],
     /// [`Error::Decode`] or [`Error::EventTooLarge`], each with the project id when it
     /// was known.
-    pub fn finish(mut self) -> Result<Outcome> {
-        let inner = self.inner.take().ok_or_else(stopped)?;
-        let project_id = inner.project_id().cloned();
-        self.runtime
+    pub fn finish(self) -> Result<Outcome> {
+        let runtime = Arc::clone(&self.runtime);
+        let (inner, project_id) = self.into_inner()?;
+        runtime
             .run(inner.finish())
             .map_err(|e| e.with_project_id(project_id.as_ref()))?
     }
@@ -353,12 +392,21 @@ impl Generation {
     /// # Errors
     ///
     /// As [`finish`](Generation::finish).
-    pub fn finish_with(mut self, on_event: impl FnMut(&Event) + Send) -> Result<Outcome> {
-        let inner = self.inner.take().ok_or_else(stopped)?;
-        let project_id = inner.project_id().cloned();
-        self.runtime
+    pub fn finish_with(self, on_event: impl FnMut(&Event) + Send) -> Result<Outcome> {
+        let runtime = Arc::clone(&self.runtime);
+        let (inner, project_id) = self.into_inner()?;
+        runtime
             .run_borrowing(inner.finish_with(on_event))
             .map_err(|e| e.with_project_id(project_id.as_ref()))?
+    }
+}
+
+impl Generation {
+    /// The async generation and its project id, for a call that drives it whole.
+    fn into_inner(mut self) -> Result<(crate::Generation, Option<ProjectId>)> {
+        let inner = self.inner.take().ok_or_else(stopped)?;
+        let project_id = inner.project_id().cloned();
+        Ok((inner, project_id))
     }
 }
 

@@ -1,16 +1,21 @@
 //! The client, its builder and its configuration.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::HeaderValue;
+use reqwest::Method;
 use url::Url;
 
-use crate::generation::{Generation, StreamConfig};
-use crate::tokens::{StaticToken, TokenProvider, TokenSource};
-use crate::{http, Error, Project, ProjectId, Result, RetryPolicy, Token};
+use crate::answer::{project_from_response, EVENT_STREAM, JSON};
+use crate::error::TimeoutKind;
+use crate::generation::{Generation, Start, StreamConfig};
+use crate::http::{self, Call, Transport};
+use crate::project::{Project, WaitOptions};
+use crate::tokens::{
+    ExpiryOptions, StaticToken, TokenCheck, TokenInfo, TokenProvider, TokenSource, PROBE_PROJECT_ID,
+};
+use crate::{Error, Event, Outcome, ProjectId, Result, RetryPolicy, Token};
 
 /// The documented base URL of the Agent API.
 pub const DEFAULT_BASE_URL: &str = "https://builder.laracopilot.com/api/v1";
@@ -41,23 +46,19 @@ const DEFAULT_MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
-    pub(crate) base: Url,
-    pub(crate) tokens: TokenSource,
-    pub(crate) user_agent: HeaderValue,
-    pub(crate) request_timeout: Duration,
-    pub(crate) stream: StreamConfig,
-    pub(crate) retry: RetryPolicy,
+struct Inner {
+    transport: Transport,
+    request_timeout: Duration,
+    stream: StreamConfig,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("base_url", &self.inner.base.as_str())
+            .field("base_url", &self.base_url())
             .field("request_timeout", &self.inner.request_timeout)
             .field("idle_timeout", &self.inner.stream.idle_timeout)
             .finish_non_exhaustive()
@@ -94,7 +95,7 @@ impl Client {
     /// `RateLimited`, `Api`, `Transport`, `Timeout`.
     pub async fn generate(&self, prompt: impl Into<String>) -> Result<Generation> {
         let url = self.endpoint(&["agent", "generate"]);
-        http::start_generation(self, url, prompt.into(), None).await
+        self.start_generation(url, prompt.into(), None).await
     }
 
     /// Continues an existing project with a new prompt
@@ -111,7 +112,8 @@ impl Client {
     ) -> Result<Generation> {
         let project_id = non_empty(project_id.into())?;
         let url = self.endpoint(&["agent", "generate", project_id.as_str()]);
-        http::start_generation(self, url, prompt.into(), Some(project_id)).await
+        self.start_generation(url, prompt.into(), Some(project_id))
+            .await
     }
 
     /// The current state of a project (`GET /agent/project/{projectId}`); safe to
@@ -125,12 +127,133 @@ impl Client {
     pub async fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
         let project_id = non_empty(project_id.into())?;
         let url = self.endpoint(&["agent", "project", project_id.as_str()]);
-        http::get_project(self, url, project_id).await
+        let call = Call {
+            method: Method::GET,
+            url,
+            accept: JSON,
+            body: None,
+            wait: Some((self.inner.request_timeout, TimeoutKind::Request)),
+            idempotent: true,
+            project_id: Some(project_id.clone()),
+        };
+        let (answer, _span) = self.inner.transport.exchange(call).await?;
+        project_from_response(answer, &project_id)
+            .await
+            .map_err(|e| e.with_project_id(Some(&project_id)))
+    }
+
+    /// Polls the project's status until it settles (see [`WaitOptions`]) or the
+    /// options' timeout passes. Each poll is a status call (retried as the client's
+    /// retry policy allows); pauses grow from the first interval to the maximum.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let project = client.wait_for_project("abc123", laracopilot::WaitOptions::default()).await?;
+    /// println!("{:?}", project.project_status);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (kind `Wait`) when the project did not settle in time; a
+    /// non-retryable error of the status call (such as [`Error::NotFound`] or
+    /// [`Error::Unauthorized`]) at once.
+    pub async fn wait_for_project(
+        &self,
+        project_id: impl Into<ProjectId>,
+        options: WaitOptions,
+    ) -> Result<Project> {
+        let project_id = project_id.into();
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let mut interval = options.first_interval;
+        loop {
+            match self.project(&project_id).await {
+                Ok(project) if (options.settled)(&project) => return Ok(project),
+                Ok(_) => {}
+                Err(error) if error.is_retryable() => {}
+                Err(error) => return Err(error),
+            }
+            let now = tokio::time::Instant::now();
+            if now + interval > deadline {
+                return Err(Error::Timeout {
+                    kind: TimeoutKind::Wait,
+                    project_id: Some(project_id),
+                });
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(options.max_interval);
+        }
+    }
+
+    /// Drives `generation` to its end like [`Generation::finish`]; if the stream
+    /// breaks after the project id is known (the connection drops, goes silent past
+    /// the idle timeout or the deadline, or ends without its terminal event), polls
+    /// the project with [`Client::wait_for_project`] instead of failing, and returns
+    /// an [`Outcome`] whose `recovered` holds the polled project. No second generate
+    /// request is ever sent. `credits_exhausted` is never recovered: it is an answer,
+    /// not a broken stream.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// let generation = client.generate("Build a task management app").await?;
+    /// let outcome = client
+    ///     .finish_or_recover(generation, laracopilot::WaitOptions::default())
+    ///     .await?;
+    /// if let Some(project) = &outcome.recovered {
+    ///     println!("stream broke; project is {:?}", project.project_status);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Generation::finish`] that are not a broken stream, and for a
+    /// broken stream the errors of [`Client::wait_for_project`].
+    pub async fn finish_or_recover(
+        &self,
+        generation: Generation,
+        options: WaitOptions,
+    ) -> Result<Outcome> {
+        self.finish_or_recover_with(generation, options, |_| {})
+            .await
+    }
+
+    /// Like [`finish_or_recover`](Client::finish_or_recover), calling `on_event` with
+    /// every event on the way, as [`Generation::finish_with`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`finish_or_recover`](Client::finish_or_recover).
+    pub async fn finish_or_recover_with(
+        &self,
+        generation: Generation,
+        options: WaitOptions,
+        on_event: impl FnMut(&Event),
+    ) -> Result<Outcome> {
+        let (error, mut outcome) = match generation.drive(on_event).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(failed) => failed,
+        };
+        let broken = matches!(
+            error,
+            Error::Incomplete { .. } | Error::Transport { .. } | Error::Timeout { .. }
+        );
+        let Some(id) = outcome.project_id.clone().filter(|_| broken) else {
+            return Err(error);
+        };
+        #[cfg(feature = "tracing")]
+        tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
+        let project = self.wait_for_project(&id, options).await?;
+        outcome.app_url = project.app_url.clone().or(outcome.app_url);
+        outcome.recovered = Some(project);
+        Ok(outcome)
     }
 
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
-        self.inner.base.as_str()
+        self.inner.transport.base().as_str()
     }
 
     /// Tells whether the server accepts the client's token, without spending credits:
@@ -162,14 +285,59 @@ impl Client {
     ///
     /// When the server's answer says nothing about the token: [`Error::RateLimited`],
     /// [`Error::Api`] (5xx, 3xx, ...), [`Error::Transport`], [`Error::Timeout`].
-    pub async fn verify_token(&self) -> Result<crate::tokens::TokenCheck> {
-        crate::tokens::verify(self).await
+    pub async fn verify_token(&self) -> Result<TokenCheck> {
+        // The API checks the token before it looks the project up: a 401 means
+        // rejected, a 404 (or a 200) means accepted.
+        match self.project(PROBE_PROJECT_ID).await {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(TokenCheck::Accepted),
+            // A 200 answer that is not a project still got past authentication.
+            Err(Error::Api { status: 200, .. } | Error::Decode { .. }) => Ok(TokenCheck::Accepted),
+            Err(Error::TokenExpired { locally }) => Ok(TokenCheck::Expired { locally }),
+            Err(Error::Unauthorized { message }) => Ok(TokenCheck::Unauthorized { message }),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Starts a generate call; the transport checks its status before the stream is
+    /// handed back.
+    async fn start_generation(
+        &self,
+        url: Url,
+        prompt: String,
+        project_id: Option<ProjectId>,
+    ) -> Result<Generation> {
+        let body = serde_json::to_vec(&serde_json::json!({ "prompt": prompt }))
+            .map_err(|e| Error::decode("prompt", e))?;
+        let config = &self.inner.stream;
+        let call = Call {
+            method: Method::POST,
+            url,
+            accept: EVENT_STREAM,
+            body: Some(body.into()),
+            // Waiting for the answer's headers is bounded by the idle timeout: no byte
+            // for that long means the same as a silent stream.
+            wait: config.idle_timeout.map(|limit| (limit, TimeoutKind::Idle)),
+            idempotent: false,
+            project_id: project_id.clone(),
+        };
+        let (answer, span) = self.inner.transport.exchange(call).await?;
+        let start = Start {
+            sent: answer.sent,
+            attempts: answer.attempts,
+            project_id,
+            span,
+        };
+        Ok(Generation::new(
+            reqwest::Body::from(answer.response),
+            config,
+            start,
+        ))
     }
 
     /// `base` + path segments, each segment percent-encoded (a project id is opaque and
     /// can never change the path).
     fn endpoint(&self, segments: &[&str]) -> Url {
-        let mut url = self.inner.base.clone();
+        let mut url = self.inner.transport.base().clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
@@ -199,7 +367,7 @@ pub struct ClientBuilder {
     stream: StreamConfig,
     http: Option<reqwest::Client>,
     allow_http: bool,
-    token_expiry: crate::tokens::ExpiryOptions,
+    token_expiry: ExpiryOptions,
     retry: RetryPolicy,
 }
 
@@ -218,7 +386,7 @@ impl Default for ClientBuilder {
             },
             http: None,
             allow_http: false,
-            token_expiry: crate::tokens::ExpiryOptions::default(),
+            token_expiry: ExpiryOptions::default(),
             retry: RetryPolicy::default(),
         }
     }
@@ -276,9 +444,9 @@ impl ClientBuilder {
     pub fn on_token_expiring(
         mut self,
         within: Duration,
-        hook: impl Fn(&crate::tokens::TokenInfo) + Send + Sync + 'static,
+        hook: impl Fn(&TokenInfo) + Send + Sync + 'static,
     ) -> Self {
-        self.token_expiry = crate::tokens::ExpiryOptions {
+        self.token_expiry = ExpiryOptions {
             within,
             hook: Some(Arc::new(hook)),
         };
@@ -394,17 +562,6 @@ impl ClientBuilder {
         let tokens = self.tokens.ok_or_else(|| {
             Error::Config("no API token: use .token(..) or .token_provider(..)".into())
         })?;
-        let base = parse_base_url(
-            self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
-            self.allow_http,
-        )?;
-        let user_agent = match self.user_agent {
-            Some(ua) => HeaderValue::try_from(ua)
-                .map_err(|_| Error::Config("the user agent is not a valid header value".into()))?,
-            None => {
-                HeaderValue::from_static(concat!("laracopilot-rust/", env!("CARGO_PKG_VERSION")))
-            }
-        };
         let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
         if self.connect_timeout.is_zero()
             || self.request_timeout.is_zero()
@@ -420,23 +577,20 @@ impl ClientBuilder {
                 "max_event_size must be at least 1 byte".into(),
             ));
         }
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))?,
-        };
+        let transport = Transport::new(http::Settings {
+            http: self.http,
+            connect_timeout: self.connect_timeout,
+            base_url: self.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            allow_http: self.allow_http,
+            user_agent: self.user_agent,
+            tokens: TokenSource::new(tokens, self.token_expiry),
+            retry: self.retry,
+        })?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
-                base,
-                tokens: TokenSource::new(tokens, self.token_expiry),
-                user_agent,
+                transport,
                 request_timeout: self.request_timeout,
                 stream: self.stream,
-                retry: self.retry,
             }),
         })
     }
@@ -449,48 +603,6 @@ fn non_empty(project_id: ProjectId) -> Result<ProjectId> {
         return Err(Error::Config("the project id is empty".into()));
     }
     Ok(project_id)
-}
-
-fn parse_base_url(text: &str, allow_http: bool) -> Result<Url> {
-    let url = Url::parse(text).map_err(|e| Error::Config(format!("invalid base URL: {e}")))?;
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(Error::Config(
-            "the base URL must be an absolute http(s) URL with a host".into(),
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config(
-            "the base URL must not contain credentials".into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Config(
-            "the base URL must not have a query or fragment".into(),
-        ));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http || is_loopback(&url) => {}
-        "http" => {
-            return Err(Error::Config(
-                "the base URL must use https (plain http is allowed for loopback hosts, or with allow_http)".into(),
-            ))
-        }
-        other => return Err(Error::Config(format!("unsupported URL scheme {other:?}"))),
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => {
-            name.eq_ignore_ascii_case("localhost")
-                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        None => false,
-    }
 }
 
 #[cfg(test)]

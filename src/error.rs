@@ -298,6 +298,23 @@ impl Error {
         self
     }
 
+    /// Maps a reqwest error; `timeout` names the timeout that applies when it says it
+    /// timed out without being a connect timeout.
+    pub(crate) fn from_reqwest(error: reqwest::Error, timeout: TimeoutKind) -> Self {
+        if error.is_timeout() {
+            let kind = if error.is_connect() {
+                TimeoutKind::Connect
+            } else {
+                timeout
+            };
+            return Error::Timeout {
+                kind,
+                project_id: None,
+            };
+        }
+        Error::transport(error)
+    }
+
     pub(crate) fn transport(source: impl Into<BoxError>) -> Self {
         Error::Transport {
             source: source.into(),

@@ -12,10 +12,9 @@ use http_body::Body as _;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
-use crate::http::map_reqwest;
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
-use crate::{Client, Error, Event, Project, ProjectId, Result, WaitOptions};
+use crate::{Error, Event, Project, ProjectId, Result};
 
 /// Stream settings, copied from the client into each generation.
 #[derive(Debug, Clone)]
@@ -64,9 +63,6 @@ pub struct Generation {
     deadline: Option<Pin<Box<Sleep>>>,
     clock: Clock,
     span: CallSpan,
-    /// For the opt-in recovery by polling: the client and how to wait.
-    client: Client,
-    recovery: Option<WaitOptions>,
     /// The project id was reported to the span.
     id_reported: bool,
 }
@@ -108,20 +104,31 @@ impl fmt::Debug for Generation {
     }
 }
 
+/// Where a stream starts: what the call that opened it knows.
+pub(crate) struct Start {
+    /// When the first request of the call was sent.
+    pub(crate) sent: Instant,
+    /// Requests sent to open the stream, the first included.
+    pub(crate) attempts: u32,
+    /// The project id known before the stream starts (a follow-up's).
+    pub(crate) project_id: Option<ProjectId>,
+    /// The span of the call, which the stream's end closes.
+    pub(crate) span: CallSpan,
+}
+
 impl Generation {
-    pub(crate) fn new(
-        client: &Client,
-        response: reqwest::Response,
-        project_id: Option<ProjectId>,
-        sent: Instant,
-        attempts: u32,
-        span: CallSpan,
-    ) -> Self {
-        let config = &client.inner.stream;
+    /// The stream of `body`, read with `config`.
+    pub(crate) fn new(body: reqwest::Body, config: &StreamConfig, start: Start) -> Self {
+        let Start {
+            sent,
+            attempts,
+            project_id,
+            span,
+        } = start;
         let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
         let id_reported = project_id.is_some();
         Generation {
-            body: Some(reqwest::Body::from(response)),
+            body: Some(body),
             reader: EventReader::new(config.max_event_size, project_id),
             idle_timeout: config.idle_timeout,
             idle: config.idle_timeout.map(sleep),
@@ -134,8 +141,6 @@ impl Generation {
                 attempts,
             },
             span,
-            client: client.clone(),
-            recovery: None,
             id_reported,
         }
     }
@@ -167,33 +172,6 @@ impl Generation {
         }
     }
 
-    /// Opts in to recovery: if the stream breaks after the project id is known (the
-    /// connection drops, goes silent past the idle timeout or the deadline, or ends
-    /// without its terminal event), [`finish`](Generation::finish) polls the project
-    /// with [`Client::wait_for_project`] instead of failing, and returns an
-    /// [`Outcome`] whose `recovered` holds the polled project. No second generate
-    /// request is ever sent. `credits_exhausted` is never recovered: it is an answer,
-    /// not a broken stream.
-    ///
-    /// ```no_run
-    /// # async fn run() -> laracopilot::Result<()> {
-    /// let client = laracopilot::Client::from_env()?;
-    /// let outcome = client
-    ///     .generate("Build a task management app")
-    ///     .await?
-    ///     .recover_with(laracopilot::WaitOptions::default())
-    ///     .finish()
-    ///     .await?;
-    /// if let Some(project) = &outcome.recovered {
-    ///     println!("stream broke; project is {:?}", project.project_status);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn recover_with(mut self, options: WaitOptions) -> Self {
-        self.recovery = Some(options);
-        self
-    }
-
     /// The next item of the stream; the same as `StreamExt::next`, without the import.
     pub async fn next(&mut self) -> Option<Result<Event>> {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
@@ -206,8 +184,8 @@ impl Generation {
     /// The first error the stream yields: [`Error::CreditsExhausted`],
     /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`],
     /// [`Error::Decode`] or [`Error::EventTooLarge`], each with the project id when it
-    /// was known. With [`recover_with`](Generation::recover_with), a broken stream
-    /// fails only if polling fails too.
+    /// was known. To poll the project when the stream breaks instead of failing, see
+    /// [`Client::finish_or_recover`](crate::Client::finish_or_recover).
     pub async fn finish(self) -> Result<Outcome> {
         self.finish_with(|_| {}).await
     }
@@ -230,67 +208,63 @@ impl Generation {
     /// # Errors
     ///
     /// As [`finish`](Generation::finish).
-    pub async fn finish_with(mut self, mut on_event: impl FnMut(&Event)) -> Result<Outcome> {
-        let mut files = Vec::new();
+    pub async fn finish_with(self, on_event: impl FnMut(&Event)) -> Result<Outcome> {
+        self.drive(on_event).await.map_err(|(error, _)| error)
+    }
+
+    /// Drives the stream to its end; on an error, also hands back what was gathered
+    /// (for recovery, which turns the gathered part and a polled project into an
+    /// [`Outcome`]).
+    pub(crate) async fn drive(
+        mut self,
+        mut on_event: impl FnMut(&Event),
+    ) -> std::result::Result<Outcome, (Error, Outcome)> {
+        let mut summary = Outcome {
+            project_id: None,
+            app_url: None,
+            files: Vec::new(),
+            events: 0,
+            stats: Stats::default(),
+            recovered: None,
+        };
         let mut seen = HashSet::new();
-        let mut app_url = None;
-        let outcome = |generation: &Generation, app_url, files, recovered| Outcome {
-            project_id: generation.project_id().cloned(),
-            app_url,
-            files,
-            events: generation.events(),
-            stats: generation.stats(),
-            recovered,
+        let close = |generation: &Generation, mut summary: Outcome| {
+            summary.project_id = generation.project_id().cloned();
+            summary.events = generation.events();
+            summary.stats = generation.stats();
+            summary
         };
         while let Some(item) = self.next().await {
             let event = match item {
                 Ok(event) => event,
-                Err(error) => {
-                    let project = self.recover(error).await?;
-                    let app_url = project.app_url.clone().or(app_url);
-                    return Ok(outcome(&self, app_url, files, Some(project)));
-                }
+                Err(error) => return Err((error, close(&self, summary))),
             };
             on_event(&event);
             match event {
-                Event::ProjectCreated(created) => app_url = created.app_url.or(app_url),
+                Event::ProjectCreated(created) => {
+                    summary.app_url = created.app_url.or(summary.app_url)
+                }
                 Event::FileCreated(file) => {
                     if let Some(path) = file.path {
                         if seen.insert(path.clone()) {
-                            files.push(path);
+                            summary.files.push(path);
                         }
                     }
                 }
                 Event::StreamEnd(end) => {
-                    let app_url = end.app_url.or(app_url);
-                    return Ok(outcome(&self, app_url, files, None));
+                    summary.app_url = end.app_url.or(summary.app_url);
+                    return Ok(close(&self, summary));
                 }
                 _ => {}
             }
         }
         // The stream always ends with a terminal item; this is only reached if the
         // caller polled it to its end before calling `finish`.
-        Err(Error::Incomplete {
+        let error = Error::Incomplete {
             project_id: self.project_id().cloned(),
             events: self.events(),
-        })
-    }
-
-    /// Turns a broken stream into polling when the caller opted in; otherwise, or for
-    /// an error that is not a broken stream, gives the error back.
-    async fn recover(&self, error: Error) -> Result<Project> {
-        let broken = matches!(
-            error,
-            Error::Incomplete { .. } | Error::Transport { .. } | Error::Timeout { .. }
-        );
-        match (&self.recovery, self.project_id()) {
-            (Some(options), Some(id)) if broken => {
-                #[cfg(feature = "tracing")]
-                tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
-                self.client.wait_for_project(id, options.clone()).await
-            }
-            _ => Err(error),
-        }
+        };
+        Err((error, close(&self, summary)))
     }
 
     /// Ends the stream with `error` after the items already queued.
@@ -364,7 +338,7 @@ impl Stream for Generation {
                         this.on_data(data);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => this.fail(map_reqwest(e, TimeoutKind::Idle)),
+                Poll::Ready(Some(Err(e))) => this.fail(Error::from_reqwest(e, TimeoutKind::Idle)),
                 Poll::Ready(None) => {
                     this.reader.end();
                     this.close();
@@ -414,7 +388,7 @@ pub struct Outcome {
     /// Liveness statistics of the stream.
     pub stats: Stats,
     /// `Some` when the stream broke and the outcome comes from polling the project
-    /// (see [`Generation::recover_with`]); `None` when the stream ended with
-    /// `stream_end`.
+    /// (see [`Client::finish_or_recover`](crate::Client::finish_or_recover)); `None`
+    /// when the stream ended with `stream_end`.
     pub recovered: Option<Project>,
 }

@@ -53,7 +53,7 @@
 //! - **Long-running services**: share one [`Client`]; rotate tokens without a
 //!   restart through a provider from [`tokens`]; retries never resend a generation
 //!   that may have started ([`RetryPolicy`]); a broken stream can turn into polling
-//!   with [`Generation::recover_with`]; [`Generation::stats`] tells how lively a
+//!   with [`Client::finish_or_recover`]; [`Generation::stats`] tells how lively a
 //!   stream is.
 //! - **Build tools and CI**: `laracopilot::blocking` (feature `blocking`) offers the
 //!   same calls without async, safe to call from a plain thread or from inside a
@@ -83,30 +83,38 @@
 //! crates behind `url`). Raising it is a minor version bump, never a patch release.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The layers, from the top (see ARCHITECTURE.md): a module uses only those below it.
+// Facade.
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod client;
-mod error;
-mod event;
-mod generation;
-mod http;
 #[cfg(feature = "mock")]
 pub mod mock;
-mod project;
+// Stream.
+mod generation;
 mod reader;
-mod retry;
 mod sse;
-mod token;
+// Transport.
+mod answer;
+mod http;
 pub mod tokens;
+// Model and base.
+mod error;
+mod event;
+mod id;
+mod project;
+mod retry;
+mod token;
 mod trace;
 
 pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use event::{
-    ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, ProjectId, StreamEnd,
-    ToolProgress, UnknownEvent,
+    ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, StreamEnd, ToolProgress,
+    UnknownEvent,
 };
 pub use generation::{Generation, Outcome, Stats};
+pub use id::ProjectId;
 pub use project::{Project, WaitOptions};
 pub use retry::RetryPolicy;
 pub use token::Token;

@@ -1,4 +1,4 @@
-//! The project status answer.
+//! A project as the status endpoint describes it, and how to wait for one to settle.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Error, ProjectId, Result};
+use crate::ProjectId;
 
 /// A project as the status endpoint describes it (`GET /agent/project/{id}`).
 ///
@@ -32,70 +32,49 @@ impl Project {
     pub fn raw_json(&self) -> &str {
         &self.raw
     }
-
-    /// Decodes the status answer of project `requested` (whose id stands in when the
-    /// answer names none); `{"status": false, ...}` in a 200 answer is an
-    /// [`Error::Api`].
-    pub(crate) fn from_json(bytes: &[u8], requested: &ProjectId) -> Result<Project> {
-        #[derive(Deserialize)]
-        struct Wire {
-            status: Option<serde_json::Value>,
-            message: Option<String>,
-            project_id: Option<ProjectId>,
-            app_url: Option<String>,
-            project_status: Option<String>,
-            name: Option<String>,
-        }
-        let wire: Wire =
-            serde_json::from_slice(bytes).map_err(|e| Error::decode("project status", e))?;
-        if wire.status == Some(serde_json::Value::Bool(false)) {
-            return Err(Error::Api {
-                status: 200,
-                message: wire.message,
-                body: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
-                project_id: wire.project_id,
-                attempts: 1,
-            });
-        }
-        Ok(Project {
-            project_id: wire.project_id.unwrap_or_else(|| requested.clone()),
-            app_url: wire.app_url,
-            project_status: wire.project_status,
-            name: wire.name,
-            raw: String::from_utf8_lossy(bytes).into_owned(),
-        })
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What the status endpoint's JSON says, before it becomes a [`Project`] or an error.
+#[derive(Debug)]
+pub(crate) enum StatusAnswer {
+    /// The project, as described.
+    Project(Project),
+    /// `{"status": false, "message": ..}` in a success answer.
+    Refused {
+        message: Option<String>,
+        project_id: Option<ProjectId>,
+    },
+}
 
-    #[test]
-    fn decodes_the_documented_answer() {
-        let json = br#"{"status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com", "project_status": "<string>", "name": "<string>"}"#;
-        let project = Project::from_json(json, &"abc123".into()).unwrap();
-        assert_eq!(project.project_id, "abc123");
-        assert_eq!(
-            project.app_url.as_deref(),
-            Some("https://abc123.laracopilot.com")
-        );
-        assert_eq!(project.project_status.as_deref(), Some("<string>"));
-        assert_eq!(project.name.as_deref(), Some("<string>"));
+/// Decodes the status answer of project `requested` (whose id stands in when the
+/// answer names none).
+pub(crate) fn decode_status(
+    bytes: &[u8],
+    requested: &ProjectId,
+) -> Result<StatusAnswer, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Wire {
+        status: Option<serde_json::Value>,
+        message: Option<String>,
+        project_id: Option<ProjectId>,
+        app_url: Option<String>,
+        project_status: Option<String>,
+        name: Option<String>,
     }
-
-    #[test]
-    fn status_false_is_an_api_error_and_garbage_a_decode_error() {
-        let id = ProjectId::from("abc123");
-        let err = Project::from_json(br#"{"status": false, "message": "Project not found"}"#, &id)
-            .unwrap_err();
-        assert!(matches!(err, Error::Api { status: 200, .. }));
-        assert!(matches!(
-            Project::from_json(b"<html>", &id),
-            Err(Error::Decode { .. })
-        ));
-        assert_eq!(Project::from_json(b"{}", &id).unwrap().project_id, "abc123");
+    let wire: Wire = serde_json::from_slice(bytes)?;
+    if wire.status == Some(serde_json::Value::Bool(false)) {
+        return Ok(StatusAnswer::Refused {
+            message: wire.message,
+            project_id: wire.project_id,
+        });
     }
+    Ok(StatusAnswer::Project(Project {
+        project_id: wire.project_id.unwrap_or_else(|| requested.clone()),
+        app_url: wire.app_url,
+        project_status: wire.project_status,
+        name: wire.name,
+        raw: String::from_utf8_lossy(bytes).into_owned(),
+    }))
 }
 
 /// How [`Client::wait_for_project`](crate::Client::wait_for_project) polls.
@@ -196,48 +175,37 @@ impl WaitOptions {
     }
 }
 
-impl crate::Client {
-    /// Polls the project's status until it settles (see [`WaitOptions`]) or the
-    /// options' timeout passes. Each poll is a status call (retried as the client's
-    /// retry policy allows); pauses grow from the first interval to the maximum.
-    ///
-    /// ```no_run
-    /// # async fn run() -> laracopilot::Result<()> {
-    /// let client = laracopilot::Client::from_env()?;
-    /// let project = client.wait_for_project("abc123", laracopilot::WaitOptions::default()).await?;
-    /// println!("{:?}", project.project_status);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Timeout`] (kind `Wait`) when the project did not settle in time; a
-    /// non-retryable error of the status call (such as [`Error::NotFound`] or
-    /// [`Error::Unauthorized`]) at once.
-    pub async fn wait_for_project(
-        &self,
-        project_id: impl Into<ProjectId>,
-        options: WaitOptions,
-    ) -> Result<Project> {
-        let project_id = project_id.into();
-        let deadline = tokio::time::Instant::now() + options.timeout;
-        let mut interval = options.first_interval;
-        loop {
-            match self.project(&project_id).await {
-                Ok(project) if (options.settled)(&project) => return Ok(project),
-                Ok(_) => {}
-                Err(error) if error.is_retryable() => {}
-                Err(error) => return Err(error),
-            }
-            let now = tokio::time::Instant::now();
-            if now + interval > deadline {
-                return Err(Error::Timeout {
-                    kind: crate::TimeoutKind::Wait,
-                    project_id: Some(project_id),
-                });
-            }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(options.max_interval);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_documented_answer() {
+        let json = br#"{"status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com", "project_status": "<string>", "name": "<string>"}"#;
+        let StatusAnswer::Project(project) = decode_status(json, &"abc123".into()).unwrap() else {
+            panic!("a project");
+        };
+        assert_eq!(project.project_id, "abc123");
+        assert_eq!(
+            project.app_url.as_deref(),
+            Some("https://abc123.laracopilot.com")
+        );
+        assert_eq!(project.project_status.as_deref(), Some("<string>"));
+        assert_eq!(project.name.as_deref(), Some("<string>"));
+    }
+
+    #[test]
+    fn status_false_is_a_refusal_garbage_an_error_and_a_missing_id_the_requested_one() {
+        let id = ProjectId::from("abc123");
+        let refused = decode_status(br#"{"status": false, "message": "Project not found"}"#, &id);
+        assert!(matches!(
+            refused,
+            Ok(StatusAnswer::Refused { message: Some(m), .. }) if m == "Project not found"
+        ));
+        assert!(decode_status(b"<html>", &id).is_err());
+        let Ok(StatusAnswer::Project(project)) = decode_status(b"{}", &id) else {
+            panic!("a project");
+        };
+        assert_eq!(project.project_id, "abc123");
     }
 }

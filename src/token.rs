@@ -7,8 +7,11 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroize;
 
-use crate::tokens::TokenInfo;
 use crate::{Error, Result};
+
+mod info;
+
+pub use info::{Expiration, TokenInfo, TokenStatus};
 
 /// A LaraCopilot team API token.
 ///
@@ -36,9 +39,6 @@ use crate::{Error, Result};
 pub struct Token {
     secret: SecretString,
     info: Option<Arc<TokenInfo>>,
-    /// Bookkeeping of the client's token source: how many refreshes had completed
-    /// when the client handed this token to a request (0 outside of a client).
-    pub(crate) generation: u64,
 }
 
 /// Tokens shorter than this are masked completely: showing four characters of a
@@ -75,7 +75,6 @@ impl Token {
         Ok(Token {
             secret: SecretString::from(Box::<str>::from(value)),
             info: None,
-            generation: 0,
         })
     }
 
@@ -125,7 +124,6 @@ impl Token {
         value
     }
 
-    /// Compares two token values without exposing either.
     /// Replaces every occurrence of the secret in `text` (an error body that echoes
     /// the request's headers, say) with the mask.
     pub(crate) fn redact(&self, text: &mut String) {
@@ -135,6 +133,7 @@ impl Token {
         }
     }
 
+    /// Compares two token values without exposing either.
     pub(crate) fn same_as(&self, other: &Token) -> bool {
         self.secret.expose_secret() == other.secret.expose_secret()
     }
@@ -163,7 +162,6 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::Expiration;
 
     #[test]
     fn rejects_empty_whitespace_control_and_invisible_characters_without_echoing() {

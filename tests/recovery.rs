@@ -36,10 +36,9 @@ async fn status_then(server: &MockServer, first: &str, times: u64, then: &str) {
 
 /// A generation on `server` that opted in to recovery, driven to its end.
 async fn generate_recovering(server: &MockServer) -> laracopilot::Result<laracopilot::Outcome> {
-    let generation = client(server)
-        .generate("Build a task management app")
-        .await?;
-    generation.recover_with(fast()).finish().await
+    let client = client(server);
+    let generation = client.generate("Build a task management app").await?;
+    client.finish_or_recover(generation, fast()).await
 }
 
 async fn count(server: &MockServer, verb: &str) -> usize {

@@ -1,8 +1,6 @@
-//! Whether the server accepts the token, asked without spending credits.
+//! The answer of the token check: whether the server accepts the token.
 
 use std::fmt;
-
-use crate::{Client, Error, Result};
 
 /// The project id the check asks for. It cannot be a real project: the API's ids are
 /// short opaque strings, and this one names the SDK.
@@ -42,18 +40,5 @@ impl fmt::Display for TokenCheck {
             TokenCheck::Expired { .. } => "the API token has expired",
             TokenCheck::Unauthorized { .. } => "the API token is invalid or revoked",
         })
-    }
-}
-
-/// `GET /agent/project/{probe}`: the API checks the token before it looks the project
-/// up, so a 401 means rejected and a 404 (or a 200) means accepted.
-pub(crate) async fn verify(client: &Client) -> Result<TokenCheck> {
-    match client.project(PROBE_PROJECT_ID).await {
-        Ok(_) | Err(Error::NotFound { .. }) => Ok(TokenCheck::Accepted),
-        // A 200 answer that is not a project still got past authentication.
-        Err(Error::Api { status: 200, .. } | Error::Decode { .. }) => Ok(TokenCheck::Accepted),
-        Err(Error::TokenExpired { locally }) => Ok(TokenCheck::Expired { locally }),
-        Err(Error::Unauthorized { message }) => Ok(TokenCheck::Unauthorized { message }),
-        Err(other) => Err(other),
     }
 }

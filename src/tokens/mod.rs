@@ -60,17 +60,16 @@ use crate::{Result, Token};
 
 mod check;
 mod file;
-mod info;
 mod providers;
 mod source;
 
+pub use crate::token::{Expiration, TokenInfo, TokenStatus};
 pub use check::TokenCheck;
 pub use file::FileToken;
-pub use info::{Expiration, TokenInfo, TokenStatus};
 pub use providers::{EnvToken, FnToken, StaticToken};
 
-pub(crate) use check::verify;
-pub(crate) use source::{ExpiryOptions, TokenSource};
+pub(crate) use check::PROBE_PROJECT_ID;
+pub(crate) use source::{ExpiryOptions, Lease, TokenSource};
 
 /// A boxed future returned by [`TokenProvider`] methods.
 pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token>> + Send + 'a>>;

@@ -32,17 +32,24 @@ impl Default for ExpiryOptions {
     }
 }
 
-/// What `http.rs` asks for a token and for a refresh after a 401.
+/// A token handed to one request, with the source's bookkeeping: how many refreshes
+/// had completed when it was handed out. A rejected lease with an older count was
+/// replaced since, and the request uses the replacement instead of refreshing again.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub(crate) token: Token,
+    generation: u64,
+}
+
+/// What the transport asks for a token and for a refresh after a 401.
 pub(crate) struct TokenSource {
     provider: Arc<dyn TokenProvider>,
     expiry: ExpiryOptions,
-    /// How many refreshes have completed. Each token handed to a request carries the
-    /// count at that moment: a rejected token with an older count was replaced since,
-    /// and the request uses the replacement instead of refreshing again.
+    /// How many refreshes have completed (see [`Lease`]).
     generation: AtomicU64,
     /// Held for the whole of a refresh (single flight); holds the result of the last
     /// one (`None` when it failed).
-    refreshed: tokio::sync::Mutex<Option<Token>>,
+    refreshed: tokio::sync::Mutex<Option<Lease>>,
     /// The last token the expiry warning fired for (once per token).
     warned: Mutex<Option<Token>>,
 }
@@ -63,62 +70,68 @@ impl TokenSource {
     /// A token known to be expired is not returned: the provider is asked for a newer
     /// one (as after a 401), and without one this fails with
     /// `Error::TokenExpired { locally: true }`.
-    pub(crate) async fn current(&self) -> Result<Token> {
+    pub(crate) async fn current(&self) -> Result<Lease> {
         // Read before asking the provider: a refresh completing in between then counts
         // as newer than this token.
         let generation = self.generation.load(Ordering::Acquire);
-        let mut token = self.provider.token().await?;
-        token.generation = generation;
+        let lease = Lease {
+            token: self.provider.token().await?,
+            generation,
+        };
         let now = SystemTime::now();
-        self.watch(&token, now);
-        if !is_expired(&token, now) {
-            return Ok(token);
+        self.watch(&lease.token, now);
+        if !is_expired(&lease.token, now) {
+            return Ok(lease);
         }
-        match self.refresh_once(&token).await {
-            Ok(fresh) if !fresh.same_as(&token) && !is_expired(&fresh, now) => {
-                self.watch(&fresh, now);
+        match self.refresh_once(&lease).await {
+            Ok(fresh) if !fresh.token.same_as(&lease.token) && !is_expired(&fresh.token, now) => {
+                self.watch(&fresh.token, now);
                 Ok(fresh)
             }
             _ => Err(Error::TokenExpired { locally: true }),
         }
     }
 
-    /// A token to retry with after `rejected` got a 401. The same token means there
-    /// is no newer one (`http.rs` then reports the 401).
-    pub(crate) async fn refresh_after_401(&self, rejected: &Token) -> Result<Token> {
+    /// A lease to retry with after `rejected` got a 401. The same token means there
+    /// is no newer one (the transport then reports the 401).
+    pub(crate) async fn refresh_after_401(&self, rejected: &Lease) -> Result<Lease> {
         let fresh = self.refresh_once(rejected).await?;
         let now = SystemTime::now();
-        if is_expired(&fresh, now) {
+        if is_expired(&fresh.token, now) {
             return Err(Error::TokenExpired { locally: true });
         }
-        self.watch(&fresh, now);
+        self.watch(&fresh.token, now);
         Ok(fresh)
     }
 
     /// Refreshes the provider, unless a refresh completed since `rejected` was handed
     /// out: then its result is shared. Never two refreshes at a time.
-    async fn refresh_once(&self, rejected: &Token) -> Result<Token> {
+    async fn refresh_once(&self, rejected: &Lease) -> Result<Lease> {
         let mut refreshed = self.refreshed.lock().await;
         let generation = self.generation.load(Ordering::Acquire);
         if rejected.generation != generation {
             // Replaced while this request was in flight (or waiting for the lock).
             return Ok(refreshed.clone().unwrap_or_else(|| rejected.clone()));
         }
-        let outcome = self.provider.refresh(rejected).await.map(|mut token| {
-            token.generation = generation + 1;
-            token
-        });
+        let outcome = self
+            .provider
+            .refresh(&rejected.token)
+            .await
+            .map(|token| Lease {
+                token,
+                generation: generation + 1,
+            });
         *refreshed = outcome.as_ref().ok().cloned();
         self.generation.store(generation + 1, Ordering::Release);
         #[cfg(feature = "tracing")]
         match &outcome {
-            Ok(fresh) if fresh.same_as(rejected) => tracing::debug!(
-                token = %rejected.masked(),
+            Ok(fresh) if fresh.token.same_as(&rejected.token) => tracing::debug!(
+                token = %rejected.token.masked(),
                 "the token provider has no newer API token"
             ),
             Ok(fresh) => tracing::info!(
-                old = %rejected.masked(),
-                new = %fresh.masked(),
+                old = %rejected.token.masked(),
+                new = %fresh.token.masked(),
                 "refreshed the API token"
             ),
             Err(error) => tracing::warn!(%error, "refreshing the API token failed"),
