@@ -363,10 +363,9 @@ impl Generation {
     ///
     /// # Errors
     ///
-    /// The first error the stream yields: [`Error::CreditsExhausted`],
-    /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`],
-    /// [`Error::Decode`] or [`Error::EventTooLarge`], each with the project id when it
-    /// was known.
+    /// The error that ends the stream: [`Error::CreditsExhausted`],
+    /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`] or
+    /// [`Error::EventTooLarge`], each with the project id when it was known.
     pub fn finish(self) -> Result<Outcome> {
         let runtime = Arc::clone(&self.runtime);
         let (inner, project_id) = self.into_inner()?;

@@ -10,7 +10,9 @@ pub(crate) use wire::{decode_event, Decoded};
 ///
 /// Every event keeps the raw JSON text it was decoded from ([`Event::raw_json`]), so
 /// fields the documentation does not list stay reachable. Event types this version
-/// does not know arrive as [`Event::Unknown`] rather than as an error.
+/// does not know arrive as [`Event::Unknown`], and a payload it cannot make sense of
+/// (`data: ping`, a `project_created` without an id, ...) as [`Event::Malformed`]:
+/// never as an error, so that an `Err` item always ends the stream.
 /// `credits_exhausted` is not an event: it ends the stream as
 /// [`Error::CreditsExhausted`](crate::Error::CreditsExhausted).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,10 +32,15 @@ pub enum Event {
     StreamEnd(StreamEnd),
     /// An event type this version of the SDK does not know.
     Unknown(UnknownEvent),
+    /// A payload this version of the SDK cannot make sense of: not a JSON object, no
+    /// `type`, or a documented event without the field it cannot do without. It keeps
+    /// the text and says why; the stream goes on.
+    Malformed(MalformedEvent),
 }
 
 impl Event {
-    /// The event's `type` as on the wire, e.g. `"container_progress"`.
+    /// The event's `type` as on the wire, e.g. `"container_progress"`; empty for a
+    /// malformed event that names none.
     pub fn type_name(&self) -> &str {
         match self {
             Event::ProjectCreated(_) => "project_created",
@@ -43,10 +50,12 @@ impl Event {
             Event::ToolProgress(_) => "tool_progress",
             Event::StreamEnd(_) => "stream_end",
             Event::Unknown(e) => &e.type_name,
+            Event::Malformed(e) => e.type_name.as_deref().unwrap_or_default(),
         }
     }
 
-    /// The JSON object of the event exactly as received.
+    /// The JSON object of the event exactly as received (for a malformed event, its
+    /// text, which may not be JSON at all).
     pub fn raw_json(&self) -> &str {
         match self {
             Event::ProjectCreated(e) => &e.raw,
@@ -56,6 +65,7 @@ impl Event {
             Event::ToolProgress(e) => &e.raw,
             Event::StreamEnd(e) => &e.raw,
             Event::Unknown(e) => &e.raw,
+            Event::Malformed(e) => &e.raw,
         }
     }
 }
@@ -111,6 +121,9 @@ pub struct FileCreated {
     /// `file` and `filename`; `None` when the event carries none of them. The full
     /// event is in [`FileCreated::raw_json`].
     pub path: Option<String>,
+    /// The `action` field, when the event carries one as a string (the offline
+    /// LaraCopilot sends `"created"` or `"modified"`).
+    pub action: Option<String>,
     raw: Box<str>,
 }
 
@@ -145,6 +158,17 @@ pub struct UnknownEvent {
     raw: Box<str>,
 }
 
+/// A payload of the stream this version of the SDK cannot make sense of.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MalformedEvent {
+    /// The `type` it named, when it named one as a string.
+    pub type_name: Option<String>,
+    /// Why it was not understood, e.g. `"not JSON"`.
+    pub reason: String,
+    raw: Box<str>,
+}
+
 raw_accessor!(
     ProjectCreated,
     ContainerProgress,
@@ -152,5 +176,6 @@ raw_accessor!(
     FileCreated,
     ToolProgress,
     StreamEnd,
-    UnknownEvent
+    UnknownEvent,
+    MalformedEvent
 );

@@ -37,8 +37,11 @@ pub(crate) struct StreamConfig {
 ///   project id seen so far;
 /// - a timeout, a broken connection or an oversized event: that error.
 ///
-/// An event that cannot be decoded is yielded as `Err(`[`Error::Decode`]`)` and the
-/// stream goes on.
+/// An `Err` item is always the last one: a payload the SDK cannot make sense of
+/// (`data: ping`, `data: [DONE]`, a `project_created` without an id) is yielded as
+/// [`Event::Malformed`], counted in [`Stats::malformed`], and the stream goes on. The
+/// `match event? { .. }` loop and [`finish`](Generation::finish) are therefore always
+/// right.
 ///
 /// ```no_run
 /// # async fn run() -> laracopilot::Result<()> {
@@ -71,8 +74,11 @@ pub struct Generation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Events delivered.
+    /// Events delivered, malformed ones included.
     pub events: u64,
+    /// Of the events, those the SDK could not make sense of
+    /// ([`Event::Malformed`]).
+    pub malformed: u64,
     /// Bytes of the body received.
     pub bytes: u64,
     /// Time from sending the request to the first event, once there was one.
@@ -165,6 +171,7 @@ impl Generation {
     pub fn stats(&self) -> Stats {
         Stats {
             events: self.reader.events(),
+            malformed: self.reader.malformed(),
             bytes: self.reader.bytes(),
             time_to_first_event: self.clock.first_event,
             longest_gap: self.clock.longest_gap,
@@ -181,10 +188,9 @@ impl Generation {
     ///
     /// # Errors
     ///
-    /// The first error the stream yields: [`Error::CreditsExhausted`],
-    /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`],
-    /// [`Error::Decode`] or [`Error::EventTooLarge`], each with the project id when it
-    /// was known. To poll the project when the stream breaks instead of failing, see
+    /// The error that ends the stream: [`Error::CreditsExhausted`],
+    /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`] or
+    /// [`Error::EventTooLarge`], each with the project id when it was known. To poll the project when the stream breaks instead of failing, see
     /// [`Client::finish_or_recover`](crate::Client::finish_or_recover).
     pub async fn finish(self) -> Result<Outcome> {
         self.finish_with(|_| {}).await

@@ -28,6 +28,8 @@ struct State {
     queue: Queue,
     project_id: Option<ProjectId>,
     events: u64,
+    /// Of the events, those that could not be understood.
+    malformed: u64,
     bytes: u64,
     /// A terminal item is queued or was yielded: nothing more is read.
     finished: bool,
@@ -44,6 +46,7 @@ impl EventReader {
                 queue: Queue::default(),
                 project_id,
                 events: 0,
+                malformed: 0,
                 bytes: 0,
                 finished: false,
             },
@@ -168,6 +171,11 @@ impl EventReader {
         self.state.events
     }
 
+    /// Of the events decoded so far, the malformed ones.
+    pub fn malformed(&self) -> u64 {
+        self.state.malformed
+    }
+
     /// Bytes fed so far.
     pub fn bytes(&self) -> u64 {
         self.state.bytes
@@ -180,7 +188,7 @@ impl State {
             return;
         }
         match decode_event(frame.data) {
-            Ok(Decoded::Event(event)) => {
+            Decoded::Event(event) => {
                 self.events += 1;
                 match &event {
                     Event::ProjectCreated(created) => {
@@ -192,20 +200,18 @@ impl State {
                         }
                         self.finished = true;
                     }
+                    Event::Malformed(_) => self.malformed += 1,
                     _ => {}
                 }
                 self.queue.push_back(Ok(event));
             }
-            Ok(Decoded::CreditsExhausted(raw)) => {
+            Decoded::CreditsExhausted(raw) => {
                 self.queue.push_back(Err(Error::CreditsExhausted {
                     project_id: self.project_id.clone(),
                     raw,
                 }));
                 self.finished = true;
             }
-            Err(e) => self.queue.push_back(Err(
-                Error::decode("event", e).with_project_id(self.project_id.as_ref())
-            )),
         }
     }
 }

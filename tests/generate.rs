@@ -239,7 +239,7 @@ async fn an_empty_body_is_incomplete() {
 }
 
 #[tokio::test]
-async fn an_undecodable_event_is_an_error_and_the_stream_goes_on() {
+async fn an_undecodable_event_is_malformed_data_and_the_stream_goes_on() {
     let server = server().await;
     let body = "data: not json\n\n".to_owned() + &sse_body(&[r#"{"type":"stream_end"}"#]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
@@ -250,11 +250,11 @@ async fn an_undecodable_event_is_an_error_and_the_stream_goes_on() {
             .unwrap(),
     )
     .await;
-    assert!(
-        matches!(items[0], Err(Error::Decode { .. })),
-        "{:?}",
-        items[0]
-    );
+    let Ok(Event::Malformed(malformed)) = &items[0] else {
+        panic!("{:?}", items[0]);
+    };
+    assert_eq!(malformed.raw_json(), "not json");
+    assert!(malformed.reason.starts_with("not JSON"), "{malformed:?}");
     assert!(matches!(items[1], Ok(Event::StreamEnd(_))));
 }
 

@@ -67,6 +67,7 @@ enum Typed {
     Unknown {
         type_name: String,
     },
+    Malformed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,9 +83,6 @@ enum Item {
     Incomplete {
         project_id: Option<String>,
         events: u64,
-    },
-    Decode {
-        project_id: Option<String>,
     },
     TooLarge {
         limit: usize,
@@ -130,11 +128,6 @@ fn item(result: laracopilot::Result<Event>) -> Item {
                 events,
             }
         }
-        Err(Error::Decode { project_id, .. }) => {
-            return Item::Decode {
-                project_id: id(project_id.as_ref()),
-            }
-        }
         Err(Error::EventTooLarge {
             limit, project_id, ..
         }) => {
@@ -168,6 +161,7 @@ fn item(result: laracopilot::Result<Event>) -> Item {
         Event::Unknown(e) => Typed::Unknown {
             type_name: e.type_name,
         },
+        Event::Malformed(_) => Typed::Malformed,
         other => return Item::Other(format!("{other:?}")),
     };
     Item::Event { typed, raw }
@@ -454,12 +448,7 @@ fn expected(events: &[Generated]) -> Vec<Item> {
                 items.push(Item::CreditsExhausted { project_id, raw });
                 return items;
             }
-            Kind::Undecodable(_) => {
-                items.push(Item::Decode {
-                    project_id: project_id.clone(),
-                });
-                continue;
-            }
+            Kind::Undecodable(_) => Typed::Malformed,
         };
         delivered += 1;
         let end = matches!(typed, Typed::StreamEnd { .. });
