@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await;
         let peak = peak_rss_kib().unwrap_or(0);
         match result {
-            Err(Error::EventTooLarge { limit, project_id }) => println!(
+            Err(Error::EventTooLarge { limit, project_id, .. }) => println!(
                 "cap {:>2} MiB: EventTooLarge (limit {limit}, project {}) after {:.2} s; peak RSS {:.1} MiB",
                 cap >> 20,
                 project_id.map(|p| p.to_string()).unwrap_or_default(),

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     };
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Api(error)) => common::fail(&error, false),
+        Err(Failure::Api(error)) => common::fail(&error.into(), false),
         Err(Failure::Local(why)) => {
             eprintln!("error: {why}");
             ExitCode::FAILURE
@@ -148,17 +148,17 @@ fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
         laracopilot::TOKEN_ENV,
         mock.base_url()
     );
-    let client = blocking::Client::new(mock.client_builder())?;
+    let client = mock.client_builder().build_blocking()?;
     // Dropped in this order: the server, then its runtime.
     Ok((client, Some((mock, runtime))))
 }
 
 #[cfg(not(feature = "mock"))]
 fn offline() -> Result<(blocking::Client, Option<()>), Failure> {
-    Err(Failure::Api(Error::Config(format!(
+    Err(Failure::Local(format!(
         "{} is not set; set it, or run with `--features blocking,mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
-    ))))
+    )))
 }
 
 fn progress(event: &Event) {

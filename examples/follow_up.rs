@@ -12,7 +12,7 @@ mod common;
 
 use std::process::ExitCode;
 
-use laracopilot::Error;
+use common::Error;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,11 +20,7 @@ async fn main() -> ExitCode {
     let result = async {
         let (id, prompt) = match args.positional.split_first() {
             Some((id, rest)) if !rest.is_empty() => (id.clone(), rest.join(" ")),
-            _ => {
-                return Err(Error::Config(
-                    "usage: follow_up [--json] PROJECT_ID PROMPT".into(),
-                ))
-            }
+            _ => return Err(Error::usage("usage: follow_up [--json] PROJECT_ID PROMPT")),
         };
         let connection = common::connect().await?;
         let id = if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
@@ -38,7 +34,7 @@ async fn main() -> ExitCode {
                 .await?;
             let created = outcome
                 .project_id
-                .ok_or_else(|| Error::Config("the offline generation named no project".into()))?;
+                .ok_or_else(|| Error::usage("the offline generation named no project"))?;
             eprintln!("Created offline project {created} to follow up on");
             created
         };

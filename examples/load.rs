@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut delivered = 0;
     for task in tasks {
         let outcome = task.await??;
-        delivered += outcome.events;
+        delivered += outcome.stats.events;
     }
     let elapsed = started.elapsed();
     let expected = (generations * events) as u64;

@@ -12,19 +12,17 @@ mod common;
 
 use std::process::ExitCode;
 
-use laracopilot::Error;
+use common::Error;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = common::args();
     let result = async {
         let [id] = args.positional.as_slice() else {
-            return Err(Error::Config(
-                "usage: project_status [--json] PROJECT_ID".into(),
-            ));
+            return Err(Error::usage("usage: project_status [--json] PROJECT_ID"));
         };
         let connection = common::connect().await?;
-        connection.client.project(id.as_str()).await
+        Ok(connection.client.project(id.as_str()).await?)
     }
     .await;
     match result {

@@ -24,8 +24,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Error;
 use laracopilot::tokens::{EnvToken, FileToken, TokenProvider};
-use laracopilot::{Client, Error, BASE_URL_ENV, TOKEN_ENV};
+use laracopilot::{Client, BASE_URL_ENV, TOKEN_ENV};
 
 /// The file holding the token, for the real API.
 const TOKEN_FILE_ENV: &str = "LARACOPILOT_TOKEN_FILE";
@@ -47,7 +48,7 @@ struct Settings {
 }
 
 fn settings(iterations: u32, interval_ms: u64) -> Result<Settings, Error> {
-    let usage = || Error::Config("usage: token_rotation [ITERATIONS] [INTERVAL_MS]".into());
+    let usage = || Error::usage("usage: token_rotation [ITERATIONS] [INTERVAL_MS]");
     let args = common::args().positional;
     let number = |i: usize, default: u64| match args.get(i) {
         Some(text) => text.parse::<u64>().map_err(|_| usage()),
@@ -84,7 +85,7 @@ async fn without_token() -> Result<bool, Error> {
 
 #[cfg(not(feature = "mock"))]
 async fn without_token() -> Result<bool, Error> {
-    Err(Error::Config(format!(
+    Err(Error::usage(format!(
         "set {TOKEN_FILE_ENV} (or {TOKEN_ENV}), or run with `--features mock` to use the embedded offline LaraCopilot"
     )))
 }
@@ -114,7 +115,7 @@ async fn watch(
     let mut all_accepted = true;
     for i in 1..=n {
         let checked = match before(i) {
-            Ok(()) => client.verify_token().await,
+            Ok(()) => client.verify_token().await.map_err(Error::from),
             Err(error) => Err(error),
         };
         let mask = match provider.token().await {
@@ -146,7 +147,7 @@ async fn offline(settings: Settings) -> Result<bool, Error> {
     const FIRST: &str = "lcp_demo_first_token_00000001";
     const SECOND: &str = "lcp_demo_second_token_0000002";
 
-    let io = |what: &str, e: std::io::Error| Error::Config(format!("{what}: {e}"));
+    let io = |what: &str, e: std::io::Error| Error::usage(format!("{what}: {e}"));
     let mock = MockServer::builder()
         .token(FIRST)
         .start()

@@ -1,14 +1,18 @@
 //! What an answer means: the status, the error body and `Retry-After` of a response
-//! turned into an [`Error`], and the status answer into a [`Project`].
+//! turned into an [`Error`], and the status answer into a [`Project`]. Every body is
+//! read up to a cap and a deadline; whatever was read by then is what the error shows.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Response;
-use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
 
-use crate::error::TimeoutKind;
+use crate::error::{BoxError, TimeoutKind};
+use crate::lenient::{self, Fields};
 use crate::project::{decode_status, StatusAnswer};
 use crate::{Error, Project, ProjectId, Token};
 
@@ -17,6 +21,9 @@ pub(crate) const JSON: &str = "application/json";
 
 /// Error bodies are read up to this size; the rest is not read.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Status answers are read up to this size (a project's description is a few hundred
+/// bytes); a larger one is refused unread.
+pub(crate) const MAX_STATUS_ANSWER: usize = 256 * 1024;
 /// The part of an unexpected body kept in [`Error::Api`].
 const BODY_SNIPPET: usize = 512;
 
@@ -28,7 +35,13 @@ pub(crate) struct Answer {
     /// The token of the last request, to keep it out of error texts.
     pub(crate) token: Token,
     /// When the first request was sent.
-    pub(crate) sent: tokio::time::Instant,
+    pub(crate) sent: Instant,
+    /// Whether a failure of this answer may mean that work started on the server.
+    pub(crate) may_have_started_work: bool,
+    /// Why the token provider could not replace a token the server rejected.
+    pub(crate) refresh_error: Option<BoxError>,
+    /// The start of the body, already read (to tell what an answer is).
+    pub(crate) prefix: Bytes,
 }
 
 /// Whether the `Content-Type` of `headers` is `wanted` (parameters ignored).
@@ -40,109 +53,307 @@ pub(crate) fn is_content_type(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
 }
 
+/// The `Content-Encoding` of an answer when it is not `identity`: the SDK asks for no
+/// compression, so such a body cannot be read.
+pub(crate) fn unasked_coding(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_ENCODING)?;
+    let text = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
+    (!text.is_empty() && !text.eq_ignore_ascii_case("identity")).then_some(text)
+}
+
+/// Whether the start of a body is an event stream (an SSE field or comment, after an
+/// optional byte order mark): `None` while too little of it has arrived to tell.
+pub(crate) fn looks_like_event_stream(start: &[u8]) -> Option<bool> {
+    let start = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+    let start = start.trim_ascii_start();
+    const FIELDS: [&[u8]; 5] = [b":", b"data:", b"event:", b"id:", b"retry:"];
+    if FIELDS.iter().any(|field| start.starts_with(field)) {
+        return Some(true);
+    }
+    let undecided = FIELDS
+        .iter()
+        .any(|field| !start.is_empty() && field.starts_with(start));
+    if start.is_empty() || undecided {
+        return None;
+    }
+    Some(false)
+}
+
 /// The documented error bodies: `{"status": false, "message": ".."}` and Laravel's
-/// `{"message": "..", "errors": {"field": [".."]}}`. Every field is optional.
-#[derive(Deserialize, Default)]
+/// `{"message": "..", "errors": {"field": [".."]}}`, read leniently.
+#[derive(Default)]
 struct ErrorBody {
+    /// `"status": false`: the documented shape of the API's own errors.
+    status_false: bool,
     message: Option<String>,
-    #[serde(default)]
-    errors: BTreeMap<String, Messages>,
+    errors: BTreeMap<String, Vec<String>>,
+    project_id: Option<ProjectId>,
 }
 
-/// A validation entry: a list of messages, or a single message.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Messages {
-    Many(Vec<String>),
-    One(String),
-}
-
-/// Turns a non-success (or non-stream) answer into the matching [`Error`], reading at
-/// most [`MAX_ERROR_BODY`] bytes of its body.
-pub(crate) async fn error_from_response(answer: Answer, project_id: Option<ProjectId>) -> Error {
-    let Answer {
-        response,
-        attempts,
-        token,
-        ..
-    } = answer;
-    let status = response.status();
-    let retry_after = retry_after(response.headers(), SystemTime::now());
-    let body = read_capped(response, MAX_ERROR_BODY).await;
-    // A proxy or a debug page may echo the request's headers: the token never goes
-    // further than this.
-    let mut body = String::from_utf8_lossy(&body).into_owned();
-    token.redact(&mut body);
-    let parsed: Option<ErrorBody> = serde_json::from_str(&body).ok();
-    let message = parsed.as_ref().and_then(|b| b.message.clone());
-
-    match status.as_u16() {
-        401 if message.as_deref().is_some_and(is_expired_message) => {
-            Error::TokenExpired { locally: false }
-        }
-        401 => Error::Unauthorized { message },
-        404 => Error::NotFound {
-            message,
-            project_id,
-        },
-        422 => {
-            let body = parsed.unwrap_or_default();
-            Error::Validation {
-                message: body
-                    .message
-                    .unwrap_or_else(|| "the given data was invalid".into()),
-                errors: body
-                    .errors
-                    .into_iter()
-                    .map(|(field, messages)| {
-                        let messages = match messages {
-                            Messages::Many(list) => list,
-                            Messages::One(one) => vec![one],
-                        };
-                        (field, messages)
-                    })
-                    .collect(),
-            }
-        }
-        429 => Error::RateLimited {
-            retry_after,
-            project_id,
-            attempts,
-        },
-        _ => Error::Api {
-            status: status.as_u16(),
-            message,
-            body: snippet(&body),
-            project_id,
-            attempts,
-        },
+impl ErrorBody {
+    fn parse(text: &str) -> Option<ErrorBody> {
+        const KEYS: [&str; 4] = ["status", "message", "errors", "project_id"];
+        let fields = Fields::read(text, &KEYS).ok()?;
+        Some(ErrorBody {
+            status_false: fields.get(0).map(RawValue::get) == Some("false"),
+            message: fields.get(1).and_then(lenient::text),
+            errors: fields.get(2).map(validation_errors).unwrap_or_default(),
+            project_id: fields.get(3).and_then(lenient::id),
+        })
     }
 }
 
-/// Reads and decodes the body of a success answer of the status call.
+/// Laravel's `errors`: each field with a list of messages (or a single one); what is
+/// not text is left out.
+fn validation_errors(raw: &RawValue) -> BTreeMap<String, Vec<String>> {
+    let Ok(map) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(raw.get()) else {
+        return BTreeMap::new();
+    };
+    map.into_iter()
+        .map(|(field, value)| {
+            let messages = match serde_json::from_str::<Vec<Box<RawValue>>>(value.get()) {
+                Ok(list) => list.iter().filter_map(|m| lenient::text(m)).collect(),
+                Err(_) => lenient::text(&value).into_iter().collect(),
+            };
+            (field, messages)
+        })
+        .collect()
+}
+
+/// A non-success (or unexpected) answer, read up to its cap and deadline, the token
+/// masked everywhere in it.
+pub(crate) struct ErrorAnswer {
+    status: u16,
+    retry_after: Option<Duration>,
+    /// The body as text (lossy), with the token masked however it was spelled.
+    body: String,
+    parsed: Option<ErrorBody>,
+    /// Why the answer is not what the call expected, when its status is a success.
+    unexpected: Option<String>,
+    attempts: u32,
+    may_have_started_work: bool,
+    refresh_error: Option<BoxError>,
+}
+
+impl ErrorAnswer {
+    /// Reads the rest of `answer`'s body, up to [`MAX_ERROR_BODY`] and `deadline`.
+    pub(crate) async fn read(answer: Answer, deadline: Option<Instant>) -> ErrorAnswer {
+        let Answer {
+            mut response,
+            attempts,
+            token,
+            may_have_started_work,
+            refresh_error,
+            prefix,
+            ..
+        } = answer;
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let retry_after = retry_after(headers, SystemTime::now());
+        let coding = unasked_coding(headers);
+        let mut unexpected = None;
+        if (200..300).contains(&status) {
+            let kind = headers
+                .get(CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            unexpected = Some(match kind {
+                Some(kind) => format!("the answer is {kind}, not what the call asked for"),
+                None => "the answer has no content type".to_owned(),
+            });
+        }
+        let (body, parsed) = if let Some(coding) = coding {
+            let why = format!("the body is compressed (Content-Encoding: {coding}), which the SDK did not ask for");
+            unexpected = Some(why.clone());
+            (format!("({why})"), None)
+        } else {
+            let mut bytes = prefix.to_vec();
+            // A body cut short by a reset, the cap or the deadline still says what it
+            // says so far.
+            let _how = read_capped(&mut response, MAX_ERROR_BODY, deadline, &mut bytes).await;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            // A proxy or a debug page may echo the request's headers: the token never
+            // goes further than this, in the text or in what JSON decoding makes of it.
+            let mut parsed = ErrorBody::parse(&text);
+            if let Some(parsed) = &mut parsed {
+                redact_body(&token, parsed);
+            }
+            let mut body = text;
+            token.redact(&mut body);
+            (body, parsed)
+        };
+        ErrorAnswer {
+            status,
+            retry_after,
+            body,
+            parsed,
+            unexpected,
+            attempts,
+            may_have_started_work,
+            refresh_error,
+        }
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Whether the body has the API's documented error shape (`"status": false`):
+    /// evidence that the API itself answered, not a proxy or a portal.
+    pub(crate) fn is_api_error(&self) -> bool {
+        self.parsed.as_ref().is_some_and(|p| p.status_false)
+    }
+
+    /// The matching [`Error`]; `project_id` is the call's.
+    pub(crate) fn into_error(self, project_id: Option<ProjectId>) -> Error {
+        let ErrorAnswer {
+            status,
+            retry_after,
+            body,
+            parsed,
+            unexpected,
+            attempts,
+            may_have_started_work,
+            refresh_error,
+        } = self;
+        let parsed = parsed.unwrap_or_default();
+        let message = parsed.message;
+        let project_id = project_id.or(parsed.project_id);
+        match status {
+            401 if message.as_deref().is_some_and(is_expired_message) => Error::TokenExpired {
+                locally: false,
+                project_id,
+                attempts,
+                source: refresh_error,
+            },
+            401 => Error::Unauthorized {
+                message,
+                project_id,
+                attempts,
+                source: refresh_error,
+            },
+            404 => Error::NotFound {
+                message,
+                project_id,
+                attempts,
+            },
+            422 => Error::Validation {
+                message: message.unwrap_or_else(|| "the given data was invalid".into()),
+                errors: parsed.errors,
+                project_id,
+                attempts,
+            },
+            429 => Error::RateLimited {
+                retry_after,
+                project_id,
+                attempts,
+            },
+            _ => Error::Api {
+                status,
+                message: message.or(unexpected),
+                body: snippet(&body),
+                retry_after,
+                project_id,
+                attempts,
+                may_have_started_work,
+            },
+        }
+    }
+}
+
+/// Masks the token in what JSON decoding made of an error body.
+fn redact_body(token: &Token, body: &mut ErrorBody) {
+    if let Some(message) = &mut body.message {
+        token.redact(message);
+    }
+    let errors = std::mem::take(&mut body.errors);
+    body.errors = errors
+        .into_iter()
+        .map(|(mut field, mut messages)| {
+            token.redact(&mut field);
+            messages.iter_mut().for_each(|m| token.redact(m));
+            (field, messages)
+        })
+        .collect();
+}
+
+/// Reads a non-success (or unexpected) answer and turns it into its [`Error`].
+pub(crate) async fn error_from_response(
+    answer: Answer,
+    project_id: Option<ProjectId>,
+    deadline: Option<Instant>,
+) -> Error {
+    ErrorAnswer::read(answer, deadline)
+        .await
+        .into_error(project_id)
+}
+
+/// Reads and decodes the body of a success answer of the status call, up to
+/// [`MAX_STATUS_ANSWER`] (the call's own timeout bounds the time).
 pub(crate) async fn project_from_response(
     answer: Answer,
     requested: &ProjectId,
 ) -> Result<Project, Error> {
     let attempts = answer.attempts;
-    let bytes = answer
-        .response
-        .bytes()
-        .await
-        .map_err(|e| Error::from_reqwest(e, TimeoutKind::Request))?;
-    match decode_status(&bytes, requested) {
+    let token = answer.token.clone();
+    let mut response = answer.response;
+    let mut bytes = answer.prefix.to_vec();
+    if let Some(coding) = unasked_coding(response.headers()) {
+        return Err(unexpected_status_answer(
+            format!("the body is compressed (Content-Encoding: {coding}), which the SDK did not ask for"),
+            String::new(),
+            attempts,
+        ));
+    }
+    match read_capped(&mut response, MAX_STATUS_ANSWER, None, &mut bytes).await {
+        Ok(Read::Whole) => {}
+        Ok(Read::Capped | Read::Stalled) => {
+            return Err(Error::decode(
+                "project status",
+                format!("the answer is larger than {MAX_STATUS_ANSWER} bytes"),
+            ))
+        }
+        Err(error) => return Err(Error::from_reqwest(error, TimeoutKind::Request)),
+    }
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    match decode_status(&text, requested) {
         Ok(StatusAnswer::Project(project)) => Ok(project),
         Ok(StatusAnswer::Refused {
             message,
             project_id,
-        }) => Err(Error::Api {
-            status: 200,
-            message,
-            body: snippet(&String::from_utf8_lossy(&bytes)),
-            project_id,
-            attempts,
-        }),
+        }) => {
+            token.redact(&mut text);
+            let mut message = message;
+            if let Some(message) = &mut message {
+                token.redact(message);
+            }
+            Err(Error::Api {
+                status: 200,
+                message,
+                body: snippet(&text),
+                retry_after: None,
+                project_id,
+                attempts,
+                may_have_started_work: false,
+            })
+        }
+        Ok(StatusAnswer::Unexpected(why)) => {
+            token.redact(&mut text);
+            Err(unexpected_status_answer(why, snippet(&text), attempts))
+        }
         Err(e) => Err(Error::decode("project status", e)),
+    }
+}
+
+fn unexpected_status_answer(why: String, body: String, attempts: u32) -> Error {
+    Error::Api {
+        status: 200,
+        message: Some(why),
+        body,
+        retry_after: None,
+        project_id: None,
+        attempts,
+        may_have_started_work: false,
     }
 }
 
@@ -152,18 +363,40 @@ fn is_expired_message(message: &str) -> bool {
     message.to_ascii_lowercase().contains("expired")
 }
 
-async fn read_capped(mut response: Response, cap: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < cap {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = cap - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(None) | Err(_) => break,
-        }
+/// How a capped read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The body ended.
+    Whole,
+    /// The cap was reached; the rest was not read.
+    Capped,
+    /// The deadline passed first.
+    Stalled,
+}
+
+/// Appends the body of `response` to `into` until it ends, `into` holds `cap` bytes,
+/// or `deadline` passes.
+pub(crate) async fn read_capped(
+    response: &mut Response,
+    cap: usize,
+    deadline: Option<Instant>,
+    into: &mut Vec<u8>,
+) -> Result<Read, reqwest::Error> {
+    while into.len() < cap {
+        let chunk = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Ok(chunk) => chunk?,
+                Err(_) => return Ok(Read::Stalled),
+            },
+            None => response.chunk().await?,
+        };
+        let Some(chunk) = chunk else {
+            return Ok(Read::Whole);
+        };
+        let room = cap - into.len();
+        into.extend_from_slice(chunk.get(..room).unwrap_or(&chunk));
     }
-    body
+    Ok(Read::Capped)
 }
 
 /// The start of `body`, cut on a character boundary.
@@ -175,14 +408,16 @@ pub(crate) fn snippet(body: &str) -> String {
     while !body.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &body[..end])
+    format!("{}…", body.get(..end).unwrap_or_default())
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
+/// Seconds too many for the integer type saturate: "later than we can count" is not
+/// "no delay".
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -215,7 +450,21 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&headers("-5"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn a_retry_after_too_large_for_the_integer_type_saturates() {
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            retry_after(&headers("99999999999999999999999999"), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            retry_after(&headers(&u64::MAX.to_string()), now),
+            Some(Duration::from_secs(u64::MAX))
+        );
     }
 
     #[test]
@@ -225,5 +474,40 @@ mod tests {
         assert!(s.len() <= BODY_SNIPPET + '…'.len_utf8());
         assert!(s.ends_with("é…"));
         assert_eq!(snippet("<html>short</html>"), "<html>short</html>");
+    }
+
+    #[test]
+    fn the_start_of_an_event_stream_is_recognized() {
+        for yes in [
+            &b"data: {}"[..],
+            b":ok\n",
+            b"\xEF\xBB\xBFdata:",
+            b"\n\nevent: x",
+            b"retry: 5",
+        ] {
+            assert_eq!(looks_like_event_stream(yes), Some(true), "{yes:?}");
+        }
+        for no in [&b"<html>"[..], b"{\"status\":false}", b"date", b"Data:"] {
+            assert_eq!(looks_like_event_stream(no), Some(false), "{no:?}");
+        }
+        for unsure in [&b""[..], b"da", b"\xEF\xBB\xBF", b"  ", b"ev"] {
+            assert_eq!(looks_like_event_stream(unsure), None, "{unsure:?}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_read_leniently() {
+        let body = ErrorBody::parse(
+            r#"{"message":"bad","message":"worse","errors":{"prompt":["a",1,"b"],"name":"one","x":5},"status":false}"#,
+        )
+        .unwrap();
+        assert!(body.status_false);
+        assert_eq!(body.message.as_deref(), Some("worse"));
+        assert_eq!(body.errors["prompt"], ["a", "b"]);
+        assert_eq!(body.errors["name"], ["one"]);
+        assert!(body.errors["x"].is_empty());
+        let odd = ErrorBody::parse(r#"{"message":7,"errors":[1]}"#).unwrap();
+        assert!(odd.message.is_none() && odd.errors.is_empty() && !odd.status_false);
+        assert!(ErrorBody::parse("<html>").is_none());
     }
 }

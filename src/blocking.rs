@@ -2,7 +2,8 @@
 //!
 //! [`Client`] mirrors the async [`crate::Client`] with plain function calls, and a
 //! [`Generation`] is an [`Iterator`] of events. It works from any thread, `main` and
-//! `build.rs` included, and never panics when called from inside a tokio runtime.
+//! `build.rs` included, and never panics or deadlocks inside a tokio runtime (see
+//! below for where it refuses to run).
 //!
 //! ```no_run
 //! use laracopilot::Event;
@@ -26,22 +27,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # How it works, and what it costs
+//! # How it works, and where it may be called
 //!
 //! Each [`Client`] owns a small tokio runtime with one worker thread, shared by its
-//! clones and its generations; the HTTP connections live there between calls.
+//! clones and its generations; the HTTP connections live there between calls. A call
+//! runs on the calling thread (`block_on` on the client's runtime):
 //!
-//! - **Outside any tokio runtime** (a plain thread, `main`, `build.rs`), a call runs
-//!   on the calling thread (`Runtime::block_on`): no thread hand-off.
-//! - **Inside a tokio runtime** (for example called directly from a `#[tokio::main]`
-//!   function), the call runs as a task on the client's own runtime and the calling
-//!   thread waits for it. That wait blocks the calling worker thread for the whole
-//!   call, and for each `next()` until the next event arrives: no other task can run
-//!   on that thread meanwhile (on a `current_thread` runtime, no other task at all, so
-//!   a server running on that same runtime would never answer). Each call, and each
-//!   `next()` that has to wait for the network, also costs a hand-off to the client's
-//!   thread (two task spawns and a wake-up: microseconds). Events already received
-//!   are returned without any hand-off. In async code, prefer the async client.
+//! - **outside any tokio runtime** (a plain thread, `main`, `build.rs`): as is;
+//! - **on a multi-thread tokio runtime** (a `#[tokio::main]` function, a task,
+//!   `spawn_blocking`): inside `tokio::task::block_in_place`, so that the runtime
+//!   hands its other tasks to its other workers while this one waits;
+//! - **on a current-thread tokio runtime** (a plain `#[tokio::test]`), whose only
+//!   thread the call blocks: when no other task lives on that runtime, the call runs
+//!   on a helper thread started for it (servers on their own threads, such as
+//!   wiremock's or the [offline LaraCopilot](crate::mock), answer as usual); when
+//!   other tasks live there (a server spawned on that runtime, say), it fails at once
+//!   with [`Error::Config`] instead of waiting for them for good. From
+//!   `spawn_blocking` it counts the other tasks likewise.
+//!
+//! Events already received are handed out by the iterator without touching the
+//! runtime at all.
 //!
 //! Dropping the last clone of a client, and its last generation, stops its runtime:
 //! outside a runtime, after waiting for its thread to exit; inside a runtime, in the
@@ -53,11 +58,7 @@
 
 use std::fmt;
 use std::iter::FusedIterator;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-
-use futures_core::Stream;
 
 mod runtime;
 
@@ -66,7 +67,7 @@ use runtime::{stopped, Runtime};
 use crate::tokens::TokenCheck;
 #[cfg(doc)]
 use crate::Error;
-use crate::{ClientBuilder, Event, Outcome, Project, ProjectId, Result, Stats, WaitOptions};
+use crate::{Event, Outcome, Project, ProjectId, Result, Stats, WaitOptions};
 
 /// A blocking client of the LaraCopilot Agent API.
 ///
@@ -104,29 +105,7 @@ impl Client {
     /// [`Error::Config`] when the token variable is missing or invalid, or the base URL
     /// is invalid; [`Error::Transport`] when the runtime thread cannot be started.
     pub fn from_env() -> Result<Self> {
-        Self::from_async(crate::Client::from_env()?)
-    }
-
-    /// A client with the settings of `builder`.
-    ///
-    /// ```no_run
-    /// # fn run() -> laracopilot::Result<()> {
-    /// use std::time::Duration;
-    ///
-    /// let client = laracopilot::blocking::Client::new(
-    ///     laracopilot::Client::builder()
-    ///         .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
-    ///         .idle_timeout(Some(Duration::from_secs(120))),
-    /// )?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// The errors of [`ClientBuilder::build`]; [`Error::Transport`] when the runtime
-    /// thread cannot be started.
-    pub fn new(builder: ClientBuilder) -> Result<Self> {
-        Self::from_async(builder.build()?)
+        crate::Client::builder().from_env().build_blocking()
     }
 
     /// A blocking client sending its requests through `client` (same settings, token
@@ -150,11 +129,8 @@ impl Client {
     /// Any request-level [`Error`]: `Unauthorized`, `TokenExpired`, `Validation`,
     /// `RateLimited`, `Api`, `Transport`, `Timeout`.
     pub fn generate(&self, prompt: impl Into<String>) -> Result<Generation> {
-        let client = self.inner.clone();
-        let prompt = prompt.into();
-        let generation = self
-            .runtime
-            .run(async move { client.generate(prompt).await })??;
+        let prompt: String = prompt.into();
+        let generation = self.runtime.run(self.inner.generate(prompt))??;
         Ok(self.wrap(generation))
     }
 
@@ -169,11 +145,10 @@ impl Client {
         project_id: impl Into<ProjectId>,
         prompt: impl Into<String>,
     ) -> Result<Generation> {
-        let client = self.inner.clone();
-        let (project_id, prompt) = (project_id.into(), prompt.into());
+        let (project_id, prompt): (ProjectId, String) = (project_id.into(), prompt.into());
         let generation = self
             .runtime
-            .run(async move { client.follow_up(project_id, prompt).await })??;
+            .run(self.inner.follow_up(project_id, prompt))??;
         Ok(self.wrap(generation))
     }
 
@@ -185,10 +160,8 @@ impl Client {
     /// [`Client::generate`], and [`Error::Decode`] for an answer that is not the
     /// documented JSON.
     pub fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
-        let client = self.inner.clone();
-        let project_id = project_id.into();
-        self.runtime
-            .run(async move { client.project(project_id).await })?
+        let project_id: ProjectId = project_id.into();
+        self.runtime.run(self.inner.project(project_id))?
     }
 
     /// Polls the project's status until it settles or the options' timeout passes,
@@ -212,10 +185,9 @@ impl Client {
         project_id: impl Into<ProjectId>,
         options: WaitOptions,
     ) -> Result<Project> {
-        let client = self.inner.clone();
-        let project_id = project_id.into();
+        let project_id: ProjectId = project_id.into();
         self.runtime
-            .run(async move { client.wait_for_project(project_id, options).await })?
+            .run(self.inner.wait_for_project(project_id, options))?
     }
 
     /// Tells whether the server accepts the client's token, without spending
@@ -238,9 +210,7 @@ impl Client {
     /// When the server's answer says nothing about the token: [`Error::RateLimited`],
     /// [`Error::Api`], [`Error::Transport`], [`Error::Timeout`].
     pub fn verify_token(&self) -> Result<TokenCheck> {
-        let client = self.inner.clone();
-        self.runtime
-            .run(async move { client.verify_token().await })?
+        self.runtime.run(self.inner.verify_token())?
     }
 
     /// Drives `generation` to its end; if the stream breaks once the project id is
@@ -265,15 +235,13 @@ impl Client {
         options: WaitOptions,
     ) -> Result<Outcome> {
         let (inner, project_id) = generation.into_inner()?;
-        let client = self.inner.clone();
         self.runtime
-            .run(async move { client.finish_or_recover(inner, options).await })
+            .run(self.inner.finish_or_recover(inner, options))
             .map_err(|e| e.with_project_id(project_id.as_ref()))?
     }
 
     /// Like [`finish_or_recover`](Client::finish_or_recover), calling `on_event` with
-    /// every event on the way (on a helper thread when called inside a tokio runtime,
-    /// hence `Send`).
+    /// every event on the way.
     ///
     /// # Errors
     ///
@@ -286,7 +254,7 @@ impl Client {
     ) -> Result<Outcome> {
         let (inner, project_id) = generation.into_inner()?;
         self.runtime
-            .run_borrowing(self.inner.finish_or_recover_with(inner, options, on_event))
+            .run(self.inner.finish_or_recover_with(inner, options, on_event))
             .map_err(|e| e.with_project_id(project_id.as_ref()))?
     }
 
@@ -341,16 +309,6 @@ impl Generation {
         self.inner.as_ref().and_then(|inner| inner.project_id())
     }
 
-    /// How many events were delivered so far.
-    pub fn events(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |inner| inner.events())
-    }
-
-    /// How many bytes of the body were received so far.
-    pub fn bytes(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |inner| inner.bytes())
-    }
-
     /// Liveness statistics so far.
     pub fn stats(&self) -> Stats {
         self.inner
@@ -375,8 +333,8 @@ impl Generation {
     }
 
     /// Like [`finish`](Generation::finish), calling `on_event` with every event on the
-    /// way, as [`crate::Generation::finish_with`]. Inside a tokio runtime, `on_event`
-    /// runs on a helper thread started for this call (hence `Send`).
+    /// way, as [`crate::Generation::finish_with`]. On a current-thread tokio runtime
+    /// the call runs on a helper thread, hence `Send`.
     ///
     /// ```no_run
     /// # fn run() -> laracopilot::Result<()> {
@@ -395,7 +353,7 @@ impl Generation {
         let runtime = Arc::clone(&self.runtime);
         let (inner, project_id) = self.into_inner()?;
         runtime
-            .run_borrowing(inner.finish_with(on_event))
+            .run(inner.finish_with(on_event))
             .map_err(|e| e.with_project_id(project_id.as_ref()))?
     }
 }
@@ -413,26 +371,24 @@ impl Iterator for Generation {
     type Item = Result<Event>;
 
     fn next(&mut self) -> Option<Result<Event>> {
-        let mut inner = self.inner.take()?;
-        if let Some(item) = ready_without_io(&mut inner) {
-            self.inner = Some(inner);
+        let inner = self.inner.as_mut()?;
+        // An event already received needs no I/O, and no runtime.
+        if let Some(item) = inner.next_buffered() {
             return item;
         }
         let project_id = inner.project_id().cloned();
-        let waited = self.runtime.run(async move {
-            let item = inner.next().await;
-            (inner, item)
-        });
-        match waited {
-            Ok((inner, item)) => {
-                self.inner = Some(inner);
-                item
+        match self.runtime.run(inner.next()) {
+            Ok(item) => item,
+            Err(e) => {
+                // The stream cannot be driven from here: end it with the reason.
+                self.inner = None;
+                Some(Err(e.with_project_id(project_id.as_ref())))
             }
-            Err(e) => Some(Err(e.with_project_id(project_id.as_ref()))),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        use futures_core::Stream;
         self.inner
             .as_ref()
             .map_or((0, Some(0)), |inner| inner.size_hint())
@@ -443,19 +399,26 @@ impl Iterator for Generation {
 // this one once `inner` is gone.
 impl FusedIterator for Generation {}
 
-/// The next item when it needs no I/O: an event already decoded, or the end of a
-/// closed stream. Polls once without a runtime; `None` means "wait on the runtime".
-fn ready_without_io(inner: &mut crate::Generation) -> Option<Option<Result<Event>>> {
-    let (queued, upper) = inner.size_hint();
-    if queued == 0 && upper != Some(0) {
-        return None;
-    }
-    // With items queued (or the body gone), `poll_next` answers from its queue
-    // without touching the body or the timers; were it ever to answer `Pending`,
-    // the caller simply polls again on the runtime with a real waker.
-    match Pin::new(inner).poll_next(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(item) => Some(item),
-        Poll::Pending => None,
+impl crate::ClientBuilder {
+    /// Checks the settings and builds a blocking client (feature `blocking`).
+    ///
+    /// ```no_run
+    /// # fn run() -> laracopilot::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let client = laracopilot::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+    ///     .idle_timeout(Some(Duration::from_secs(120)))
+    ///     .build_blocking()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`ClientBuilder::build`](crate::ClientBuilder::build);
+    /// [`Error::Transport`] when the runtime thread cannot be started.
+    pub fn build_blocking(self) -> Result<Client> {
+        Client::from_async(self.build()?)
     }
 }
 

@@ -1,14 +1,14 @@
 //! The stream of one generation, its terminal rules, and its outcome.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 use http_body::Body as _;
+use indexmap::IndexSet;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
@@ -58,12 +58,14 @@ pub(crate) struct StreamConfig {
 /// }
 /// # Ok(()) }
 /// ```
+#[must_use = "dropping a Generation closes its stream, while the server keeps generating and spending credits"]
 pub struct Generation {
     body: Option<reqwest::Body>,
     reader: EventReader,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The stream's total deadline (from sending the request), and its timer.
+    deadline: Option<(Instant, Pin<Box<Sleep>>)>,
     clock: Clock,
     span: CallSpan,
     /// The project id was reported to the span.
@@ -120,6 +122,10 @@ pub(crate) struct Start {
     pub(crate) project_id: Option<ProjectId>,
     /// The span of the call, which the stream's end closes.
     pub(crate) span: CallSpan,
+    /// When the stream must have ended (the call's start plus the stream deadline).
+    pub(crate) deadline: Option<Instant>,
+    /// The start of the body, already read by the transport.
+    pub(crate) prefix: bytes::Bytes,
 }
 
 impl Generation {
@@ -130,15 +136,23 @@ impl Generation {
             attempts,
             project_id,
             span,
+            deadline,
+            prefix,
         } = start;
-        let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
         let id_reported = project_id.is_some();
+        let mut reader = EventReader::new(config.max_event_size, project_id);
+        if !prefix.is_empty() {
+            reader.feed_bytes(prefix);
+        }
         Generation {
             body: Some(body),
-            reader: EventReader::new(config.max_event_size, project_id),
+            reader,
             idle_timeout: config.idle_timeout,
-            idle: config.idle_timeout.map(sleep),
-            deadline: config.deadline.map(sleep),
+            // `sleep` clamps a duration too long for the clock.
+            idle: config
+                .idle_timeout
+                .map(|limit| Box::pin(tokio::time::sleep(limit))),
+            deadline: deadline.map(|at| (at, Box::pin(tokio::time::sleep_until(at)))),
             clock: Clock {
                 sent,
                 last_byte: Instant::now(),
@@ -155,16 +169,6 @@ impl Generation {
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
         self.reader.project_id()
-    }
-
-    /// How many events were delivered so far.
-    pub fn events(&self) -> u64 {
-        self.reader.events()
-    }
-
-    /// How many bytes of the body were received so far.
-    pub fn bytes(&self) -> u64 {
-        self.reader.bytes()
     }
 
     /// Liveness statistics so far.
@@ -229,21 +233,21 @@ impl Generation {
             project_id: None,
             app_url: None,
             files: Vec::new(),
-            events: 0,
             stats: Stats::default(),
             recovered: None,
         };
-        let mut seen = HashSet::new();
-        let close = |generation: &Generation, mut summary: Outcome| {
+        // Each distinct path once, in order of first appearance.
+        let mut files = IndexSet::new();
+        let close = |generation: &Generation, mut summary: Outcome, files: IndexSet<String>| {
+            summary.files = files.into_iter().collect();
             summary.project_id = generation.project_id().cloned();
-            summary.events = generation.events();
             summary.stats = generation.stats();
             summary
         };
         while let Some(item) = self.next().await {
             let event = match item {
                 Ok(event) => event,
-                Err(error) => return Err((error, close(&self, summary))),
+                Err(error) => return Err((error, close(&self, summary, files))),
             };
             on_event(&event);
             match event {
@@ -252,14 +256,12 @@ impl Generation {
                 }
                 Event::FileCreated(file) => {
                     if let Some(path) = file.path {
-                        if seen.insert(path.clone()) {
-                            summary.files.push(path);
-                        }
+                        files.insert(path);
                     }
                 }
                 Event::StreamEnd(end) => {
                     summary.app_url = end.app_url.or(summary.app_url);
-                    return Ok(close(&self, summary));
+                    return Ok(close(&self, summary, files));
                 }
                 _ => {}
             }
@@ -268,9 +270,20 @@ impl Generation {
         // caller polled it to its end before calling `finish`.
         let error = Error::Incomplete {
             project_id: self.project_id().cloned(),
-            events: self.events(),
+            events: self.reader.events(),
         };
-        Err((error, close(&self, summary)))
+        Err((error, close(&self, summary, files)))
+    }
+
+    /// The next item when it needs no I/O: an event from bytes already received, or
+    /// the end of a closed stream (`Some(None)`). `None` means "poll the stream".
+    /// Touches neither the body nor the timers, so it needs no runtime.
+    pub(crate) fn next_buffered(&mut self) -> Option<Option<Result<Event>>> {
+        if let Some(item) = self.reader.pop() {
+            self.on_item();
+            return Some(Some(item));
+        }
+        self.body.is_none().then_some(None)
     }
 
     /// Ends the stream with `error` after the items already queued.
@@ -296,10 +309,21 @@ impl Generation {
 
     fn on_data(&mut self, data: bytes::Bytes) {
         let now = Instant::now();
-        self.clock.longest_gap = self.clock.longest_gap.max(now - self.clock.last_byte);
+        self.clock.longest_gap = self
+            .clock
+            .longest_gap
+            .max(now.saturating_duration_since(self.clock.last_byte));
         self.clock.last_byte = now;
-        if let (Some(idle), Some(limit)) = (self.idle.as_mut(), self.idle_timeout) {
-            idle.as_mut().reset(now + limit);
+        if let Some(limit) = self.idle_timeout {
+            match now.checked_add(limit) {
+                Some(at) => {
+                    if let Some(idle) = self.idle.as_mut() {
+                        idle.as_mut().reset(at);
+                    }
+                }
+                // Beyond what the clock can hold: never.
+                None => self.idle = None,
+            }
         }
         self.reader.feed_bytes(data);
     }
@@ -309,7 +333,10 @@ impl Generation {
     fn on_item(&mut self) {
         if self.clock.first_event.is_none() && self.reader.events() > 0 {
             // The event arrived with the last chunk received.
-            let after = self.clock.last_byte - self.clock.sent;
+            let after = self
+                .clock
+                .last_byte
+                .saturating_duration_since(self.clock.sent);
             self.clock.first_event = Some(after);
             self.span.first_event(after);
         }
@@ -325,19 +352,34 @@ impl Generation {
     }
 }
 
+impl FusedStream for Generation {
+    /// `true` once the terminal item was yielded: the stream then yields `None`.
+    fn is_terminated(&self) -> bool {
+        self.body.is_none() && !self.reader.has_buffered()
+    }
+}
+
 impl Stream for Generation {
     type Item = Result<Event>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(item) = this.reader.pop() {
-                this.on_item();
-                return Poll::Ready(Some(item));
+            if let Some(item) = this.next_buffered() {
+                return Poll::Ready(item);
             }
             let Some(body) = this.body.as_mut() else {
                 return Poll::Ready(None);
             };
+            // Checked on every turn: a body that never pauses must not outrun it.
+            if this
+                .deadline
+                .as_ref()
+                .is_some_and(|(at, _)| Instant::now() >= *at)
+            {
+                this.fail(Error::timeout(TimeoutKind::Deadline));
+                continue;
+            }
             match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -355,17 +397,15 @@ impl Stream for Generation {
                             .as_mut()
                             .is_some_and(|s| s.as_mut().poll(cx).is_ready())
                     };
+                    let deadline = this.deadline.as_mut().map(|(_, timer)| timer);
                     let kind = if fired(&mut this.idle, cx) {
                         TimeoutKind::Idle
-                    } else if fired(&mut this.deadline, cx) {
+                    } else if deadline.is_some_and(|timer| timer.as_mut().poll(cx).is_ready()) {
                         TimeoutKind::Deadline
                     } else {
                         return Poll::Pending;
                     };
-                    this.fail(Error::Timeout {
-                        kind,
-                        project_id: None,
-                    });
+                    this.fail(Error::timeout(kind));
                 }
             }
         }
@@ -378,6 +418,9 @@ impl Stream for Generation {
 }
 
 /// The summary of a successful generation, from [`Generation::finish`].
+///
+/// What grows with the stream is `files`: each distinct path once, however often it
+/// was created or modified; everything else has a fixed size.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Outcome {
@@ -389,8 +432,6 @@ pub struct Outcome {
     /// Paths of the files created or modified, in order of first appearance, where
     /// the `file_created` events carried one.
     pub files: Vec<String>,
-    /// How many events the stream delivered.
-    pub events: u64,
     /// Liveness statistics of the stream.
     pub stats: Stats,
     /// `Some` when the stream broke and the outcome comes from polling the project

@@ -2,6 +2,10 @@
 //! policy and the user agent. It sends one call with the token, retries what is safe
 //! to retry, and hands back an answer whose status was checked, or the [`Error`] the
 //! answer means. It knows nothing of events, streams or the client.
+//!
+//! Every wait is bounded: the token provider and an error body by the request
+//! timeout, the answer's headers by the call's own limit, and everything by the
+//! call's overall deadline when it has one (a wait for a project, a stream deadline).
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -12,16 +16,27 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::answer::{self, error_from_response, is_content_type, Answer, JSON};
-use crate::error::TimeoutKind;
+use crate::answer::{self, error_from_response, is_content_type, Answer, EVENT_STREAM, JSON};
+use crate::error::{BoxError, TimeoutKind};
 use crate::tokens::{Lease, TokenSource};
 use crate::trace::CallSpan;
 use crate::{Error, ProjectId, Result, RetryPolicy};
+
+/// A 503 answered within this time after sending is a refusal before any work (a
+/// load balancer without a healthy backend, maintenance mode), which a generate call
+/// may resend. A later one may come from a gateway that passed the request on and
+/// gave up waiting: the application may be generating, so it is not resent.
+pub(crate) const QUICK_REFUSAL: Duration = Duration::from_secs(2);
+
+/// How much of a success body is read to tell whether it is an event stream, when
+/// its `Content-Type` does not say so.
+const SNIFF: usize = 64;
 
 /// Everything a [`Transport`] is made of, as the client builder collected it.
 pub(crate) struct Settings {
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     pub(crate) base_url: String,
     pub(crate) allow_http: bool,
     pub(crate) user_agent: Option<String>,
@@ -36,30 +51,48 @@ pub(crate) struct Transport {
     tokens: TokenSource,
     retry: RetryPolicy,
     user_agent: HeaderValue,
+    request_timeout: Duration,
 }
 
 /// One API call.
 pub(crate) struct Call {
     pub(crate) method: Method,
     pub(crate) url: Url,
-    /// The `Accept` header, and the content type a success answer must have (any, for
-    /// JSON: the status answer is decoded whatever it claims).
+    /// The `Accept` header, and what a success answer must be: an event stream, or
+    /// anything for JSON (the status answer is decoded whatever it claims).
     pub(crate) accept: &'static str,
     pub(crate) body: Option<Bytes>,
-    /// How long one attempt may wait for the answer's headers, and which timeout that is.
-    pub(crate) wait: Option<(Duration, TimeoutKind)>,
-    /// Whether the call may be sent again after it may have reached the server: true
-    /// for the status call, false for the generate calls (a second POST can create a
-    /// second project and spend credits twice).
-    pub(crate) idempotent: bool,
+    /// How long one attempt may wait for the answer's headers, and which timeout
+    /// that is (the status call's limit also covers its body).
+    pub(crate) wait: (Duration, TimeoutKind),
+    /// The end of the whole call, retries included, and which timeout that is.
+    pub(crate) deadline: Option<(Instant, TimeoutKind)>,
+    /// A generate call: it creates or continues a project and spends credits, so it
+    /// is resent only when it certainly started no work.
+    pub(crate) starts_work: bool,
     /// The project the call concerns, carried by its errors.
     pub(crate) project_id: Option<ProjectId>,
 }
 
-/// A failed attempt, and whether the request certainly never left.
+/// A failed attempt: the error, the requests it sent, and whether a retry is safe.
 struct Failure {
     error: Error,
+    sent: u32,
+    /// The request certainly never reached the server (the connection failed).
     unsent: bool,
+    /// A failure of the transport, worth retrying when safe (not the token source's).
+    transient: bool,
+}
+
+/// One attempt that got an answer.
+struct Attempt {
+    response: Response,
+    lease: Lease,
+    /// Requests sent (2 after a 401 and a resend with a fresh token).
+    sent: u32,
+    /// From sending the last request to its headers.
+    took: Duration,
+    refresh_error: Option<BoxError>,
 }
 
 impl Transport {
@@ -67,25 +100,32 @@ impl Transport {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for a base URL that breaks the rules of
-    /// [`parse_base_url`], a user agent that is not a header value, or an HTTP client
-    /// that cannot be created.
+    /// [`Error::Config`] for a base URL that breaks the rules of [`parse_base_url`], a
+    /// user agent that is not a header value, or an HTTP client that cannot be created.
     pub(crate) fn new(settings: Settings) -> Result<Self> {
         let base = parse_base_url(&settings.base_url, settings.allow_http)?;
         let user_agent = match settings.user_agent {
             Some(ua) => HeaderValue::try_from(ua)
-                .map_err(|_| Error::Config("the user agent is not a valid header value".into()))?,
+                .map_err(|_| Error::config("the user agent is not a valid header value"))?,
             None => {
                 HeaderValue::from_static(concat!("laracopilot-rust/", env!("CARGO_PKG_VERSION")))
             }
         };
         let http = match settings.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(settings.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| Error::Config(format!("cannot create the HTTP client: {e}")))?,
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none());
+                if is_loopback(&base) {
+                    // A proxy from the environment (HTTP_PROXY, ALL_PROXY) would see a
+                    // plain-http request to loopback, bearer token and all.
+                    builder = builder.no_proxy();
+                }
+                builder
+                    .build()
+                    .map_err(|e| Error::config(format!("cannot create the HTTP client: {e}")))?
+            }
         };
         Ok(Transport {
             http,
@@ -93,6 +133,7 @@ impl Transport {
             tokens: settings.tokens,
             retry: settings.retry,
             user_agent,
+            request_timeout: settings.request_timeout,
         })
     }
 
@@ -101,67 +142,125 @@ impl Transport {
         &self.base
     }
 
+    /// The request timeout: the status call per attempt, the token provider, error
+    /// bodies.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// Sends `call` (with retries) and checks its answer: a success status, and for an
-    /// event stream the `text/event-stream` content type. Any other answer is turned
-    /// into its [`Error`]; every error carries the call's project id.
+    /// event stream its content (the `text/event-stream` type, or a body that starts
+    /// like one when a proxy dropped the type). Any other answer is read (bounded) and
+    /// turned into its [`Error`]; every error carries the call's project id.
     pub(crate) async fn exchange(&self, call: Call) -> Result<(Answer, CallSpan)> {
+        let deadline = call.deadline;
+        let project_id = call.project_id.clone();
+        let wait = call.wait.0;
+        let accept = call.accept;
+        let (mut answer, span) = self.send(call).await?;
+        let status = answer.response.status();
+        let body_deadline = self.body_deadline(deadline.map(|(at, _)| at));
+        if !status.is_success() {
+            return Err(error_from_response(answer, project_id, body_deadline).await);
+        }
+        if accept == JSON {
+            return Ok((answer, span));
+        }
+        let headers = answer.response.headers();
+        if answer::unasked_coding(headers).is_none() {
+            if is_content_type(headers, EVENT_STREAM) {
+                return Ok((answer, span));
+            }
+            // A proxy may drop or rewrite the type of a stream that has begun: the
+            // server is generating. Look at the body before calling it an error.
+            let sniff_deadline =
+                earliest(Instant::now().checked_add(wait), deadline.map(|(at, _)| at));
+            if sniff(&mut answer, sniff_deadline).await {
+                return Ok((answer, span));
+            }
+        }
+        Err(error_from_response(answer, project_id, body_deadline).await)
+    }
+
+    /// Sends `call` (with retries) in its span, and hands back the answer whatever its
+    /// status; errors carry the call's project id.
+    pub(crate) async fn send(&self, call: Call) -> Result<(Answer, CallSpan)> {
         let span = CallSpan::new(call.method.as_str(), call.url.path());
         if let Some(id) = &call.project_id {
             span.project(id);
         }
-        let project_id = call.project_id.clone();
         let answer = span
-            .run(self.send(&call))
+            .run(self.send_with_retries(&call))
             .await
-            .map_err(|e| e.with_project_id(project_id.as_ref()))?;
-        let status = answer.response.status();
-        span.answered(status.as_u16(), answer.attempts);
-        let expected =
-            call.accept == JSON || is_content_type(answer.response.headers(), call.accept);
-        if status.is_success() && expected {
-            return Ok((answer, span));
-        }
-        Err(error_from_response(answer, project_id).await)
+            .map_err(|e| e.with_project_id(call.project_id.as_ref()))?;
+        span.answered(answer.response.status().as_u16(), answer.attempts);
+        Ok((answer, span))
     }
 
-    /// Sends the call, retrying what is safe to retry.
-    async fn send(&self, call: &Call) -> Result<Answer> {
-        let sent = Instant::now();
+    /// When an error body must have been read: within the request timeout from now,
+    /// and by the call's deadline.
+    pub(crate) fn body_deadline(&self, call_deadline: Option<Instant>) -> Option<Instant> {
+        earliest(
+            Instant::now().checked_add(self.request_timeout),
+            call_deadline,
+        )
+    }
+
+    /// Sends the call, retrying what is safe to retry; counts every request sent.
+    async fn send_with_retries(&self, call: &Call) -> Result<Answer> {
+        let first_sent = Instant::now();
         let mut attempt = 1;
+        let mut sent = 0u32;
         loop {
             let outcome = self.send_authorized(call).await;
             let (retryable, retry_after) = match &outcome {
-                Ok((response, _)) => {
-                    let status = response.status().as_u16();
-                    let retryable =
-                        matches!(status, 429 | 503) || (call.idempotent && status >= 500);
-                    (
-                        retryable,
-                        answer::retry_after(response.headers(), SystemTime::now()),
-                    )
+                Ok(attempt) => {
+                    sent = sent.saturating_add(attempt.sent);
+                    let status = attempt.response.status().as_u16();
+                    let retryable = if call.starts_work {
+                        refused_before_work(status, attempt.took)
+                    } else {
+                        matches!(status, 408 | 429) || status >= 500
+                    };
+                    let asked = answer::retry_after(attempt.response.headers(), SystemTime::now());
+                    (retryable, asked)
                 }
                 Err(failure) => {
-                    let transient = matches!(
-                        failure.error,
-                        Error::Transport { .. } | Error::Timeout { .. }
-                    );
-                    (failure.unsent || (call.idempotent && transient), None)
+                    sent = sent.saturating_add(failure.sent);
+                    let safe = failure.unsent || !call.starts_work;
+                    (failure.transient && safe, None)
                 }
             };
-            let delay = if retryable {
+            let mut delay = if retryable {
                 self.retry.delay(attempt, retry_after)
             } else {
                 None
             };
+            // No retry that would end after the call's deadline.
+            if let (Some(pause), Some((deadline, _))) = (delay, call.deadline) {
+                if Instant::now()
+                    .checked_add(pause)
+                    .is_none_or(|at| at >= deadline)
+                {
+                    delay = None;
+                }
+            }
             let Some(delay) = delay else {
                 return match outcome {
-                    Ok((response, lease)) => Ok(Answer {
-                        response,
-                        attempts: attempt,
-                        token: lease.token,
-                        sent,
-                    }),
-                    Err(failure) => Err(failure.error.with_attempts(attempt)),
+                    Ok(attempt) => {
+                        let status = attempt.response.status().as_u16();
+                        Ok(Answer {
+                            may_have_started_work: call.starts_work
+                                && !refused_before_work(status, attempt.took),
+                            response: attempt.response,
+                            attempts: sent,
+                            token: attempt.lease.token,
+                            sent: first_sent,
+                            refresh_error: attempt.refresh_error,
+                            prefix: Bytes::new(),
+                        })
+                    }
+                    Err(failure) => Err(failure.error.with_attempts(sent)),
                 };
             };
             #[cfg(feature = "tracing")]
@@ -169,9 +268,9 @@ impl Transport {
                 method = %call.method,
                 path = call.url.path(),
                 attempt,
-                status = outcome.as_ref().ok().map(|(r, _)| r.status().as_u16()),
+                status = outcome.as_ref().ok().map(|a| a.response.status().as_u16()),
                 error = outcome.as_ref().err().map(|f| f.error.kind()),
-                delay_ms = delay.as_millis() as u64,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "retrying laracopilot request"
             );
             drop(outcome);
@@ -183,25 +282,69 @@ impl Transport {
     /// One attempt with the provider's token. After a 401 the provider is asked to
     /// refresh once, and the request goes again only if that gave a different token (a
     /// 401 means the server did no work, so this never spends credits twice).
-    async fn send_authorized(
-        &self,
-        call: &Call,
-    ) -> std::result::Result<(Response, Lease), Failure> {
-        let unsent = |error| Failure {
-            error,
-            unsent: true,
-        };
-        let lease = self.tokens.current().await.map_err(unsent)?;
-        let response = self.send_once(call, &lease).await?;
+    async fn send_authorized(&self, call: &Call) -> std::result::Result<Attempt, Failure> {
+        let lease = self.lease(call).await?;
+        let (response, took) = self.send_once(call, &lease).await.map_err(|f| f.sent(1))?;
         if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok((response, lease));
+            return Ok(Attempt {
+                response,
+                lease,
+                sent: 1,
+                took,
+                refresh_error: None,
+            });
         }
-        match self.tokens.refresh_after_401(&lease).await {
-            Ok(fresh) if !fresh.token.same_as(&lease.token) => {
-                let response = self.send_once(call, &fresh).await?;
-                Ok((response, fresh))
+        let refreshed =
+            tokio::time::timeout(self.request_timeout, self.tokens.refresh_after_401(&lease)).await;
+        let refresh_error: BoxError = match refreshed {
+            Ok(Ok(fresh)) if !fresh.token.same_as(&lease.token) => {
+                let (response, took) = self.send_once(call, &fresh).await.map_err(|f| f.sent(2))?;
+                return Ok(Attempt {
+                    response,
+                    lease: fresh,
+                    sent: 2,
+                    took,
+                    refresh_error: None,
+                });
             }
-            _ => Ok((response, lease)),
+            Ok(Ok(_)) => {
+                return Ok(Attempt {
+                    response,
+                    lease,
+                    sent: 1,
+                    took,
+                    refresh_error: None,
+                })
+            }
+            Ok(Err(error)) => Box::new(error),
+            Err(_) => Box::new(Error::timeout(TimeoutKind::TokenProvider)),
+        };
+        Ok(Attempt {
+            response,
+            lease,
+            sent: 1,
+            took,
+            refresh_error: Some(refresh_error),
+        })
+    }
+
+    /// The token for one request, from the provider within the request timeout (and
+    /// the call's deadline).
+    async fn lease(&self, call: &Call) -> std::result::Result<Lease, Failure> {
+        let (limit, kind) = bounded(
+            (self.request_timeout, TimeoutKind::TokenProvider),
+            call.deadline,
+        );
+        let failure = |error| Failure {
+            error,
+            sent: 0,
+            unsent: true,
+            transient: false,
+        };
+        match tokio::time::timeout(limit, self.tokens.current()).await {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(error)) => Err(failure(error)),
+            Err(_) => Err(failure(Error::timeout(kind).with_attempts(0))),
         }
     }
 
@@ -209,7 +352,7 @@ impl Transport {
         &self,
         call: &Call,
         lease: &Lease,
-    ) -> std::result::Result<Response, Failure> {
+    ) -> std::result::Result<(Response, Duration), Failure> {
         let mut request = self
             .http
             .request(call.method.clone(), call.url.clone())
@@ -219,65 +362,139 @@ impl Transport {
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, JSON).body(body.clone());
         }
-        let kind = call.wait.map_or(TimeoutKind::Request, |(_, kind)| kind);
-        let sent = match call.wait {
-            // The status call's limit covers the whole exchange, body included.
-            Some((limit, TimeoutKind::Request)) => request.timeout(limit).send().await,
-            Some((limit, _)) => match tokio::time::timeout(limit, request.send()).await {
-                Ok(sent) => sent,
-                Err(_) => {
-                    let error = Error::Timeout {
-                        kind,
-                        project_id: None,
-                    };
-                    return Err(Failure {
-                        error,
-                        unsent: false,
-                    });
-                }
-            },
-            None => request.send().await,
+        let (limit, kind) = bounded(call.wait, call.deadline);
+        let started = Instant::now();
+        let timed_out = |error: Error| Failure {
+            error,
+            sent: 1,
+            unsent: false,
+            transient: true,
         };
-        sent.map_err(|e| Failure {
-            unsent: e.is_connect(),
-            error: Error::from_reqwest(e, kind),
-        })
+        let sent = if call.accept == JSON {
+            // The status call's limit covers the whole exchange, body included.
+            request.timeout(limit).send().await
+        } else {
+            match tokio::time::timeout(limit, request.send()).await {
+                Ok(sent) => sent,
+                Err(_) => return Err(timed_out(Error::timeout(kind))),
+            }
+        };
+        match sent {
+            Ok(response) => Ok((response, started.elapsed())),
+            Err(e) => {
+                let unsent = e.is_connect();
+                let error = Error::from_reqwest(e, kind).started_work(call.starts_work && !unsent);
+                Err(Failure {
+                    error,
+                    sent: 1,
+                    unsent,
+                    transient: true,
+                })
+            }
+        }
+    }
+}
+
+impl Failure {
+    /// The same failure, having sent `count` requests.
+    fn sent(mut self, count: u32) -> Self {
+        self.sent = count;
+        self
+    }
+}
+
+/// A generate answer that certainly started no work: a rate limit, or a 503 that came
+/// back before the server could have accepted the work (see [`QUICK_REFUSAL`]).
+fn refused_before_work(status: u16, took: Duration) -> bool {
+    status == 429 || (status == 503 && took <= QUICK_REFUSAL)
+}
+
+/// Reads the start of a success body whose type does not say what it is; whether it
+/// starts like an event stream (the bytes read stay in the answer's prefix).
+async fn sniff(answer: &mut Answer, deadline: Option<Instant>) -> bool {
+    let mut start = Vec::new();
+    let verdict = loop {
+        if let Some(verdict) = answer::looks_like_event_stream(&start) {
+            break verdict;
+        }
+        if start.len() >= SNIFF {
+            break false;
+        }
+        let chunk = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, answer.response.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => break false,
+            },
+            None => answer.response.chunk().await,
+        };
+        match chunk {
+            Ok(Some(chunk)) => start.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break false,
+        }
+    };
+    answer.prefix = Bytes::from(start);
+    verdict
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `limit` cut to what is left before `deadline`, with the kind of timeout that then
+/// applies.
+fn bounded(
+    limit: (Duration, TimeoutKind),
+    deadline: Option<(Instant, TimeoutKind)>,
+) -> (Duration, TimeoutKind) {
+    match deadline {
+        Some((at, kind)) => {
+            let left = at.saturating_duration_since(Instant::now());
+            if left < limit.0 {
+                (left, kind)
+            } else {
+                limit
+            }
+        }
+        None => limit,
     }
 }
 
 /// The base URL rules: absolute, with a host, no credentials, no query or fragment,
 /// and `https` (plain `http` only for loopback hosts, or with `allow_http`).
 fn parse_base_url(text: &str, allow_http: bool) -> Result<Url> {
-    let url = Url::parse(text).map_err(|e| Error::Config(format!("invalid base URL: {e}")))?;
+    let url = Url::parse(text).map_err(|e| Error::config(format!("invalid base URL: {e}")))?;
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(Error::Config(
-            "the base URL must be an absolute http(s) URL with a host".into(),
+        return Err(Error::config(
+            "the base URL must be an absolute http(s) URL with a host",
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config(
-            "the base URL must not contain credentials".into(),
-        ));
+        return Err(Error::config("the base URL must not contain credentials"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::Config(
-            "the base URL must not have a query or fragment".into(),
+        return Err(Error::config(
+            "the base URL must not have a query or fragment",
         ));
     }
     match url.scheme() {
         "https" => {}
         "http" if allow_http || is_loopback(&url) => {}
         "http" => {
-            return Err(Error::Config(
-                "the base URL must use https (plain http is allowed for loopback hosts, or with allow_http)".into(),
+            return Err(Error::config(
+                "the base URL must use https (plain http is allowed for loopback hosts, or with allow_http)",
             ))
         }
-        other => return Err(Error::Config(format!("unsupported URL scheme {other:?}"))),
+        other => return Err(Error::config(format!("unsupported URL scheme {other:?}"))),
     }
     Ok(url)
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -286,5 +503,45 @@ fn is_loopback(url: &Url) -> bool {
                 || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_quick_503_or_a_429_is_a_refusal_before_work() {
+        assert!(refused_before_work(429, Duration::from_secs(60)));
+        assert!(refused_before_work(503, Duration::from_millis(10)));
+        assert!(refused_before_work(503, QUICK_REFUSAL));
+        assert!(!refused_before_work(
+            503,
+            QUICK_REFUSAL + Duration::from_millis(1)
+        ));
+        for status in [500, 502, 504, 200, 401] {
+            assert!(!refused_before_work(status, Duration::ZERO), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_limit_is_cut_to_the_deadline_and_takes_its_kind() {
+        let soon = Instant::now() + Duration::from_millis(50);
+        let (limit, kind) = bounded(
+            (Duration::from_secs(30), TimeoutKind::Request),
+            Some((soon, TimeoutKind::Wait)),
+        );
+        assert!(limit <= Duration::from_millis(50));
+        assert_eq!(kind, TimeoutKind::Wait);
+        let late = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(
+            bounded(
+                (Duration::from_secs(30), TimeoutKind::Idle),
+                Some((late, TimeoutKind::Deadline))
+            ),
+            (Duration::from_secs(30), TimeoutKind::Idle)
+        );
+        assert_eq!(earliest(None, Some(soon)), Some(soon));
+        assert_eq!(earliest(Some(late), Some(soon)), Some(soon));
     }
 }

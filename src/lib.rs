@@ -102,6 +102,7 @@ pub mod tokens;
 mod error;
 mod event;
 mod id;
+mod lenient;
 mod project;
 mod retry;
 mod token;
@@ -115,9 +116,13 @@ pub use event::{
 };
 pub use generation::{Generation, Outcome, Stats};
 pub use id::ProjectId;
-pub use project::{Project, WaitOptions};
+pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
 pub use token::Token;
+
+/// The HTTP client crate this crate uses, for [`ClientBuilder::http_client`]: a
+/// major version bump of reqwest here is a major version bump of this crate.
+pub use reqwest;
 
 #[doc(hidden)]
 pub mod __private {

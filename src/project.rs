@@ -4,8 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-
+use crate::lenient::{self, Fields};
 use crate::ProjectId;
 
 /// A project as the status endpoint describes it (`GET /agent/project/{id}`).
@@ -37,69 +36,173 @@ impl Project {
 /// What the status endpoint's JSON says, before it becomes a [`Project`] or an error.
 #[derive(Debug)]
 pub(crate) enum StatusAnswer {
-    /// The project, as described.
+    /// `"status": true` and the project asked for.
     Project(Project),
     /// `{"status": false, "message": ..}` in a success answer.
     Refused {
         message: Option<String>,
         project_id: Option<ProjectId>,
     },
+    /// JSON, but not a description of the project asked for; says why.
+    Unexpected(String),
 }
 
 /// Decodes the status answer of project `requested` (whose id stands in when the
-/// answer names none).
+/// answer names none), leniently (see [`crate::lenient`]): only `"status": true`
+/// (a JSON boolean) about the project asked for is a project.
 pub(crate) fn decode_status(
-    bytes: &[u8],
+    text: &str,
     requested: &ProjectId,
 ) -> Result<StatusAnswer, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Wire {
-        status: Option<serde_json::Value>,
-        message: Option<String>,
-        project_id: Option<ProjectId>,
-        app_url: Option<String>,
-        project_status: Option<String>,
-        name: Option<String>,
+    const KEYS: [&str; 6] = [
+        "status",
+        "message",
+        "project_id",
+        "app_url",
+        "project_status",
+        "name",
+    ];
+    let fields = Fields::read(text, &KEYS)?;
+    let string = |index| fields.get(index).and_then(lenient::text);
+    let project_id = fields.get(2).and_then(lenient::id);
+    match fields.get(0).map(|status| status.get()) {
+        Some("true") => {}
+        Some("false") => {
+            return Ok(StatusAnswer::Refused {
+                message: string(1),
+                project_id,
+            })
+        }
+        _ => {
+            return Ok(StatusAnswer::Unexpected(
+                "the status answer does not say \"status\": true".into(),
+            ))
+        }
     }
-    let wire: Wire = serde_json::from_slice(bytes)?;
-    if wire.status == Some(serde_json::Value::Bool(false)) {
-        return Ok(StatusAnswer::Refused {
-            message: wire.message,
-            project_id: wire.project_id,
-        });
+    if let Some(named) = project_id.as_ref().filter(|named| *named != requested) {
+        return Ok(StatusAnswer::Unexpected(format!(
+            "the status answer describes project {named}, not {requested}"
+        )));
     }
     Ok(StatusAnswer::Project(Project {
-        project_id: wire.project_id.unwrap_or_else(|| requested.clone()),
-        app_url: wire.app_url,
-        project_status: wire.project_status,
-        name: wire.name,
-        raw: String::from_utf8_lossy(bytes).into_owned(),
+        project_id: project_id.unwrap_or_else(|| requested.clone()),
+        app_url: string(3),
+        project_status: string(4),
+        name: string(5),
+        raw: text.to_owned(),
     }))
 }
 
-/// How [`Client::wait_for_project`](crate::Client::wait_for_project) polls.
+/// How far a project is, as far as its `project_status` tells: what
+/// [`Client::wait_for_project`](crate::Client::wait_for_project) and recovery wait for.
 ///
-/// The documentation does not list the values of `project_status`, so "settled" is a
-/// predicate. The default, [`WaitOptions::settled_by_default`], takes a status as
-/// settled when it is one of the words a finished or failed job is usually called
-/// (`ready`, `completed`, `failed`, ... see its docs); replace it with
-/// [`settled_when`](WaitOptions::settled_when) once you know the server's values.
+/// The API documents no values of `project_status`, so the default reading
+/// ([`ProjectState::of`]) is an assumption about the words such services use; replace
+/// it with [`WaitOptions::classify_with`] once you know the server's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProjectState {
+    /// Still going, or not known to have ended (keep polling).
+    Pending,
+    /// Generated successfully.
+    Succeeded,
+    /// Ended without finishing: failed, cancelled, out of credits, ...
+    Failed,
+}
+
+/// `project_status` values read as [`ProjectState::Succeeded`] by default.
+const SUCCEEDED: &[&str] = &[
+    "ready",
+    "completed",
+    "complete",
+    "done",
+    "finished",
+    "success",
+    "succeeded",
+    "successful",
+    "deployed",
+    "live",
+];
+
+/// `project_status` values read as [`ProjectState::Failed`] by default.
+const FAILED: &[&str] = &[
+    "failed",
+    "failure",
+    "error",
+    "errored",
+    "cancelled",
+    "canceled",
+    "aborted",
+    "stopped",
+    "incomplete",
+    "interrupted",
+    "rejected",
+    "timeout",
+    "timed_out",
+    "expired",
+    "credits_exhausted",
+];
+
+impl ProjectState {
+    /// The default reading of a project's `project_status`, trimmed, lowercased, with
+    /// spaces and hyphens read as underscores: `ready`, `completed`, `complete`,
+    /// `done`, `finished`, `success`, `succeeded`, `successful`, `deployed`, `live`
+    /// succeeded; `failed`, `failure`, `error`, `errored`, `cancelled`, `canceled`,
+    /// `aborted`, `stopped`, `incomplete`, `interrupted`, `rejected`, `timeout`,
+    /// `timed_out`, `expired`, `credits_exhausted` failed; anything else, or no
+    /// status, is pending. `active` is pending: for a job it usually means running.
+    pub fn of(project: &Project) -> ProjectState {
+        let Some(status) = project.project_status.as_deref() else {
+            return ProjectState::Pending;
+        };
+        let status: String = status
+            .trim()
+            .chars()
+            .map(|c| match c {
+                ' ' | '-' => '_',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect();
+        if SUCCEEDED.contains(&status.as_str()) {
+            ProjectState::Succeeded
+        } else if FAILED.contains(&status.as_str()) {
+            ProjectState::Failed
+        } else {
+            ProjectState::Pending
+        }
+    }
+}
+
+impl Project {
+    /// How far the project is, by the default reading of its status
+    /// ([`ProjectState::of`]).
+    pub fn state(&self) -> ProjectState {
+        ProjectState::of(self)
+    }
+}
+
+/// The shortest pause between two polls: anything shorter would hammer the API.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How [`Client::wait_for_project`](crate::Client::wait_for_project) polls, and when a
+/// project counts as done ([`ProjectState`]).
 #[derive(Clone)]
 pub struct WaitOptions {
     pub(crate) timeout: Duration,
     pub(crate) first_interval: Duration,
     pub(crate) max_interval: Duration,
-    pub(crate) settled: Arc<dyn Fn(&Project) -> bool + Send + Sync>,
+    pub(crate) classify: Arc<dyn Fn(&Project) -> ProjectState + Send + Sync>,
 }
 
 impl Default for WaitOptions {
-    /// 15 minutes in all, polling after 2 s, then doubling up to every 30 s.
+    /// 15 minutes in all, polling after 2 s, then doubling up to every 30 s; the
+    /// default reading of the status ([`ProjectState::of`]).
     fn default() -> Self {
         WaitOptions {
             timeout: Duration::from_secs(15 * 60),
             first_interval: Duration::from_secs(2),
             max_interval: Duration::from_secs(30),
-            settled: Arc::new(WaitOptions::settled_by_default),
+            classify: Arc::new(ProjectState::of),
         }
     }
 }
@@ -114,64 +217,58 @@ impl fmt::Debug for WaitOptions {
     }
 }
 
-/// Statuses taken as settled by [`WaitOptions::settled_by_default`].
-const SETTLED: &[&str] = &[
-    "ready",
-    "completed",
-    "complete",
-    "done",
-    "finished",
-    "success",
-    "succeeded",
-    "deployed",
-    "live",
-    "active",
-    "failed",
-    "failure",
-    "error",
-    "errored",
-    "cancelled",
-    "canceled",
-    "stopped",
-    "incomplete",
-    "interrupted",
-    "credits_exhausted",
-];
-
 impl WaitOptions {
-    /// The longest time to wait in all; then [`Error::Timeout`] with
-    /// [`TimeoutKind::Wait`](crate::TimeoutKind::Wait).
+    /// The longest time to wait in all, polls included; then [`Error::Timeout`]
+    /// with [`TimeoutKind::Wait`](crate::TimeoutKind::Wait). `Duration::MAX` waits
+    /// without a limit.
+    ///
+    /// [`Error::Timeout`]: crate::Error::Timeout
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The first pause between two polls, doubled after each poll up to `max`.
+    /// The first pause between two polls, doubled after each poll up to `max`. Pauses
+    /// shorter than 100 ms are raised to 100 ms.
     pub fn interval(mut self, first: Duration, max: Duration) -> Self {
-        self.first_interval = first;
-        self.max_interval = max.max(first);
+        self.first_interval = first.max(MIN_INTERVAL);
+        self.max_interval = max.max(self.first_interval);
         self
     }
 
-    /// When a project counts as settled.
-    pub fn settled_when(
+    /// How to read a project's status, instead of [`ProjectState::of`]: polling ends
+    /// with the project when it says [`ProjectState::Succeeded`], with
+    /// [`Error::GenerationFailed`](crate::Error::GenerationFailed) when it says
+    /// [`ProjectState::Failed`], and goes on while it says [`ProjectState::Pending`].
+    ///
+    /// ```
+    /// use laracopilot::{ProjectState, WaitOptions};
+    /// let options = WaitOptions::default().classify_with(|project| {
+    ///     match project.project_status.as_deref() {
+    ///         Some("shipped") => ProjectState::Succeeded,
+    ///         Some("broken") => ProjectState::Failed,
+    ///         _ => ProjectState::Pending,
+    ///     }
+    /// });
+    /// ```
+    pub fn classify_with(
         mut self,
-        settled: impl Fn(&Project) -> bool + Send + Sync + 'static,
+        classify: impl Fn(&Project) -> ProjectState + Send + Sync + 'static,
     ) -> Self {
-        self.settled = Arc::new(settled);
+        self.classify = Arc::new(classify);
         self
     }
+}
 
-    /// The default predicate: `project_status`, trimmed and lowercased, is one of
-    /// `ready`, `completed`, `complete`, `done`, `finished`, `success`, `succeeded`,
-    /// `deployed`, `live`, `active` (finished) or `failed`, `failure`, `error`,
-    /// `errored`, `cancelled`, `canceled`, `stopped`, `incomplete`, `interrupted`,
-    /// `credits_exhausted` (ended without finishing). These are assumptions: the API documents no values.
-    pub fn settled_by_default(project: &Project) -> bool {
-        project
-            .project_status
-            .as_deref()
-            .is_some_and(|status| SETTLED.contains(&status.trim().to_ascii_lowercase().as_str()))
+/// A project for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn test_project(id: &str, status: &str) -> Project {
+    Project {
+        project_id: ProjectId::from(id),
+        app_url: None,
+        project_status: Some(status.to_owned()),
+        name: None,
+        raw: String::new(),
     }
 }
 
@@ -181,7 +278,7 @@ mod tests {
 
     #[test]
     fn decodes_the_documented_answer() {
-        let json = br#"{"status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com", "project_status": "<string>", "name": "<string>"}"#;
+        let json = r#"{"status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com", "project_status": "<string>", "name": "<string>"}"#;
         let StatusAnswer::Project(project) = decode_status(json, &"abc123".into()).unwrap() else {
             panic!("a project");
         };
@@ -197,15 +294,82 @@ mod tests {
     #[test]
     fn status_false_is_a_refusal_garbage_an_error_and_a_missing_id_the_requested_one() {
         let id = ProjectId::from("abc123");
-        let refused = decode_status(br#"{"status": false, "message": "Project not found"}"#, &id);
+        let refused = decode_status(r#"{"status": false, "message": "Project not found"}"#, &id);
         assert!(matches!(
             refused,
             Ok(StatusAnswer::Refused { message: Some(m), .. }) if m == "Project not found"
         ));
-        assert!(decode_status(b"<html>", &id).is_err());
-        let Ok(StatusAnswer::Project(project)) = decode_status(b"{}", &id) else {
+        assert!(decode_status("<html>", &id).is_err());
+        let Ok(StatusAnswer::Project(project)) = decode_status(r#"{"status":true}"#, &id) else {
             panic!("a project");
         };
         assert_eq!(project.project_id, "abc123");
+    }
+
+    #[test]
+    fn only_a_true_boolean_status_about_the_project_asked_for_is_a_project() {
+        let id = ProjectId::from("42");
+        for text in [
+            "{}",
+            r#"{"status":"true"}"#,
+            r#"{"status":1}"#,
+            r#"{"status":null}"#,
+            r#"{"status":true,"project_id":"43"}"#,
+            r#"{"status":true,"status":"yes"}"#,
+        ] {
+            assert!(
+                matches!(decode_status(text, &id), Ok(StatusAnswer::Unexpected(_))),
+                "{text}"
+            );
+        }
+        let Ok(StatusAnswer::Project(project)) = decode_status(
+            r#"{"status":false,"status":true,"project_id":42,"name":7,"app_url":"u"}"#,
+            &id,
+        ) else {
+            panic!("a project");
+        };
+        assert_eq!(
+            (
+                project.project_id.as_str(),
+                project.name,
+                project.app_url.as_deref()
+            ),
+            ("42", None, Some("u"))
+        );
+    }
+
+    #[test]
+    fn the_default_reading_of_statuses() {
+        let state = |status: &str| test_project("p", status).state();
+        for s in ["ready", " Completed ", "DONE", "succeeded", "live"] {
+            assert_eq!(state(s), ProjectState::Succeeded, "{s}");
+        }
+        for s in [
+            "failed",
+            "error",
+            "Cancelled",
+            "credits_exhausted",
+            "credits-exhausted",
+            "timed out",
+        ] {
+            assert_eq!(state(s), ProjectState::Failed, "{s}");
+        }
+        for s in ["generating", "active", "running", "queued", "", "<string>"] {
+            assert_eq!(state(s), ProjectState::Pending, "{s}");
+        }
+        let mut none = test_project("p", "x");
+        none.project_status = None;
+        assert_eq!(none.state(), ProjectState::Pending);
+    }
+
+    #[test]
+    fn intervals_are_never_shorter_than_the_floor() {
+        let options = WaitOptions::default().interval(Duration::ZERO, Duration::ZERO);
+        assert_eq!(
+            (options.first_interval, options.max_interval),
+            (MIN_INTERVAL, MIN_INTERVAL)
+        );
+        let options = WaitOptions::default().interval(Duration::MAX, Duration::from_secs(1));
+        assert_eq!(options.max_interval, Duration::MAX);
     }
 }

@@ -133,6 +133,10 @@ impl EventReader {
     }
 
     fn push_failure(&mut self, error: Error) {
+        // Nothing follows a terminal item.
+        if self.state.finished {
+            return;
+        }
         let error = error.with_project_id(self.state.project_id.as_ref());
         self.state.queue.push_back(Err(error));
         self.state.finished = true;
@@ -154,6 +158,12 @@ impl EventReader {
     /// How many items are waiting.
     pub fn queued(&self) -> usize {
         self.state.queue.len()
+    }
+
+    /// Whether an item can be had without more input: one is queued, or received
+    /// bytes are not decoded yet.
+    pub fn has_buffered(&self) -> bool {
+        self.state.queue.len() > 0 || !self.input.is_empty()
     }
 
     /// Whether a terminal item was produced (it may still be waiting in the queue).
@@ -209,6 +219,7 @@ impl State {
                 self.queue.push_back(Err(Error::CreditsExhausted {
                     project_id: self.project_id.clone(),
                     raw,
+                    locally: false,
                 }));
                 self.finished = true;
             }

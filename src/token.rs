@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zeroize::Zeroize;
 
 use crate::{Error, Result};
@@ -51,8 +52,10 @@ impl Token {
     /// # Errors
     ///
     /// [`Error::Config`] when the value is empty, or contains whitespace, control or
-    /// invisible formatting characters (a copy-paste accident, such as a trailing
-    /// newline or a zero-width space). The message never repeats the value.
+    /// invisible format characters (the Unicode `Cf` category: zero-width spaces and
+    /// joiners, bidirectional marks, the byte order mark, soft hyphens, ...), which
+    /// only a copy-paste accident puts into a token. The message never repeats the
+    /// value.
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let mut value: String = value.into();
         let token = Token::from_str_checked(&value);
@@ -65,11 +68,11 @@ impl Token {
     /// no reallocation leaves a stray copy behind.
     pub(crate) fn from_str_checked(value: &str) -> Result<Self> {
         if value.is_empty() {
-            return Err(Error::Config("the API token is empty".into()));
+            return Err(Error::config("the API token is empty"));
         }
         if value.chars().any(is_forbidden) {
-            return Err(Error::Config(
-                "the API token contains whitespace, control or invisible characters".into(),
+            return Err(Error::config(
+                "the API token contains whitespace, control or invisible characters",
             ));
         }
         Ok(Token {
@@ -125,12 +128,24 @@ impl Token {
     }
 
     /// Replaces every occurrence of the secret in `text` (an error body that echoes
-    /// the request's headers, say) with the mask.
+    /// the request's headers, say) with the mask, also where JSON escapes spell it
+    /// (`\/` as PHP writes a slash, `\u0061`, ...): the text may be JSON shown as is.
     pub(crate) fn redact(&self, text: &mut String) {
         let secret = self.secret.expose_secret();
-        if text.contains(secret) {
-            *text = text.replace(secret, &self.masked());
+        let spans = escaped_occurrences(text, secret);
+        if spans.is_empty() {
+            return;
         }
+        let mask = self.masked();
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (start, end) in spans {
+            out.push_str(text.get(copied..start).unwrap_or_default());
+            out.push_str(&mask);
+            copied = end;
+        }
+        out.push_str(text.get(copied..).unwrap_or_default());
+        *text = out;
     }
 
     /// Compares two token values without exposing either.
@@ -140,12 +155,97 @@ impl Token {
 }
 
 /// Characters that cannot be part of a token: whitespace, control characters and the
-/// invisible ones that copy-paste brings along (zero-width spaces and joiners, word
-/// joiner, byte order mark).
+/// invisible format characters that copy-paste brings along (Unicode category `Cf`).
 fn is_forbidden(c: char) -> bool {
-    c.is_whitespace()
-        || c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
+/// The byte spans of `text` that spell `secret`, each character either as itself or
+/// as a JSON escape (`\/`, `\\`, `\"`, `\n`, ..., `\uXXXX`, surrogate pairs
+/// included). Time is at most the product of both lengths, on bounded texts.
+fn escaped_occurrences(text: &str, secret: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    if secret.is_empty() {
+        return spans;
+    }
+    if !text.contains('\\') {
+        // No escape: plain occurrences only.
+        let mut from = 0;
+        while let Some(at) = text.get(from..).and_then(|rest| rest.find(secret)) {
+            spans.push((from + at, from + at + secret.len()));
+            from += at + secret.len();
+        }
+        return spans;
+    }
+    let mut start = 0;
+    while start < text.len() {
+        match match_at(text, start, secret) {
+            Some(end) => {
+                spans.push((start, end));
+                start = end;
+            }
+            None => {
+                start += text
+                    .get(start..)
+                    .and_then(|rest| rest.chars().next())
+                    .map_or(1, char::len_utf8);
+            }
+        }
+    }
+    spans
+}
+
+/// Where a spelling of `secret` that starts at `start` ends, if one does.
+fn match_at(text: &str, start: usize, secret: &str) -> Option<usize> {
+    let mut at = start;
+    for wanted in secret.chars() {
+        let rest = text.get(at..)?;
+        let (found, len) = next_json_char(rest)?;
+        if found != wanted {
+            return None;
+        }
+        at += len;
+    }
+    Some(at)
+}
+
+/// The first character of `text` as JSON would read it inside a string, and how many
+/// bytes spell it.
+fn next_json_char(text: &str) -> Option<(char, usize)> {
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    if first != '\\' {
+        return Some((first, first.len_utf8()));
+    }
+    let simple = match chars.next()? {
+        '"' => '"',
+        '\\' => '\\',
+        '/' => '/',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        'u' => {
+            let unit = |at: usize| {
+                text.get(at..at + 4)
+                    .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            };
+            let high = unit(2)?;
+            if let Some(c) = char::from_u32(u32::from(high)) {
+                return Some((c, 6));
+            }
+            // A surrogate pair: `\uD83D\uDE00`.
+            if text.get(6..8) != Some("\\u") {
+                return None;
+            }
+            let low = unit(8)?;
+            let c = char::decode_utf16([high, low]).next()?.ok()?;
+            return Some((c, 12));
+        }
+        _ => return None,
+    };
+    Some((simple, 2))
 }
 
 impl fmt::Debug for Token {
@@ -172,9 +272,19 @@ mod tests {
             "sec\u{7}ret-value",
             "secret\u{200B}value",
             "\u{FEFF}secret-value",
+            // Format characters that no hand-written list had: a soft hyphen, a
+            // left-to-right mark, a bidirectional isolate, an Arabic number sign, the
+            // Mongolian vowel separator, a tag character.
+            "secret\u{AD}value",
+            "secret\u{200E}value",
+            "secret\u{2066}value",
+            "secret\u{600}value",
+            "secret\u{180E}value",
+            "secret\u{E0041}value",
+            "secret\u{2028}value",
         ] {
             let err = Token::new(bad).unwrap_err();
-            assert!(matches!(err, Error::Config(_)));
+            assert!(matches!(err, Error::Config { .. }));
             let shown = format!("{err} {err:?}");
             assert!(!shown.contains("secret"), "{shown}");
         }
@@ -213,6 +323,38 @@ mod tests {
         );
         assert!(shown.contains("Production"), "{shown}");
         assert!(!shown.contains("9f8e7d6c"), "{shown}");
+    }
+
+    #[test]
+    fn redaction_finds_the_secret_however_json_escapes_spell_it() {
+        let token = Token::new("lcp/live_9f8e\"7d6c5b4a").unwrap();
+        let mask = token.masked();
+        for (text, want) in [
+            ("got lcp/live_9f8e\"7d6c5b4a!", format!("got {mask}!")),
+            (
+                r#"{"m":"Bearer lcp\/live_9f8e\"7d6c5b4a"}"#,
+                format!(r#"{{"m":"Bearer {mask}"}}"#),
+            ),
+            (r#"lcp\u002flive_\u0039f8e\u00227d6c5b4a"#, mask.clone()),
+            // Both spellings in one text; a double backslash is a backslash, not an
+            // escape of the slash, so that last one is not the token.
+            (
+                r#"x lcp/live_9f8e"7d6c5b4a y lcp\/live_9f8e\"7d6c5b4a z lcp\\/live"#,
+                format!(r#"x {mask} y {mask} z lcp\\/live"#),
+            ),
+            (
+                r#"nothing \n here \u12"#,
+                r#"nothing \n here \u12"#.to_owned(),
+            ),
+        ] {
+            let mut redacted = text.to_owned();
+            token.redact(&mut redacted);
+            assert_eq!(redacted, want, "{text}");
+        }
+        let emoji = Token::new("lcp_😀_0123456789").unwrap();
+        let mut text = r#"x lcp_\ud83d\ude00_0123456789 y"#.to_owned();
+        emoji.redact(&mut text);
+        assert_eq!(text, format!("x {} y", emoji.masked()));
     }
 
     #[test]

@@ -39,7 +39,9 @@ impl Server {
     }
 
     fn client(&self) -> blocking::Client {
-        blocking::Client::new(builder(&self.server).request_timeout(Duration::from_secs(5)))
+        builder(&self.server)
+            .request_timeout(Duration::from_secs(5))
+            .build_blocking()
             .expect("blocking client builds")
     }
 }
@@ -123,7 +125,7 @@ fn finish_sums_up_the_generation() {
     );
     assert_eq!(outcome.app_url.as_deref(), Some("https://p1.example/app"));
     assert_eq!(outcome.files, ["app/Models/Task.php", "routes/web.php"]);
-    assert_eq!(outcome.events, 5);
+    assert_eq!(outcome.stats.events, 5);
 }
 
 #[test]
@@ -343,7 +345,8 @@ fn verify_token_tells_an_accepted_token_from_a_rejected_one() {
     accepting.mount(
         "GET",
         "/agent/project/laracopilot-sdk-token-probe",
-        ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not found."})),
+        ResponseTemplate::new(404)
+            .set_body_json(serde_json::json!({"status": false, "message": "Project not found."})),
     );
     let rejecting = Server::start();
     rejecting.mount(
@@ -375,7 +378,7 @@ async fn calling_from_inside_a_current_thread_runtime_works_without_panicking() 
             .set_body_json(serde_json::json!({"status": true, "project_id": "p1"})),
     )
     .await;
-    let client = blocking::Client::new(builder(&server)).unwrap();
+    let client = builder(&server).build_blocking().unwrap();
 
     // Directly from the async fn: the blocking calls hand off to the client's thread.
     let mut generation = client.generate("Build a task management app").unwrap();
@@ -402,7 +405,7 @@ async fn calling_from_inside_a_current_thread_runtime_works_without_panicking() 
 async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
     let server = server().await;
     mount_documented_generate(&server).await;
-    let client = blocking::Client::new(builder(&server)).unwrap();
+    let client = builder(&server).build_blocking().unwrap();
 
     let mut generation = client.generate("Build a task management app").unwrap();
     let items = collect(&mut generation);
@@ -419,7 +422,7 @@ async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
 async fn dropping_the_client_and_its_generation_inside_a_runtime_does_not_panic() {
     let server = server().await;
     mount_documented_generate(&server).await;
-    let client = blocking::Client::new(builder(&server)).unwrap();
+    let client = builder(&server).build_blocking().unwrap();
     let mut generation = client.generate("Build a task management app").unwrap();
     assert!(generation.next().unwrap().is_ok());
 
@@ -428,7 +431,7 @@ async fn dropping_the_client_and_its_generation_inside_a_runtime_does_not_panic(
     drop(generation);
 
     // A client never used is dropped here too.
-    drop(blocking::Client::new(builder(&server)).unwrap());
+    drop(builder(&server).build_blocking().unwrap());
     tokio::task::yield_now().await;
 }
 
@@ -448,12 +451,11 @@ fn dropping_a_generation_mid_stream_closes_the_connection() {
         let result = tokio::time::timeout(PATIENCE, stream_until_the_client_leaves(listener)).await;
         let _ = closed_sender.send(result);
     });
-    let client = blocking::Client::new(
-        laracopilot::Client::builder()
-            .token(token())
-            .base_url(format!("http://{address}/api/v1")),
-    )
-    .unwrap();
+    let client = laracopilot::Client::builder()
+        .token(token())
+        .base_url(format!("http://{address}/api/v1"))
+        .build_blocking()
+        .unwrap();
 
     let first = on_plain_thread(move || {
         let mut generation = client.generate("Build an app").unwrap();
@@ -542,6 +544,6 @@ fn the_client_is_clone_send_and_sync_and_the_generation_is_send() {
 
 #[test]
 fn a_missing_token_is_a_config_error() {
-    let error = blocking::Client::new(laracopilot::Client::builder()).unwrap_err();
-    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    let error = laracopilot::Client::builder().build_blocking().unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
 }

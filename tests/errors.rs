@@ -29,11 +29,11 @@ async fn a_401_unauthorized_body_is_unauthorized() {
     ))
     .await;
     assert!(
-        matches!(&err, Error::Unauthorized { message: Some(m) } if m == "Unauthorized."),
+        matches!(&err, Error::Unauthorized { message: Some(m), .. } if m == "Unauthorized."),
         "{err:?}"
     );
     assert_eq!(err.status(), Some(401));
-    assert!(!err.is_retryable());
+    assert!(!err.is_transient());
 }
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn a_401_expired_body_is_token_expired() {
     ))
     .await;
     assert!(
-        matches!(err, Error::TokenExpired { locally: false }),
+        matches!(err, Error::TokenExpired { locally: false, .. }),
         "{err:?}"
     );
     assert_eq!(err.status(), Some(401));
@@ -55,7 +55,7 @@ async fn a_401_with_an_html_body_is_unauthorized() {
     let err =
         generate_error(ResponseTemplate::new(401).set_body_string("<html>denied</html>")).await;
     assert!(
-        matches!(err, Error::Unauthorized { message: None }),
+        matches!(err, Error::Unauthorized { message: None, .. }),
         "{err:?}"
     );
 }
@@ -70,7 +70,10 @@ async fn a_422_carries_the_field_map() {
         }),
     ))
     .await;
-    let Error::Validation { message, errors } = &err else {
+    let Error::Validation {
+        message, errors, ..
+    } = &err
+    else {
         panic!("{err:?}")
     };
     assert_eq!(message, "The prompt field must be at least 10 characters.");
@@ -123,7 +126,7 @@ async fn a_429_with_retry_after_seconds_is_rate_limited() {
     let err = generate_error(ResponseTemplate::new(429).insert_header("retry-after", "17")).await;
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(17)));
-    assert!(err.is_retryable());
+    assert!(err.is_transient());
 }
 
 #[tokio::test]
@@ -182,7 +185,7 @@ async fn a_500_with_an_html_page_is_api_with_a_capped_snippet() {
     assert_eq!(*message, None);
     assert!(body.starts_with("<html><body>Bad gateway"));
     assert!(body.len() < 600, "{}", body.len());
-    assert!(err.is_retryable());
+    assert!(err.is_transient());
 }
 
 #[tokio::test]
@@ -215,12 +218,19 @@ async fn a_200_with_a_json_body_is_an_api_error_with_its_message() {
 }
 
 #[tokio::test]
-async fn a_200_with_a_plain_body_is_an_api_error() {
+async fn a_200_with_a_plain_body_is_an_api_error_that_says_what_it_is() {
     let err = generate_error(ResponseTemplate::new(200).set_body_string("hello")).await;
-    assert!(
-        matches!(&err, Error::Api { status: 200, message: None, body, .. } if body == "hello"),
-        "{err:?}"
-    );
+    let Error::Api {
+        status: 200,
+        message: Some(message),
+        body,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(body, "hello");
+    assert!(message.contains("text/plain"), "{message}");
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ async fn the_request_has_the_documented_method_path_headers_and_body() {
         .await
         .unwrap();
     assert_eq!(outcome.project_id.unwrap(), "abc123");
-    assert_eq!(outcome.events, 4);
+    assert_eq!(outcome.stats.events, 4);
 }
 
 #[tokio::test]
@@ -176,7 +176,10 @@ async fn credits_exhausted_is_an_error_that_ends_the_stream_with_the_project_id(
         .unwrap();
     let items = collect(generation).await;
     assert_eq!(items.len(), 3);
-    let Err(Error::CreditsExhausted { project_id, raw }) = &items[2] else {
+    let Err(Error::CreditsExhausted {
+        project_id, raw, ..
+    }) = &items[2]
+    else {
         panic!("{:?}", items[2])
     };
     assert_eq!(project_id.as_ref().unwrap(), "p1");
@@ -209,7 +212,10 @@ async fn end_of_body_without_a_terminal_event_is_incomplete_with_the_project_id(
     )
     .await;
     assert_eq!(items.len(), 3);
-    let Err(Error::Incomplete { project_id, events }) = &items[2] else {
+    let Err(Error::Incomplete {
+        project_id, events, ..
+    }) = &items[2]
+    else {
         panic!("{:?}", items[2])
     };
     assert_eq!((project_id.as_ref().unwrap().as_str(), *events), ("p9", 2));
@@ -231,7 +237,8 @@ async fn an_empty_body_is_incomplete() {
             err,
             Error::Incomplete {
                 project_id: None,
-                events: 0
+                events: 0,
+                ..
             }
         ),
         "{err:?}"
@@ -282,7 +289,7 @@ async fn finish_sums_up_files_in_order_without_duplicates() {
         outcome.app_url.as_deref(),
         Some("https://p1.laracopilot.com")
     );
-    assert_eq!(outcome.events, 6);
+    assert_eq!(outcome.stats.events, 6);
 }
 
 #[tokio::test]
@@ -560,5 +567,5 @@ async fn a_callers_own_reqwest_client_sends_the_requests() {
         .finish()
         .await
         .unwrap();
-    assert_eq!(outcome.events, 4);
+    assert_eq!(outcome.stats.events, 4);
 }

@@ -83,6 +83,14 @@ impl Printed {
         }
     }
 
+    /// A token provider's answer: the token, or its boxed error.
+    fn provided(&mut self, label: &str, result: &Result<Token, laracopilot::BoxError>) {
+        match result {
+            Ok(token) => self.debug(label, token),
+            Err(error) => self.error(label, &**error),
+        }
+    }
+
     /// The labels of the texts that leak; empty when none does.
     fn leaks(&self) -> Vec<String> {
         self.texts
@@ -131,7 +139,7 @@ fn the_leak_check_catches_a_leaking_debug_and_partial_leaks_but_allows_the_mask(
     // A slice from the middle, the second secret, and a secret cut in two.
     assert!(find_leak(&format!("x{}y", &TOKEN[7..7 + PIECE])).is_some());
     assert!(find_leak(&format!("Bearer {SECOND}")).is_some());
-    assert!(find_leak(&format!("{:?}", Error::Config(TOKEN[..20].to_owned()))).is_some());
+    assert!(find_leak(&format!("Config {{ message: {:?} }}", &TOKEN[..20])).is_some());
 
     // What may be shown: the mask, and unrelated text.
     let mut clean = Printed::default();
@@ -222,7 +230,7 @@ async fn tokens_providers_and_builders_never_print_the_token() {
     let env = EnvToken::new(var).unwrap();
     printed.debug("EnvToken", &env);
     std::env::set_var(var, format!("{SECOND} {TOKEN}"));
-    printed.result("EnvToken::refresh (invalid)", &env.refresh(&token()).await);
+    printed.provided("EnvToken::refresh (invalid)", &env.refresh(&token()).await);
     printed.result("EnvToken::new (invalid)", &EnvToken::new(var));
     std::env::remove_var(var);
     printed.result("EnvToken::new (missing)", &EnvToken::new(var));
@@ -232,17 +240,17 @@ async fn tokens_providers_and_builders_never_print_the_token() {
     let from_file = FileToken::new(&file).unwrap();
     printed.debug("FileToken", &from_file);
     std::fs::write(&file, format!("{SECOND} {TOKEN}\n")).unwrap();
-    printed.result("FileToken::token (invalid file)", &from_file.token().await);
-    printed.result(
+    printed.provided("FileToken::token (invalid file)", &from_file.token().await);
+    printed.provided(
         "FileToken::refresh (invalid file)",
         &from_file.refresh(&token()).await,
     );
     printed.result("FileToken::new (invalid)", &FileToken::new(&file));
     std::fs::write(&file, [0xff, 0xfe, b'a']).unwrap();
     printed.result("FileToken::new (not UTF-8)", &FileToken::new(&file));
-    let closure = FnToken::new(|| std::future::ready(Token::new(SECOND)));
+    let closure = FnToken::new(|| std::future::ready(Token::new(SECOND).map_err(Into::into)));
     printed.debug("FnToken (before)", &closure);
-    printed.result("FnToken::token", &closure.token().await);
+    printed.provided("FnToken::token", &closure.token().await);
     printed.debug("FnToken (after)", &closure);
 
     // Builders and their errors.
@@ -273,7 +281,7 @@ async fn tokens_providers_and_builders_never_print_the_token() {
     #[cfg(feature = "blocking")]
     {
         let blocking = tokio::task::spawn_blocking(|| {
-            let client = laracopilot::blocking::Client::new(Client::builder().token(token()));
+            let client = Client::builder().token(token()).build_blocking();
             format!("{client:?} {client:#?}")
         })
         .await
@@ -598,7 +606,7 @@ async fn rotation_refresh_and_expiry_warnings_never_print_the_token() {
     printed.result("no newer token", &same.project("abc123").await);
     let failing = builder_with(
         &server,
-        FnToken::new(|| std::future::ready(Err(Error::Config("the vault is sealed".into())))),
+        FnToken::new(|| std::future::ready(Err("the vault is sealed".into()))),
     )
     .build()
     .unwrap();
@@ -666,6 +674,17 @@ async fn answer_examples(server: &wiremock::MockServer, success: bool) {
             .await;
         return;
     }
+    // The token check's probe gets the API's documented 404; a project gets its status.
+    Mock::given(method("GET"))
+        .and(path("/api/v1/agent/project/laracopilot-sdk-token-probe"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(404).set_body_json(
+                serde_json::json!({"status": false, "message": "Project not found."}),
+            ),
+        )
+        .with_priority(1)
+        .mount(server)
+        .await;
     Mock::given(method("GET"))
         .respond_with(project_json("abc123"))
         .mount(server)
@@ -783,7 +802,7 @@ fn plain_http_to_a_remote_host_is_refused_without_the_opt_in() {
         "http://[2001:db8::1]/",
     ] {
         let err = build(url, false).unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
+        assert!(matches!(err, Error::Config { .. }), "{url}: {err:?}");
         assert!(err.to_string().contains("https"), "{err}");
         assert!(build(url, true).is_ok(), "{url} with allow_http");
     }

@@ -233,12 +233,12 @@ async fn each_token_state_gets_its_typed_answer() {
     assert!(valid.generate(PROMPT).await.unwrap().finish().await.is_ok());
     let expired = with("lcp_mock_expired_000000002").generate(PROMPT).await;
     assert!(
-        matches!(expired, Err(Error::TokenExpired { locally: false })),
+        matches!(expired, Err(Error::TokenExpired { locally: false, .. })),
         "{expired:?}"
     );
     for value in ["lcp_mock_revoked_000000003", "lcp_mock_never_registered"] {
         let refused = with(value).generate(PROMPT).await;
-        let Err(Error::Unauthorized { message }) = refused else {
+        let Err(Error::Unauthorized { message, .. }) = refused else {
             panic!("{value}: {refused:?}")
         };
         assert_eq!(message.as_deref(), Some("Unauthorized."));
@@ -285,7 +285,10 @@ async fn missing_or_malformed_authorization_gets_the_documented_401() {
 async fn a_short_prompt_gets_the_laravel_422_with_the_field_map() {
     let server = MockServer::start().await;
     let refused = server.client().generate("Too short").await;
-    let Err(Error::Validation { message, errors }) = refused else {
+    let Err(Error::Validation {
+        message, errors, ..
+    }) = refused
+    else {
         panic!("{refused:?}")
     };
     let expected = "The prompt field must be at least 10 characters.";
@@ -352,6 +355,7 @@ async fn an_unknown_project_is_not_found_for_status_and_follow_up() {
     let Err(Error::NotFound {
         message,
         project_id,
+        ..
     }) = status
     else {
         panic!("{status:?}")
@@ -437,7 +441,10 @@ async fn running_out_of_credits_ends_the_stream_with_credits_exhausted_and_the_p
     let (last, events) = items.split_last().unwrap();
     let events: Vec<Event> = events.iter().map(|e| e.as_ref().unwrap().clone()).collect();
     assert_eq!(paths(&events).len(), 2, "two credits, two files");
-    let Err(Error::CreditsExhausted { project_id, raw }) = last else {
+    let Err(Error::CreditsExhausted {
+        project_id, raw, ..
+    }) = last
+    else {
         panic!("{last:?}")
     };
     let id = project_id.clone().unwrap();
@@ -484,7 +491,10 @@ async fn drop_after_n_events_is_incomplete_with_the_project_id() {
     server.fault_next(Fault::DropAfter(4));
     let items = collect(server.client().generate(PROMPT).await.unwrap()).await;
     assert_eq!(items.len(), 5);
-    let Some(Err(Error::Incomplete { project_id, events })) = items.last() else {
+    let Some(Err(Error::Incomplete {
+        project_id, events, ..
+    })) = items.last()
+    else {
         panic!("{:?}", items.last())
     };
     assert_eq!(*events, 4);
@@ -520,6 +530,7 @@ async fn a_stall_with_a_short_idle_timeout_is_a_timeout_with_the_project_id() {
     let Err(Error::Timeout {
         kind: TimeoutKind::Idle,
         project_id: Some(_),
+        ..
     }) = &items[2]
     else {
         panic!("{:?}", items[2])
@@ -539,6 +550,7 @@ async fn an_oversized_event_over_the_client_limit_is_event_too_large() {
     let Some(Err(Error::EventTooLarge {
         limit: 4096,
         project_id: Some(_),
+        ..
     })) = items.last()
     else {
         panic!("{:?}", items.last())
@@ -810,13 +822,13 @@ async fn events_per_generation_fixes_the_length_of_every_default_stream() {
         .finish()
         .await
         .unwrap();
-    assert_eq!(outcome.events, 50);
+    assert_eq!(outcome.stats.events, 50);
     let id = outcome.project_id.unwrap();
     let follow_up = client
         .follow_up(&id, "Add a dark mode please")
         .await
         .unwrap();
-    assert_eq!(follow_up.finish().await.unwrap().events, 50);
+    assert_eq!(follow_up.finish().await.unwrap().stats.events, 50);
 
     let too_few = MockServer::builder().events_per_generation(8).start().await;
     assert_eq!(
@@ -907,7 +919,7 @@ async fn many_concurrent_generations_on_one_client_all_complete() {
     let mut finished = 0;
     for task in tasks {
         let outcome = bounded(task).await.unwrap().unwrap();
-        assert_eq!(outcome.events, EVENTS as u64);
+        assert_eq!(outcome.stats.events, EVENTS as u64);
         finished += 1;
     }
     assert_eq!(finished, GENERATIONS);

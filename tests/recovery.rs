@@ -98,10 +98,13 @@ async fn wait_for_project_stops_at_once_on_a_404() {
 }
 
 #[tokio::test]
-async fn a_custom_predicate_decides_when_a_project_is_settled() {
+async fn a_custom_reading_decides_when_a_project_succeeded() {
     let server = server().await;
     status_then(&server, "building", 2, "shipped").await;
-    let options = fast().settled_when(|p| p.project_status.as_deref() == Some("shipped"));
+    let options = fast().classify_with(|p| match p.project_status.as_deref() {
+        Some("shipped") => laracopilot::ProjectState::Succeeded,
+        _ => laracopilot::ProjectState::Pending,
+    });
     let project = client(&server)
         .wait_for_project("p1", options)
         .await
@@ -128,7 +131,7 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
         Some("https://p1.laracopilot.com")
     );
     assert_eq!(outcome.files, ["app/Models/Task.php"]);
-    assert_eq!(outcome.events, 2);
+    assert_eq!(outcome.stats.events, 2);
     assert_eq!(count(&server, "POST").await, 1);
 }
 
@@ -150,7 +153,8 @@ async fn a_stream_broken_before_the_project_id_cannot_be_recovered() {
             err,
             Error::Incomplete {
                 project_id: None,
-                events: 1
+                events: 1,
+                ..
             }
         ),
         "{err:?}"

@@ -54,7 +54,7 @@ async fn a_static_token_rejected_with_401_is_not_sent_again() {
         .unwrap();
     let err = bounded(client.project("abc123")).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Unauthorized { message } if message.as_deref() == Some("Unauthorized.")),
+        matches!(&err, Error::Unauthorized { message, .. } if message.as_deref() == Some("Unauthorized.")),
         "{err:?}"
     );
     assert_eq!(bearers(&server).await, [OLD]);
@@ -69,7 +69,7 @@ async fn an_expired_answer_is_token_expired_from_the_server_and_not_sent_again()
         .unwrap();
     let err = bounded(client.project("abc123")).await.unwrap_err();
     assert!(
-        matches!(err, Error::TokenExpired { locally: false }),
+        matches!(err, Error::TokenExpired { locally: false, .. }),
         "{err:?}"
     );
     assert_eq!(bearers(&server).await, [OLD]);
@@ -201,19 +201,22 @@ async fn file_token_fails_early_naming_the_file_but_not_its_content() {
     assert!(!shown.contains(TOKEN), "{shown}");
 }
 
+/// What a closure provider's closure returns.
+type Provided = std::future::Ready<Result<Token, laracopilot::BoxError>>;
+
 /// A closure provider handing out `values` in turn (the last one repeats), counting
 /// its calls.
 fn sequence(
     values: &'static [&'static str],
 ) -> (
-    FnToken<impl Fn() -> std::future::Ready<laracopilot::Result<Token>> + Send + Sync + 'static>,
+    FnToken<impl Fn() -> Provided + Send + Sync + 'static>,
     Arc<AtomicUsize>,
 ) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
     let provider = FnToken::new(move || {
         let n = counter.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Token::new(values[n.min(values.len() - 1)]))
+        std::future::ready(Token::new(values[n.min(values.len() - 1)]).map_err(Into::into))
     });
     (provider, calls)
 }
@@ -238,7 +241,7 @@ async fn an_async_closure_works_as_a_provider() {
     let server = rotated_server().await;
     let provider = FnToken::new(|| async {
         tokio::task::yield_now().await;
-        Token::new(NEW)
+        Ok(Token::new(NEW)?)
     });
     let client = builder_with(&server, provider).build().unwrap();
     bounded(client.project("abc123")).await.unwrap();
@@ -410,7 +413,7 @@ async fn a_token_known_to_be_expired_fails_fast_and_nothing_reaches_the_server()
         .unwrap();
     let project = bounded(client.project("abc123")).await.unwrap_err();
     assert!(
-        matches!(project, Error::TokenExpired { locally: true }),
+        matches!(project, Error::TokenExpired { locally: true, .. }),
         "{project:?}"
     );
     assert_eq!(project.status(), None);
@@ -418,14 +421,14 @@ async fn a_token_known_to_be_expired_fails_fast_and_nothing_reaches_the_server()
         .await
         .unwrap_err();
     assert!(
-        matches!(generate, Error::TokenExpired { locally: true }),
+        matches!(generate, Error::TokenExpired { locally: true, .. }),
         "{generate:?}"
     );
     let follow_up = bounded(client.follow_up("abc123", "Add a dark mode"))
         .await
         .unwrap_err();
     assert!(
-        matches!(follow_up, Error::TokenExpired { locally: true }),
+        matches!(follow_up, Error::TokenExpired { locally: true, .. }),
         "{follow_up:?}"
     );
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -535,7 +538,7 @@ async fn an_expired_token_fires_the_hook_once_and_then_fails_every_call() {
     for _ in 0..3 {
         let err = bounded(client.project("abc123")).await.unwrap_err();
         assert!(
-            matches!(err, Error::TokenExpired { locally: true }),
+            matches!(err, Error::TokenExpired { locally: true, .. }),
             "{err:?}"
         );
     }

@@ -5,8 +5,29 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use laracopilot::{Client, Error, Event, Outcome};
+use laracopilot::{Client, Event, Outcome};
 use serde_json::{json, Value};
+
+/// Why an example failed: the SDK said no, or the example's own input was wrong.
+#[derive(Debug)]
+pub enum Error {
+    /// An error of the SDK.
+    Sdk(laracopilot::Error),
+    /// A usage or local configuration problem of the example itself.
+    Usage(String),
+}
+
+impl From<laracopilot::Error> for Error {
+    fn from(error: laracopilot::Error) -> Self {
+        Error::Sdk(error)
+    }
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+}
 
 /// Command-line arguments: `--json` anywhere, the rest positional.
 pub struct Args {
@@ -53,7 +74,7 @@ pub async fn connect() -> Result<Connection, Error> {
             .pacing(std::time::Duration::from_millis(35))
             .start()
             .await
-            .map_err(|e| Error::Config(format!("cannot start the offline LaraCopilot: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot start the offline LaraCopilot: {e}")))?;
         let client = mock.client();
         eprintln!(
             "No {} set: using the embedded offline LaraCopilot at {} (no credits spent)",
@@ -66,7 +87,7 @@ pub async fn connect() -> Result<Connection, Error> {
         })
     }
     #[cfg(not(feature = "mock"))]
-    Err(Error::Config(format!(
+    Err(Error::usage(format!(
         "{} is not set; set it, or run with `--features mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
@@ -98,15 +119,27 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
         "project_id": outcome.project_id.as_ref().map(|p| p.as_str()),
         "app_url": outcome.app_url,
         "files": outcome.files,
-        "events": outcome.events,
+        "events": outcome.stats.events,
     }})
 }
 
 /// `{"error": {...}}`.
 pub fn error_json(error: &Error) -> Value {
+    let error = match error {
+        Error::Sdk(error) => error,
+        Error::Usage(message) => {
+            return json!({ "error": {
+                "kind": "config",
+                "message": message,
+                "status": null,
+                "project_id": null,
+                "retry_after_secs": null,
+            }})
+        }
+    };
     json!({ "error": {
         "kind": error.kind(),
-        "message": message(error),
+        "message": sdk_message(error),
         "status": error.status(),
         "project_id": error.project_id().map(|p| p.as_str()),
         "retry_after_secs": error.retry_after().map(|d| d.as_secs()),
@@ -115,6 +148,13 @@ pub fn error_json(error: &Error) -> Value {
 
 /// The error with its chain of causes, on one line.
 pub fn message(error: &Error) -> String {
+    match error {
+        Error::Sdk(error) => sdk_message(error),
+        Error::Usage(message) => message.clone(),
+    }
+}
+
+fn sdk_message(error: &laracopilot::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -122,7 +162,7 @@ pub fn message(error: &Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    if let Error::Validation { errors, .. } = error {
+    if let laracopilot::Error::Validation { errors, .. } = error {
         for (field, messages) in errors {
             text.push_str(&format!("; {field}: {}", messages.join(" ")));
         }
@@ -137,16 +177,20 @@ pub fn fail(error: &Error, json: bool) -> ExitCode {
         print_json(&error_json(error));
     } else {
         eprintln!("error: {}", message(error));
-        if let Some(id) = error.project_id() {
+        if let Some(id) = match error {
+            Error::Sdk(error) => error.project_id(),
+            Error::Usage(_) => None,
+        } {
             eprintln!(
                 "project id: {id} (poll it with: cargo run --example project_status -- {id})"
             );
         }
     }
+    use laracopilot::Error as E;
     ExitCode::from(match error {
-        Error::Config(_) | Error::Validation { .. } => 2,
-        Error::Unauthorized { .. } | Error::TokenExpired { .. } => 3,
-        Error::CreditsExhausted { .. } => 4,
+        Error::Usage(_) | Error::Sdk(E::Config { .. } | E::Validation { .. }) => 2,
+        Error::Sdk(E::Unauthorized { .. } | E::TokenExpired { .. }) => 3,
+        Error::Sdk(E::CreditsExhausted { .. }) => 4,
         _ => 1,
     })
 }
@@ -185,7 +229,7 @@ pub async fn stream(generation: laracopilot::Generation, json: bool) -> Result<O
     } else {
         println!(
             "Done: {} events, {} files",
-            outcome.events,
+            outcome.stats.events,
             outcome.files.len()
         );
         if let Some(id) = &outcome.project_id {

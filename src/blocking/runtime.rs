@@ -1,10 +1,9 @@
 //! The bridge between blocking callers and async code: a small tokio runtime that
-//! runs a future to completion from any thread, inside a tokio runtime or not.
+//! runs a future to completion on the calling thread, wherever that thread is.
 
 use std::future::Future;
-use std::sync::mpsc;
 
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::{Error, Result};
 
@@ -23,56 +22,50 @@ impl Runtime {
                 source: Box::new(e),
                 project_id: None,
                 attempts: 0,
+                may_have_started_work: false,
             })
     }
 
     /// Runs `future` to completion and returns its output, from any thread.
     ///
-    /// Outside a runtime: `block_on` on the calling thread. Inside one (where
-    /// `block_on` would panic): as a task of this runtime, the calling thread waiting
-    /// on a channel. A panic of the future is resumed on the calling thread.
+    /// - Outside any runtime: `block_on` on the calling thread.
+    /// - On a multi-thread runtime: the same, inside `block_in_place`, so that the
+    ///   runtime moves its other tasks to other workers meanwhile.
+    /// - On a current-thread runtime, whose only thread the call blocks: only when no
+    ///   other task lives on that runtime (nothing there can be waiting to run, such
+    ///   as a test server the call talks to), on a helper thread started for the call
+    ///   (`block_on` is not allowed on the runtime's own thread). Otherwise an error at
+    ///   once: the call could wait for such a task for good.
+    ///
+    /// A panic of the future is resumed on the calling thread.
     ///
     /// # Errors
     ///
-    /// [`Error::Transport`] if the runtime stopped before the future completed (not
-    /// expected: every caller holds the runtime alive).
+    /// [`Error::Config`] on a current-thread runtime with other tasks alive;
+    /// [`Error::Transport`] if the runtime stopped (not expected: every caller holds it
+    /// alive) or the helper thread cannot be started.
     pub(super) fn run<F>(&self, future: F) -> Result<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let runtime = self.0.as_ref().ok_or_else(stopped)?;
-        if Handle::try_current().is_err() {
-            return Ok(runtime.block_on(future));
-        }
-        let (sender, receiver) = mpsc::sync_channel(1);
-        let task = runtime.spawn(future);
-        runtime.spawn(async move {
-            // The receiver is gone only if the waiting thread itself went away.
-            let _ = sender.send(task.await);
-        });
-        match receiver.recv() {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Ok(Err(_)) | Err(_) => Err(stopped()),
-        }
-    }
-
-    /// As [`Runtime::run`], for a future that borrows from the caller: inside a
-    /// runtime it runs on a scoped helper thread (started for this call) instead of
-    /// as a task.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Transport`] if the helper thread cannot be started.
-    pub(super) fn run_borrowing<F>(&self, future: F) -> Result<F::Output>
     where
         F: Future + Send,
         F::Output: Send,
     {
         let runtime = self.0.as_ref().ok_or_else(stopped)?;
-        if Handle::try_current().is_err() {
+        let Ok(handle) = Handle::try_current() else {
             return Ok(runtime.block_on(future));
+        };
+        if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return Ok(tokio::task::block_in_place(|| runtime.block_on(future)));
+        }
+        // The task making this call (if it is one) counts itself; the blocking
+        // threads of `spawn_blocking` count as none.
+        let others = handle
+            .metrics()
+            .num_alive_tasks()
+            .saturating_sub(usize::from(tokio::task::try_id().is_some()));
+        if others > 0 {
+            return Err(Error::config(format!(
+                "the blocking client was called on a current-thread tokio runtime that runs {others} other task(s), which the call would stall (a server it talks to would never answer): use the async client there, a multi-thread runtime, or a plain thread (std::thread::spawn)"
+            )));
         }
         std::thread::scope(|scope| {
             let helper = std::thread::Builder::new()
@@ -82,6 +75,7 @@ impl Runtime {
                     source: Box::new(e),
                     project_id: None,
                     attempts: 0,
+                    may_have_started_work: false,
                 })?;
             match helper.join() {
                 Ok(output) => Ok(output),
@@ -109,6 +103,7 @@ pub(super) fn stopped() -> Error {
         source: "the blocking client's runtime stopped".into(),
         project_id: None,
         attempts: 0,
+        may_have_started_work: false,
     }
 }
 
@@ -126,50 +121,94 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn runs_and_resumes_panics(runtime: &Runtime) {
+    fn runs_borrows_and_resumes_panics(runtime: &Runtime) {
         assert_eq!(runtime.run(async { 6 * 7 }).unwrap(), 42);
         let mut borrowed = vec![1];
-        runtime.run_borrowing(async { borrowed.push(2) }).unwrap();
+        runtime.run(async { borrowed.push(2) }).unwrap();
         assert_eq!(borrowed, [1, 2]);
-
         let payload = catch_unwind(AssertUnwindSafe(|| runtime.run(async { panic!("boom") })))
             .expect_err("the panic reaches the caller");
         assert_eq!(panic_message(payload), "boom");
-        let payload = catch_unwind(AssertUnwindSafe(|| {
-            runtime.run_borrowing(async { panic!("bang") })
-        }))
-        .expect_err("the panic reaches the caller");
-        assert_eq!(panic_message(payload), "bang");
         // Still usable afterwards.
         assert_eq!(runtime.run(async { 1 }).unwrap(), 1);
+        // The future runs with the client's runtime, whose timers work.
+        runtime
+            .run(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await })
+            .unwrap();
     }
 
     #[test]
     fn outside_a_runtime_futures_run_and_panics_reach_the_caller() {
         assert!(Handle::try_current().is_err());
-        runs_and_resumes_panics(&Runtime::new().unwrap());
+        runs_borrows_and_resumes_panics(&Runtime::new().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_multi_thread_runtime_futures_run_and_panics_reach_the_caller() {
+        let runtime = Runtime::new().unwrap();
+        runs_borrows_and_resumes_panics(&runtime);
+        drop(runtime);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn from_spawn_blocking_on_a_multi_thread_runtime_futures_run() {
+        let answer = tokio::task::spawn_blocking(|| {
+            let runtime = Runtime::new().unwrap();
+            runtime.run(async { 7 }).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(answer, 7);
     }
 
     #[tokio::test]
-    async fn inside_a_runtime_futures_run_and_panics_reach_the_caller() {
-        assert!(Handle::try_current().is_ok());
+    async fn on_a_current_thread_runtime_alone_futures_run_and_panics_reach_the_caller() {
         let runtime = Runtime::new().unwrap();
-        runs_and_resumes_panics(&runtime);
+        runs_borrows_and_resumes_panics(&runtime);
+        drop(runtime);
+    }
+
+    #[tokio::test]
+    async fn on_a_current_thread_runtime_with_other_tasks_a_call_fails_at_once() {
+        // A task the call could be waiting for, on the runtime the call would block.
+        let (ready, wait) = tokio::sync::oneshot::channel::<()>();
+        let other = tokio::spawn(async move {
+            let _ = wait.await;
+        });
+        tokio::task::yield_now().await;
+        let runtime = Runtime::new().unwrap();
+        let started = std::time::Instant::now();
+        let error = runtime.run(std::future::pending::<()>()).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let Error::Config { message } = error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            message.contains("current-thread") && message.contains("1 other"),
+            "{message}"
+        );
+        ready.send(()).unwrap();
+        other.await.unwrap();
+        // With the task gone, the same call runs.
+        assert_eq!(runtime.run(async { 3 }).unwrap(), 3);
         drop(runtime);
     }
 
     #[test]
-    fn the_future_sees_the_clients_runtime_not_the_callers() {
+    fn from_spawn_blocking_on_a_busy_current_thread_runtime_futures_run() {
         let caller = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let runtime = Runtime::new().unwrap();
-        let name = caller.block_on(async {
-            runtime
-                .run(async { std::thread::current().name().map(str::to_owned) })
-                .unwrap()
+        let answer = caller.block_on(async {
+            let _busy = tokio::spawn(std::future::pending::<()>());
+            tokio::task::spawn_blocking(|| {
+                let runtime = Runtime::new().unwrap();
+                runtime.run(async { 5 }).unwrap()
+            })
+            .await
+            .unwrap()
         });
-        assert_eq!(name.as_deref(), Some("laracopilot-blocking"));
+        assert_eq!(answer, 5);
     }
 }

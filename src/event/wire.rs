@@ -2,17 +2,14 @@
 //! over the JSON and never failing: a payload this version cannot make sense of is an
 //! [`Event::Malformed`] that keeps its text and says why.
 //!
-//! Decoding is lenient the way the API's documentation asks ("lenient on input"):
-//!
-//! - a field of an unexpected type is `None` (the raw JSON keeps it);
-//! - a key given twice takes its last value, as PHP and JavaScript read it;
-//! - a percentage that is not a finite number is `None`;
-//! - an integer project id keeps its digits as text, whatever its size.
+//! Decoding is lenient the way the API's documentation asks ("lenient on input"; see
+//! [`crate::lenient`]): a field of an unexpected type is `None` (the raw JSON keeps
+//! it), a key given twice takes its last value, a percentage that is not a finite
+//! number is `None`, an integer project id keeps its digits as text.
 
-use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -20,7 +17,7 @@ use super::{
     ContainerProgress, ContainerReady, Event, FileCreated, MalformedEvent, ProjectCreated,
     StreamEnd, ToolProgress, UnknownEvent,
 };
-use crate::ProjectId;
+use crate::lenient::{self, Lenient};
 
 /// What one `data` payload of the stream decodes to.
 #[derive(Debug)]
@@ -58,7 +55,7 @@ pub(crate) fn decode_event(data: &str) -> Decoded {
     };
     let raw = || Box::<str>::from(data);
     let text = |v: Option<Lenient>| v.and_then(Lenient::text);
-    let project_id = wire.project_id.and_then(lenient_id);
+    let project_id = wire.project_id.and_then(lenient::id);
     let event = match kind.as_str() {
         "project_created" => match project_id {
             Some(project_id) => Event::ProjectCreated(ProjectCreated {
@@ -74,7 +71,7 @@ pub(crate) fn decode_event(data: &str) -> Decoded {
         },
         "container_progress" => Event::ContainerProgress(ContainerProgress {
             message: text(wire.message).unwrap_or_default(),
-            percentage: wire.percentage.and_then(lenient_percentage),
+            percentage: wire.percentage.and_then(lenient::number),
             raw: raw(),
         }),
         "container_ready" => Event::ContainerReady(ContainerReady {
@@ -122,37 +119,6 @@ fn reason_of(error: &serde_json::Error) -> String {
         serde_json::error::Category::Eof => "truncated JSON".to_owned(),
         _ => format!("not JSON ({error})"),
     }
-}
-
-/// A project id: a string, or an integer kept as its digits (of any size).
-fn lenient_id(raw: &RawValue) -> Option<ProjectId> {
-    let text = raw.get();
-    if text.starts_with('"') {
-        return serde_json::from_str::<Cow<'_, str>>(text)
-            .ok()
-            .map(|id| ProjectId::from(&*id));
-    }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| ProjectId::from(text))
-}
-
-/// A percentage: a finite number, or a string holding one (`"55%"` too).
-fn lenient_percentage(raw: &RawValue) -> Option<f64> {
-    let text = raw.get();
-    let number = if text.starts_with('"') {
-        let inner: Cow<'_, str> = serde_json::from_str(text).ok()?;
-        inner
-            .trim()
-            .trim_end_matches('%')
-            .trim()
-            .parse::<f64>()
-            .ok()?
-    } else {
-        // A JSON number; out of the f64 range it parses as infinite.
-        text.parse::<f64>().ok()?
-    };
-    number.is_finite().then_some(number)
 }
 
 impl<'de> Deserialize<'de> for Wire<'de> {
@@ -232,68 +198,6 @@ impl<'de> Deserialize<'de> for Field {
             }
         }
         deserializer.deserialize_identifier(V)
-    }
-}
-
-/// A field of any JSON type: a string is kept, anything else is noted and skipped, so
-/// an unexpected shape never fails the event.
-enum Lenient {
-    Text(String),
-    Other,
-}
-
-impl Lenient {
-    /// The value when it is a string.
-    fn text(self) -> Option<String> {
-        match self {
-            Lenient::Text(text) => Some(text),
-            Lenient::Other => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Lenient {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Lenient;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Lenient, E> {
-                Ok(Lenient::Text(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Lenient, E> {
-                Ok(Lenient::Text(v))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Lenient, E> {
-                Ok(Lenient::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Lenient::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Lenient::Other)
-            }
-        }
-        deserializer.deserialize_any(V)
     }
 }
 

@@ -151,7 +151,7 @@ impl TokenProvider for FileToken {
 
     fn refresh<'a>(&'a self, _rejected: &'a Token) -> TokenFuture<'a> {
         let fresh = self.reload();
-        Box::pin(async move { fresh })
+        Box::pin(async move { Ok(fresh?) })
     }
 }
 
@@ -172,10 +172,10 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
 /// change during the read shows on the next check.
 fn read(path: &Path) -> Result<(Token, Stamp)> {
     let context = || format!("token file {}", path.display());
-    let io_error = |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", context()));
+    let io_error = |e: std::io::Error| Error::config(format!("cannot read {}: {e}", context()));
     let stamp = stamp(path).map_err(io_error)?;
     if stamp.len > MAX_FILE_LEN {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "{} is larger than {MAX_FILE_LEN} bytes",
             context()
         )));
@@ -188,13 +188,13 @@ fn read(path: &Path) -> Result<(Token, Stamp)> {
         .map_err(io_error);
     let token = read.and_then(|_| {
         if bytes.len() as u64 > MAX_FILE_LEN {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "{} is larger than {MAX_FILE_LEN} bytes",
                 context()
             )));
         }
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| Error::Config(format!("{} is not valid UTF-8", context())))?;
+            .map_err(|_| Error::config(format!("{} is not valid UTF-8", context())))?;
         Token::from_str_checked(text.trim()).map_err(|e| in_context(&context(), e))
     });
     bytes.zeroize();

@@ -56,7 +56,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Result, Token};
+use crate::{BoxError, Token};
 
 mod check;
 mod file;
@@ -71,8 +71,12 @@ pub use providers::{EnvToken, FnToken, StaticToken};
 pub(crate) use check::PROBE_PROJECT_ID;
 pub(crate) use source::{ExpiryOptions, Lease, TokenSource};
 
-/// A boxed future returned by [`TokenProvider`] methods.
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token>> + Send + 'a>>;
+/// A boxed future returned by [`TokenProvider`] methods: the token, or why the
+/// provider could not give one (any error type; `?` boxes it). The client reports a
+/// provider's failure as [`Error::TokenProvider`](crate::Error::TokenProvider), or as
+/// the crate's own error when the provider returned one (such as a
+/// [`Token::new`] error).
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, BoxError>> + Send + 'a>>;
 
 /// Where the client gets its API token.
 ///
@@ -90,7 +94,7 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token>> + Send + '
 ///
 /// impl TokenProvider for Vault {
 ///     fn token(&self) -> TokenFuture<'_> {
-///         Box::pin(async { Token::new("lcp_0123456789abcdef") })
+///         Box::pin(async { Ok(Token::new("lcp_0123456789abcdef")?) })
 ///     }
 /// }
 ///
@@ -103,7 +107,8 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// # Errors
     ///
     /// Whatever the provider cannot resolve; the request is then not sent and the
-    /// error reaches the caller.
+    /// error reaches the caller as [`Error::TokenProvider`](crate::Error::TokenProvider)
+    /// (or as itself, when it is this crate's [`Error`](crate::Error)).
     fn token(&self) -> TokenFuture<'_>;
 
     /// Called after the server rejected `rejected` with 401 (or when `rejected` is
@@ -118,7 +123,7 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// # Errors
     ///
     /// Whatever the provider cannot resolve; the client then reports the 401 (or the
-    /// local expiry) that led to the refresh.
+    /// local expiry) that led to the refresh, with this error as its `source`.
     fn refresh<'a>(&'a self, rejected: &'a Token) -> TokenFuture<'a> {
         let _ = rejected;
         self.token()
@@ -132,7 +137,7 @@ pub trait TokenProvider: Send + Sync + 'static {
 /// use std::sync::Arc;
 /// use laracopilot::tokens::{FileToken, TokenProvider};
 ///
-/// # async fn run() -> laracopilot::Result<()> {
+/// # async fn run() -> Result<(), laracopilot::BoxError> {
 /// let provider = Arc::new(FileToken::new("/run/secrets/laracopilot-token")?);
 /// let client = laracopilot::Client::builder()
 ///     .token_provider(Arc::clone(&provider))

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use zeroize::Zeroize;
 
 use super::{TokenFuture, TokenProvider};
-use crate::{Error, Result, Token};
+use crate::{BoxError, Error, Result, Token};
 
 /// A token that never changes.
 ///
@@ -102,7 +102,7 @@ impl TokenProvider for EnvToken {
         let fresh = read_env(&self.var).inspect(|token| {
             *self.token.lock().unwrap_or_else(PoisonError::into_inner) = token.clone();
         });
-        Box::pin(async move { fresh })
+        Box::pin(async move { Ok(fresh?) })
     }
 }
 
@@ -113,10 +113,10 @@ fn read_env(var: &str) -> Result<Token> {
             value.zeroize();
             token.map_err(|e| in_context(var, e))
         }
-        Err(VarError::NotPresent) => Err(Error::Config(format!("{var} is not set"))),
+        Err(VarError::NotPresent) => Err(Error::config(format!("{var} is not set"))),
         Err(VarError::NotUnicode(value)) => {
             value.into_encoded_bytes().zeroize();
-            Err(Error::Config(format!("{var} is not valid unicode")))
+            Err(Error::config(format!("{var} is not valid unicode")))
         }
     }
 }
@@ -124,7 +124,7 @@ fn read_env(var: &str) -> Result<Token> {
 /// Prefixes a token validation error with where the token came from.
 pub(super) fn in_context(source: &str, error: Error) -> Error {
     match error {
-        Error::Config(why) => Error::Config(format!("{source}: {why}")),
+        Error::Config { message } => Error::config(format!("{source}: {message}")),
         other => other,
     }
 }
@@ -133,15 +133,15 @@ pub(super) fn in_context(source: &str, error: Error) -> Error {
 /// each refresh (after a 401, or when the token is known to be expired). The token in
 /// between is cached, so the closure may be slow (a call to a secrets manager).
 ///
-/// The closure returns a future; a synchronous source can wrap its answer in
-/// [`std::future::ready`].
+/// The closure returns a future of `Result<Token, BoxError>`: any error, boxed by `?`
+/// (the client reports it as [`Error::TokenProvider`](crate::Error::TokenProvider)).
 ///
 /// ```no_run
 /// use laracopilot::tokens::FnToken;
 /// use laracopilot::Token;
 ///
-/// # fn fetch_from_vault() -> String { String::new() }
-/// let provider = FnToken::new(|| std::future::ready(Token::new(fetch_from_vault())));
+/// # async fn fetch_from_vault() -> std::io::Result<String> { Ok(String::new()) }
+/// let provider = FnToken::new(|| async { Ok(Token::new(fetch_from_vault().await?)?) });
 /// let client = laracopilot::Client::builder().token_provider(provider).build()?;
 /// # Ok::<(), laracopilot::Error>(())
 /// ```
@@ -153,7 +153,7 @@ pub struct FnToken<F> {
 impl<F, Fut> FnToken<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Token>> + Send + 'static,
+    Fut: Future<Output = std::result::Result<Token, BoxError>> + Send + 'static,
 {
     /// Wraps `fetch`; it is first called by the first request.
     pub fn new(fetch: F) -> Self {
@@ -178,7 +178,7 @@ impl<F> fmt::Debug for FnToken<F> {
 impl<F, Fut> TokenProvider for FnToken<F>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Token>> + Send + 'static,
+    Fut: Future<Output = std::result::Result<Token, BoxError>> + Send + 'static,
 {
     fn token(&self) -> TokenFuture<'_> {
         Box::pin(async move {

@@ -69,13 +69,14 @@ impl TokenSource {
     ///
     /// A token known to be expired is not returned: the provider is asked for a newer
     /// one (as after a 401), and without one this fails with
-    /// `Error::TokenExpired { locally: true }`.
+    /// `Error::TokenExpired { locally: true }` (whose source says why the provider
+    /// failed, when it did).
     pub(crate) async fn current(&self) -> Result<Lease> {
         // Read before asking the provider: a refresh completing in between then counts
         // as newer than this token.
         let generation = self.generation.load(Ordering::Acquire);
         let lease = Lease {
-            token: self.provider.token().await?,
+            token: self.provider.token().await.map_err(Error::from_provider)?,
             generation,
         };
         let now = SystemTime::now();
@@ -88,7 +89,8 @@ impl TokenSource {
                 self.watch(&fresh.token, now);
                 Ok(fresh)
             }
-            _ => Err(Error::TokenExpired { locally: true }),
+            Ok(_) => Err(Error::token_expired_locally(None)),
+            Err(error) => Err(Error::token_expired_locally(Some(Box::new(error)))),
         }
     }
 
@@ -98,7 +100,7 @@ impl TokenSource {
         let fresh = self.refresh_once(rejected).await?;
         let now = SystemTime::now();
         if is_expired(&fresh.token, now) {
-            return Err(Error::TokenExpired { locally: true });
+            return Err(Error::token_expired_locally(None));
         }
         self.watch(&fresh.token, now);
         Ok(fresh)
@@ -117,6 +119,7 @@ impl TokenSource {
             .provider
             .refresh(&rejected.token)
             .await
+            .map_err(Error::from_provider)
             .map(|token| Lease {
                 token,
                 generation: generation + 1,

@@ -1,0 +1,393 @@
+//! The client's builder: setters that never fail, and one check of everything in
+//! [`ClientBuilder::build`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Client;
+use crate::generation::StreamConfig;
+use crate::http::{self, Transport};
+use crate::tokens::{ExpiryOptions, StaticToken, TokenInfo, TokenProvider, TokenSource};
+use crate::{Error, Result, RetryPolicy, Token};
+
+/// The documented base URL of the Agent API.
+pub const DEFAULT_BASE_URL: &str = "https://builder.laracopilot.com/api/v1";
+
+/// Environment variable holding the API token, read by [`Client::from_env`].
+pub const TOKEN_ENV: &str = "LARACOPILOT_API_TOKEN";
+
+/// Environment variable overriding the base URL, read by [`Client::from_env`].
+pub const BASE_URL_ENV: &str = "LARACOPILOT_BASE_URL";
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// Builds a [`Client`]. Setters never fail; everything is checked in
+/// [`build`](ClientBuilder::build).
+///
+/// Every duration accepts `Duration::MAX` as "no limit in practice": nothing panics
+/// or overflows, a deadline too far for the clock is no deadline.
+///
+/// ```
+/// use std::time::Duration;
+/// let client = laracopilot::Client::builder()
+///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+///     .base_url("https://builder.laracopilot.com/api/v1")
+///     .idle_timeout(Some(Duration::from_secs(120)))
+///     .build()?;
+/// # Ok::<(), laracopilot::Error>(())
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    tokens: Option<Arc<dyn TokenProvider>>,
+    base_url: Option<String>,
+    user_agent: Option<String>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    stream: StreamConfig,
+    http: Option<reqwest::Client>,
+    allow_http: bool,
+    token_expiry: ExpiryOptions,
+    retry: RetryPolicy,
+    /// What a setter found wrong, reported by `build`.
+    error: Option<Error>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            tokens: None,
+            base_url: None,
+            user_agent: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            stream: StreamConfig {
+                idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+                deadline: None,
+                max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            },
+            http: None,
+            allow_http: false,
+            token_expiry: ExpiryOptions::default(),
+            retry: RetryPolicy::default(),
+            error: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("has_token", &self.tokens.is_some())
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Uses a fixed token.
+    pub fn token(self, token: Token) -> Self {
+        self.token_provider(StaticToken::new(token))
+    }
+
+    /// Uses a [`TokenProvider`], asked for the token before every request and asked to
+    /// refresh it after a 401 (see [`tokens`](crate::tokens)). Each ask is bounded by
+    /// the [request timeout](ClientBuilder::request_timeout): a provider that never
+    /// answers fails the call with [`Error::Timeout`] (kind `TokenProvider`).
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.tokens = Some(Arc::new(provider));
+        self
+    }
+
+    /// Calls `hook` when the token expires within `within`, as far as its
+    /// [`TokenInfo`] tells (see [`Token::with_info`]; a token without one never
+    /// triggers it). It fires once per token, when a request takes it, on the
+    /// caller's task: keep it short. See [`tokens`](crate::tokens#expiry).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use laracopilot::tokens::{Expiration, TokenInfo};
+    ///
+    /// let info = TokenInfo::new("Production", SystemTime::now(), Expiration::Days90);
+    /// let client = laracopilot::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?.with_info(info))
+    ///     .on_token_expiring(Duration::from_secs(14 * 86_400), |info| {
+    ///         eprintln!("rotate the LaraCopilot token {:?}", info.name());
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    pub fn on_token_expiring(
+        mut self,
+        within: Duration,
+        hook: impl Fn(&TokenInfo) + Send + Sync + 'static,
+    ) -> Self {
+        self.token_expiry = ExpiryOptions {
+            within,
+            hook: Some(Arc::new(hook)),
+        };
+        self
+    }
+
+    /// The base URL, [`DEFAULT_BASE_URL`] by default. Its path is kept as a prefix:
+    /// with `http://127.0.0.1:8080/api/v1`, generation posts to
+    /// `/api/v1/agent/generate`. It must be `https`, except for loopback hosts, unless
+    /// [`allow_http`](ClientBuilder::allow_http) is set. A loopback base URL is never
+    /// reached through a proxy from the environment (`HTTP_PROXY`, `ALL_PROXY`, ...).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Permits plain `http://` base URLs for hosts other than loopback. Off by default:
+    /// over plain HTTP, the token travels in clear text.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The `User-Agent` header; `laracopilot-rust/<version>` by default.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// How long establishing a connection may take (10 s by default). Applies only to
+    /// the client this builder creates, not to one given with
+    /// [`http_client`](ClientBuilder::http_client).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt of the project status call may take, body included (30 s
+    /// by default; with retries, a call can take several); also bounds the token
+    /// provider, reading an error body, and waiting for the headers of a generate call
+    /// when the idle timeout is off.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a generation may go without receiving any byte (keep-alive comments
+    /// count) before it fails with [`Error::Timeout`]; also bounds the wait for the
+    /// answer's headers. 5 minutes by default; `None` turns it off (the headers are
+    /// then bounded by the request timeout).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stream.idle_timeout = timeout;
+        self
+    }
+
+    /// An optional total deadline for each generation, from sending the request to the
+    /// stream's end, retries and the wait for the headers included. Off by default: a
+    /// generation can take many minutes.
+    pub fn stream_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.stream.deadline = deadline;
+        self
+    }
+
+    /// The largest event accepted, in bytes (16 MiB by default). A larger one ends the
+    /// stream with [`Error::EventTooLarge`] instead of growing memory without bound.
+    pub fn max_event_size(mut self, bytes: usize) -> Self {
+        self.stream.max_event_size = bytes;
+        self
+    }
+
+    /// How failed requests are retried ([`RetryPolicy::default`] unless set): never in a
+    /// way that could start a second generation.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Sends requests through the caller's own [`reqwest::Client`] (proxies, custom
+    /// roots, ...); [`crate::reqwest`] is the version this crate uses.
+    ///
+    /// Two traps: give it no total timeout (`reqwest::ClientBuilder::timeout`), which
+    /// would cut every minutes-long stream (reqwest does not let this crate see it; the
+    /// SDK's own timeouts cover every wait); and no redirects
+    /// (`redirect(reqwest::redirect::Policy::none())`): this SDK treats a 3xx as an
+    /// error, and reqwest drops the `Authorization` header on cross-origin redirects.
+    /// [`connect_timeout`](ClientBuilder::connect_timeout) and the loopback proxy rule
+    /// are then that client's.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Reads `LARACOPILOT_API_TOKEN` and, when set and not empty,
+    /// `LARACOPILOT_BASE_URL`. A missing or invalid token is reported by
+    /// [`build`](ClientBuilder::build), like every other setting.
+    pub fn from_env(mut self) -> Self {
+        match std::env::var(TOKEN_ENV) {
+            Ok(value) => match Token::new(value) {
+                Ok(token) => self = self.token(token),
+                Err(Error::Config { message }) => {
+                    self.error = Some(Error::config(format!("{TOKEN_ENV}: {message}")));
+                }
+                Err(other) => self.error = Some(other),
+            },
+            Err(_) => {
+                self.error = Some(Error::config(format!(
+                    "{TOKEN_ENV} is not set (or not valid unicode)"
+                )));
+            }
+        }
+        if let Ok(url) = std::env::var(BASE_URL_ENV) {
+            if !url.trim().is_empty() {
+                self = self.base_url(url.trim());
+            }
+        }
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no token was given (or [`from_env`](Self::from_env) found
+    /// none), the base URL is not a valid `https` URL (or `http` on loopback, or with
+    /// [`allow_http`](ClientBuilder::allow_http)), it is `https` in a build without a
+    /// TLS feature, the user agent is not a valid header value, a timeout is zero, or
+    /// the HTTP client cannot be created.
+    pub fn build(self) -> Result<Client> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let tokens = self
+            .tokens
+            .ok_or_else(|| Error::config("no API token: use .token(..) or .token_provider(..)"))?;
+        let zero = |d: Option<Duration>| d.is_some_and(|d| d.is_zero());
+        if self.connect_timeout.is_zero()
+            || self.request_timeout.is_zero()
+            || zero(self.stream.idle_timeout)
+            || zero(self.stream.deadline)
+        {
+            return Err(Error::config(
+                "timeouts must be longer than zero (use None to turn off a stream timeout)",
+            ));
+        }
+        if self.stream.max_event_size == 0 {
+            return Err(Error::config("max_event_size must be at least 1 byte"));
+        }
+        let base_url = self.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        if self.http.is_none() && !cfg!(any(feature = "rustls", feature = "native-tls")) {
+            let https = url::Url::parse(&base_url).is_ok_and(|url| url.scheme() == "https");
+            if https {
+                return Err(Error::config(
+                    "this build has no TLS: enable the `rustls` or `native-tls` feature of laracopilot for an https base URL",
+                ));
+            }
+        }
+        let transport = Transport::new(http::Settings {
+            http: self.http,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            base_url,
+            allow_http: self.allow_http,
+            user_agent: self.user_agent,
+            tokens: TokenSource::new(tokens, self.token_expiry),
+            retry: self.retry,
+        })?;
+        Ok(Client::new(transport, self.stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> Token {
+        Token::new("lcp_test_0123456789").unwrap()
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback_or_with_the_opt_in() {
+        let build = |url: &str, allow: bool| {
+            Client::builder()
+                .token(token())
+                .base_url(url)
+                .allow_http(allow)
+                .build()
+        };
+        assert!(matches!(
+            build("http://example.com/api/v1", false),
+            Err(Error::Config { .. })
+        ));
+        assert!(build("http://example.com/api/v1", true).is_ok());
+        for url in [
+            "http://127.0.0.1:1/",
+            "http://[::1]:1/",
+            "http://localhost:1/",
+        ] {
+            assert!(build(url, false).is_ok(), "{url}");
+        }
+        for url in [
+            "ftp://example.com/",
+            "not a url",
+            "https://u:p@example.com/",
+            "https://x.com/?a=1",
+        ] {
+            assert!(
+                matches!(build(url, true), Err(Error::Config { .. })),
+                "{url}"
+            );
+        }
+        let https = build("https://example.com/", false);
+        if cfg!(any(feature = "rustls", feature = "native-tls")) {
+            assert!(https.is_ok());
+        } else {
+            let Err(Error::Config { message }) = https else {
+                panic!("{https:?}");
+            };
+            assert!(message.contains("no TLS"), "{message}");
+        }
+    }
+
+    #[test]
+    fn build_without_token_or_with_zero_timeouts_fails() {
+        assert!(matches!(
+            Client::builder().build(),
+            Err(Error::Config { .. })
+        ));
+        let zero = Client::builder()
+            .token(token())
+            .request_timeout(Duration::ZERO)
+            .build();
+        assert!(matches!(zero, Err(Error::Config { .. })));
+        let zero = Client::builder()
+            .token(token())
+            .idle_timeout(Some(Duration::ZERO))
+            .build();
+        assert!(matches!(zero, Err(Error::Config { .. })));
+        assert!(Client::builder()
+            .token(token())
+            .base_url("http://127.0.0.1:9/")
+            .idle_timeout(None)
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn every_duration_accepts_the_largest_one() {
+        let client = Client::builder()
+            .token(token())
+            .base_url("http://127.0.0.1:9/")
+            .connect_timeout(Duration::MAX)
+            .request_timeout(Duration::MAX)
+            .idle_timeout(Some(Duration::MAX))
+            .stream_deadline(Some(Duration::MAX))
+            .on_token_expiring(Duration::MAX, |_| {})
+            .retry_policy(
+                RetryPolicy::default()
+                    .base_delay(Duration::MAX)
+                    .max_delay(Duration::MAX)
+                    .max_retry_after(Duration::MAX),
+            )
+            .build();
+        assert!(client.is_ok(), "{client:?}");
+    }
+}
