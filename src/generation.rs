@@ -439,3 +439,73 @@ pub struct Outcome {
     /// when the stream ended with `stream_end`.
     pub recovered: Option<Project>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generation over `body`, as the client would build it, without a client.
+    fn generation(body: &'static str, idle: Option<Duration>) -> Generation {
+        let config = StreamConfig {
+            idle_timeout: idle,
+            deadline: None,
+            max_event_size: 1024,
+        };
+        let start = Start {
+            sent: Instant::now(),
+            attempts: 1,
+            project_id: None,
+            span: CallSpan::new("POST", "/agent/generate"),
+            deadline: None,
+            prefix: bytes::Bytes::new(),
+        };
+        Generation::new(reqwest::Body::from(body), &config, start)
+    }
+
+    const FIVE: &str = "data: {\"type\":\"project_created\",\"project_id\":\"p1\"}\n\n\
+        data: {\"type\":\"tool_progress\"}\n\n\
+        data: {\"type\":\"tool_progress\"}\n\n\
+        data: {\"type\":\"tool_progress\"}\n\n\
+        data: {\"type\":\"stream_end\"}\n\n";
+
+    #[tokio::test]
+    async fn events_already_received_come_out_without_polling_the_body() {
+        let mut generation = generation(FIVE, Some(Duration::from_secs(5)));
+        // Nothing received yet: the body must be polled.
+        assert!(generation.next_buffered().is_none());
+        let first = generation.next().await;
+        assert!(matches!(first, Some(Ok(Event::ProjectCreated(_)))), "{first:?}");
+        // The rest of the chunk is decoded without touching the body or the timers.
+        for want in ["tool_progress", "tool_progress", "tool_progress", "stream_end"] {
+            let Some(Some(Ok(event))) = generation.next_buffered() else {
+                panic!("not handed out from the buffer");
+            };
+            assert_eq!(event.type_name(), want);
+        }
+        // After the terminal event the stream is over, still without I/O.
+        assert!(matches!(generation.next_buffered(), Some(None)));
+        assert!(generation.is_terminated());
+        assert_eq!(generation.stats().events, 5);
+    }
+
+    #[tokio::test]
+    async fn a_generation_needs_no_client_and_ends_incomplete_without_a_terminal_event() {
+        let generation = generation("data: {\"type\":\"tool_progress\"}\n\n", None);
+        let (error, outcome) = generation.drive(|_| {}).await.unwrap_err();
+        assert!(matches!(error, Error::Incomplete { events: 1, .. }), "{error:?}");
+        assert_eq!(outcome.stats.events, 1);
+    }
+
+    #[tokio::test]
+    async fn files_are_kept_once_each_in_order_of_first_appearance() {
+        let generation = generation(
+            "data: {\"type\":\"file_created\",\"path\":\"b\"}\n\n\
+             data: {\"type\":\"file_created\",\"path\":\"a\"}\n\n\
+             data: {\"type\":\"file_created\",\"path\":\"b\"}\n\n\
+             data: {\"type\":\"stream_end\"}\n\n",
+            None,
+        );
+        let outcome = generation.finish().await.unwrap();
+        assert_eq!(outcome.files, ["b", "a"]);
+    }
+}
