@@ -12,14 +12,18 @@ use crate::answer::{project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
 use crate::error::TimeoutKind;
 use crate::generation::{Generation, Start, StreamConfig};
 use crate::http::{Call, Transport};
+use crate::journal::{Entry, Kind, Record, Settlement};
 use crate::project::{Project, ProjectState, WaitOptions};
+use crate::spend::Spend;
 use crate::tokens::{TokenCheck, PROBE_PROJECT_ID};
-use crate::{Error, Event, Outcome, ProjectId, Result};
+use crate::{Error, Event, Outcome, ProjectId, Result, Stats};
 
 mod builder;
 mod endpoint;
 
-pub use builder::{ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
+pub use builder::{
+    ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_CREDITS_COOLDOWN, OFFLINE_ENV, TOKEN_ENV,
+};
 
 /// A client of the LaraCopilot Agent API.
 ///
@@ -42,6 +46,7 @@ pub struct Client {
 struct Inner {
     transport: Transport,
     stream: StreamConfig,
+    spend: Spend,
 }
 
 impl fmt::Debug for Client {
@@ -73,9 +78,13 @@ impl Client {
         Self::builder().from_env().build()
     }
 
-    fn new(transport: Transport, stream: StreamConfig) -> Self {
+    fn new(transport: Transport, stream: StreamConfig, spend: Spend) -> Self {
         Client {
-            inner: Arc::new(Inner { transport, stream }),
+            inner: Arc::new(Inner {
+                transport,
+                stream,
+                spend,
+            }),
         }
     }
 
@@ -88,7 +97,10 @@ impl Client {
     /// # Errors
     ///
     /// Any request-level [`Error`]: `Unauthorized`, `TokenExpired`, `Validation`,
-    /// `RateLimited`, `Api`, `Transport`, `Timeout`.
+    /// `RateLimited`, `Api`, `Transport`, `Timeout`; `CreditsExhausted` (`locally`)
+    /// while the [credits breaker](ClientBuilder::credits_cooldown) is open; `Journal`
+    /// when the [journal](ClientBuilder::journal) cannot record the call (nothing is
+    /// sent then).
     pub async fn generate(&self, prompt: impl Into<String>) -> Result<Generation> {
         let url = endpoint::url(self.inner.transport.base(), &["agent", "generate"]);
         self.start_generation(url, prompt.into(), None).await
@@ -300,6 +312,99 @@ impl Client {
         self.inner.transport.base().as_str()
     }
 
+    /// Closes the [credits breaker](ClientBuilder::credits_cooldown) at once (after
+    /// the team's credits were topped up, say).
+    pub fn reset_credits_breaker(&self) {
+        self.inner.spend.reset_breaker();
+    }
+
+    /// The journal's entries without an outcome: generations a previous run of the
+    /// program started and did not see end (see [`journal`](crate::journal)). Call it
+    /// at start-up, before starting new generations (which would be listed too while
+    /// they run).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the client has no journal; [`Error::Journal`] when it
+    /// cannot be read.
+    pub async fn unfinished(&self) -> Result<Vec<Entry>> {
+        let journal = self.journal()?;
+        journal.unfinished().await.map_err(|source| Error::Journal {
+            message: "the journal cannot list its unfinished entries".into(),
+            source,
+        })
+    }
+
+    /// Settles one [unfinished](Client::unfinished) entry, and records how.
+    ///
+    /// With a project id, it polls the project as [`Client::wait_for_project`] does:
+    /// a project that succeeded is `Ok` (an [`Outcome`] whose `recovered` holds it),
+    /// a failed one [`Error::GenerationFailed`], both recorded; an unknown one
+    /// ([`Error::NotFound`]) is recorded as failed. A wait that times out, or another
+    /// error, leaves the entry unfinished, to try again later.
+    ///
+    /// Without a project id, it sends nothing and returns [`Error::OutcomeUnknown`],
+    /// recorded as such: the request may or may not have started work, and only the
+    /// caller can decide to send it again.
+    ///
+    /// # Errors
+    ///
+    /// As above; [`Error::Config`] when the client has no journal; [`Error::Journal`]
+    /// when the outcome cannot be recorded.
+    pub async fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
+        let journal = self.journal()?;
+        let settle = |project_id: Option<ProjectId>, outcome| Record::Settled {
+            local_id: entry.local_id.clone(),
+            project_id,
+            outcome,
+            at: std::time::SystemTime::now(),
+        };
+        let record = |record: Record| async {
+            journal
+                .write(record)
+                .await
+                .map_err(|source| Error::Journal {
+                    message: "the journal cannot record a resumed entry".into(),
+                    source,
+                })
+        };
+        let Some(id) = entry.project_id.clone() else {
+            record(settle(None, Settlement::Unknown)).await?;
+            return Err(Error::OutcomeUnknown {
+                local_id: entry.local_id.clone(),
+            });
+        };
+        match self.wait_for_project(&id, options).await {
+            Ok(project) => {
+                let app_url = project.app_url.clone();
+                let outcome = Settlement::Succeeded {
+                    app_url: app_url.clone(),
+                };
+                record(settle(Some(id.clone()), outcome)).await?;
+                Ok(Outcome {
+                    project_id: Some(id),
+                    app_url,
+                    files: Vec::new(),
+                    stats: Stats::default(),
+                    recovered: Some(project),
+                })
+            }
+            Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
+                record(settle(Some(id), Settlement::of_error(&error))).await?;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn journal(&self) -> Result<&Arc<dyn crate::journal::Journal>> {
+        self.inner
+            .spend
+            .journal
+            .as_ref()
+            .ok_or_else(|| Error::config("the client has no journal: see ClientBuilder::journal"))
+    }
+
     /// Tells whether the server accepts the client's token, without spending credits:
     /// fail early and clearly in tooling, or check a token after a rotation.
     ///
@@ -356,14 +461,18 @@ impl Client {
         }
     }
 
-    /// Starts a generate call; the transport checks its answer before the stream is
-    /// handed back.
+    /// Starts a generate call: admitted by the spend guards, journaled, sent; the
+    /// transport checks its answer before the stream is handed back.
     async fn start_generation(
         &self,
         url: Url,
         prompt: String,
         project_id: Option<ProjectId>,
     ) -> Result<Generation> {
+        let kind = match project_id {
+            Some(_) => Kind::FollowUp,
+            None => Kind::Generate,
+        };
         #[derive(serde::Serialize)]
         struct Body<'a> {
             prompt: &'a str,
@@ -375,6 +484,20 @@ impl Client {
         let sent = Instant::now();
         let deadline = config.deadline.and_then(|d| sent.checked_add(d));
         let transport = &self.inner.transport;
+        let spend = &self.inner.spend;
+        let admitted = spend.admit(project_id.as_ref(), deadline).await?;
+        let journaled = match &spend.journal {
+            Some(_) => {
+                let mask = transport
+                    .token_mask(deadline.map(|at| (at, TimeoutKind::Deadline)))
+                    .await
+                    .map_err(|e| e.with_project_id(project_id.as_ref()))?;
+                spend
+                    .intend(kind, project_id.as_ref(), &prompt, mask)
+                    .await?
+            }
+            None => None,
+        };
         let call = Call {
             method: Method::POST,
             url,
@@ -391,10 +514,21 @@ impl Client {
             starts_work: true,
             project_id: project_id.clone(),
         };
-        let (mut answer, span) = transport.exchange(call).await?;
+        let (mut answer, span) = match transport.exchange(call).await {
+            Ok(exchanged) => exchanged,
+            Err(error) => {
+                if let Some(journaled) = journaled {
+                    journaled.settle(error.project_id(), &error).await;
+                }
+                return Err(error);
+            }
+        };
         let start = Start {
             sent: answer.sent,
             attempts: answer.attempts,
+            slot_wait: admitted.slot_wait,
+            journal_id: journaled.as_ref().map(|j| j.local_id().clone()),
+            watcher: Some(spend.watch(admitted, journaled)),
             project_id,
             span,
             deadline,

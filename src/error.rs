@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::id::LocalId;
 use crate::{Project, ProjectId};
 
 /// The error type of every fallible call in this crate.
@@ -36,6 +37,8 @@ use crate::{Project, ProjectId};
 /// | `Decode` | yes (a garbled status answer) | no |
 /// | `EventTooLarge` | no | yes |
 /// | `TokenProvider` | yes (a secrets store may answer later) | no |
+/// | `Journal` | no | no (nothing was sent) |
+/// | `OutcomeUnknown` | no | yes |
 /// | `Config` | no | no |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -227,6 +230,29 @@ pub enum Error {
         project_id: Option<ProjectId>,
     },
 
+    /// The client's journal could not record a call about to be sent; nothing was
+    /// sent (see [`journal`](crate::journal)). Also from opening a
+    /// [`FileJournal`](crate::journal::FileJournal).
+    #[error("{message}")]
+    #[non_exhaustive]
+    Journal {
+        /// What failed, naming the journal.
+        message: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+
+    /// [`Client::resume`](crate::Client::resume) met an entry without a project id:
+    /// the request may or may not have reached the server and started work, and
+    /// nothing tells which. The SDK sends nothing; the caller decides.
+    #[error("the outcome of journal entry {local_id} is unknown: it may have started work")]
+    #[non_exhaustive]
+    OutcomeUnknown {
+        /// The journal entry.
+        local_id: LocalId,
+    },
+
     /// The token provider could not give a token (the vault is sealed, a token file
     /// is unreadable, ...); the request was not sent.
     #[error("the token provider failed")]
@@ -389,6 +415,8 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::EventTooLarge { .. } => "event_too_large",
             Error::TokenProvider { .. } => "token_provider",
+            Error::Journal { .. } => "journal",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
             Error::Config { .. } => "config",
         }
     }
@@ -430,7 +458,8 @@ impl Error {
         match self {
             Error::Incomplete { .. }
             | Error::GenerationFailed { .. }
-            | Error::EventTooLarge { .. } => true,
+            | Error::EventTooLarge { .. }
+            | Error::OutcomeUnknown { .. } => true,
             Error::CreditsExhausted { locally, .. } => !locally,
             Error::Timeout { kind, .. } => {
                 matches!(kind, TimeoutKind::Idle | TimeoutKind::Deadline)
@@ -622,6 +651,13 @@ mod tests {
                 project_id: None,
             },
             Error::from_provider("the vault is sealed".into()),
+            Error::Journal {
+                message: "the journal /x cannot write".into(),
+                source: "disk full".into(),
+            },
+            Error::OutcomeUnknown {
+                local_id: LocalId::from("lcj-1"),
+            },
             Error::config("base URL must use https"),
         ]
     }
@@ -685,6 +721,8 @@ mod tests {
                 ("decode", true, false),
                 ("event_too_large", false, true),
                 ("token_provider", true, false),
+                ("journal", false, false),
+                ("outcome_unknown", false, true),
                 ("config", false, false),
             ]
         );

@@ -12,6 +12,7 @@ use indexmap::IndexSet;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
+use crate::id::LocalId;
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
 use crate::{Error, Event, Project, ProjectId, Result};
@@ -70,7 +71,28 @@ pub struct Generation {
     span: CallSpan,
     /// The project id was reported to the span.
     id_reported: bool,
+    /// Who keeps records of this stream, and whether it heard of the project id.
+    watcher: Option<Box<dyn Watcher>>,
+    id_watched: bool,
+    /// An item held back until the watcher's write for it is done.
+    held: Option<(Write, Result<Event>)>,
+    journal_id: Option<LocalId>,
 }
+
+/// What the client wants to hear from a stream to keep its records true (its
+/// journal, its concurrency slot, its credits breaker), without the stream knowing
+/// what they are. A write it hands back is finished before the item that caused it
+/// is handed out: "the caller saw it" implies "it is recorded". Dropped with the
+/// stream.
+pub(crate) trait Watcher: Send {
+    /// The project id became known.
+    fn project_known(&mut self, id: &ProjectId) -> Option<Write>;
+    /// The stream's terminal item is about to be handed out.
+    fn ended(&mut self, item: &Result<Event>, project_id: Option<&ProjectId>) -> Option<Write>;
+}
+
+/// A record a [`Watcher`] writes, awaited by the stream.
+pub(crate) type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Liveness statistics of a stream, from [`Generation::stats`] and in [`Outcome`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,8 +110,12 @@ pub struct Stats {
     /// The longest time without any byte, between the answer's headers and the last
     /// byte received.
     pub longest_gap: Duration,
-    /// Requests sent to start the stream (1 when the first was accepted).
+    /// Requests sent to start the stream (1 when the first was accepted), the resend
+    /// after a token refresh included.
     pub attempts: u32,
+    /// Time spent waiting for a free slot before sending, with
+    /// [`ClientBuilder::max_concurrent_generations`](crate::ClientBuilder::max_concurrent_generations).
+    pub slot_wait: Duration,
 }
 
 /// Timestamps behind [`Stats`].
@@ -100,6 +126,7 @@ struct Clock {
     first_event: Option<Duration>,
     longest_gap: Duration,
     attempts: u32,
+    slot_wait: Duration,
 }
 
 impl fmt::Debug for Generation {
@@ -118,6 +145,12 @@ pub(crate) struct Start {
     pub(crate) sent: Instant,
     /// Requests sent to open the stream, the first included.
     pub(crate) attempts: u32,
+    /// Time spent waiting for a free generation slot before sending.
+    pub(crate) slot_wait: Duration,
+    /// Who keeps records of the stream.
+    pub(crate) watcher: Option<Box<dyn Watcher>>,
+    /// The stream's id in the client's journal, when it keeps one.
+    pub(crate) journal_id: Option<LocalId>,
     /// The project id known before the stream starts (a follow-up's).
     pub(crate) project_id: Option<ProjectId>,
     /// The span of the call, which the stream's end closes.
@@ -134,6 +167,9 @@ impl Generation {
         let Start {
             sent,
             attempts,
+            slot_wait,
+            watcher,
+            journal_id,
             project_id,
             span,
             deadline,
@@ -159,9 +195,14 @@ impl Generation {
                 first_event: None,
                 longest_gap: Duration::ZERO,
                 attempts,
+                slot_wait,
             },
             span,
             id_reported,
+            watcher,
+            id_watched: id_reported,
+            held: None,
+            journal_id,
         }
     }
 
@@ -169,6 +210,12 @@ impl Generation {
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
         self.reader.project_id()
+    }
+
+    /// This generation's id in the client's [journal](crate::journal), when the client
+    /// keeps one.
+    pub fn journal_id(&self) -> Option<&LocalId> {
+        self.journal_id.as_ref()
     }
 
     /// Liveness statistics so far.
@@ -180,6 +227,7 @@ impl Generation {
             time_to_first_event: self.clock.first_event,
             longest_gap: self.clock.longest_gap,
             attempts: self.clock.attempts,
+            slot_wait: self.clock.slot_wait,
         }
     }
 
@@ -279,11 +327,17 @@ impl Generation {
     /// the end of a closed stream (`Some(None)`). `None` means "poll the stream".
     /// Touches neither the body nor the timers, so it needs no runtime.
     pub(crate) fn next_buffered(&mut self) -> Option<Option<Result<Event>>> {
+        if self.held.is_some() {
+            return None;
+        }
         if let Some(item) = self.reader.pop() {
-            self.on_item();
+            if let Some(write) = self.on_item(&item) {
+                self.held = Some((write, item));
+                return None;
+            }
             return Some(Some(item));
         }
-        self.body.is_none().then_some(None)
+        (self.body.is_none() && self.held.is_none()).then_some(None)
     }
 
     /// Ends the stream with `error` after the items already queued.
@@ -328,9 +382,9 @@ impl Generation {
         self.reader.feed_bytes(data);
     }
 
-    /// Book-keeping after an item was decoded: events are decoded as they are
-    /// popped, not when their bytes arrive.
-    fn on_item(&mut self) {
+    /// Book-keeping after an item was decoded (events are decoded as they are
+    /// popped, not when their bytes arrive); the watcher's write, if it has one.
+    fn on_item(&mut self, item: &Result<Event>) -> Option<Write> {
         if self.clock.first_event.is_none() && self.reader.events() > 0 {
             // The event arrived with the last chunk received.
             let after = self
@@ -346,8 +400,31 @@ impl Generation {
                 self.id_reported = true;
             }
         }
-        if self.reader.is_finished() {
+        let terminal = self.reader.is_finished() && !self.reader.has_buffered();
+        if terminal {
             self.close();
+        }
+        let watcher = self.watcher.as_mut()?;
+        let mut writes = Vec::new();
+        if !self.id_watched {
+            if let Some(id) = self.reader.project_id() {
+                self.id_watched = true;
+                writes.extend(watcher.project_known(id));
+            }
+        }
+        if terminal {
+            writes.extend(watcher.ended(item, self.reader.project_id()));
+            // Its slot, if it held one, is free from here on.
+            self.watcher = None;
+        }
+        match writes.len() {
+            0 => None,
+            1 => writes.pop(),
+            _ => Some(Box::pin(async move {
+                for write in writes {
+                    write.await;
+                }
+            })),
         }
     }
 }
@@ -355,7 +432,7 @@ impl Generation {
 impl FusedStream for Generation {
     /// `true` once the terminal item was yielded: the stream then yields `None`.
     fn is_terminated(&self) -> bool {
-        self.body.is_none() && !self.reader.has_buffered()
+        self.body.is_none() && !self.reader.has_buffered() && self.held.is_none()
     }
 }
 
@@ -365,8 +442,19 @@ impl Stream for Generation {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if let Some((write, _)) = this.held.as_mut() {
+                if write.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if let Some((_, item)) = this.held.take() {
+                    return Poll::Ready(Some(item));
+                }
+            }
             if let Some(item) = this.next_buffered() {
                 return Poll::Ready(item);
+            }
+            if this.held.is_some() {
+                continue;
             }
             let Some(body) = this.body.as_mut() else {
                 return Poll::Ready(None);
@@ -412,7 +500,7 @@ impl Stream for Generation {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queued = self.reader.queued();
+        let queued = self.reader.queued() + usize::from(self.held.is_some());
         (queued, self.body.is_none().then_some(queued))
     }
 }
@@ -454,6 +542,9 @@ mod tests {
         let start = Start {
             sent: Instant::now(),
             attempts: 1,
+            slot_wait: Duration::ZERO,
+            watcher: None,
+            journal_id: None,
             project_id: None,
             span: CallSpan::new("POST", "/agent/generate"),
             deadline: None,
@@ -474,9 +565,17 @@ mod tests {
         // Nothing received yet: the body must be polled.
         assert!(generation.next_buffered().is_none());
         let first = generation.next().await;
-        assert!(matches!(first, Some(Ok(Event::ProjectCreated(_)))), "{first:?}");
+        assert!(
+            matches!(first, Some(Ok(Event::ProjectCreated(_)))),
+            "{first:?}"
+        );
         // The rest of the chunk is decoded without touching the body or the timers.
-        for want in ["tool_progress", "tool_progress", "tool_progress", "stream_end"] {
+        for want in [
+            "tool_progress",
+            "tool_progress",
+            "tool_progress",
+            "stream_end",
+        ] {
             let Some(Some(Ok(event))) = generation.next_buffered() else {
                 panic!("not handed out from the buffer");
             };
@@ -492,7 +591,10 @@ mod tests {
     async fn a_generation_needs_no_client_and_ends_incomplete_without_a_terminal_event() {
         let generation = generation("data: {\"type\":\"tool_progress\"}\n\n", None);
         let (error, outcome) = generation.drive(|_| {}).await.unwrap_err();
-        assert!(matches!(error, Error::Incomplete { events: 1, .. }), "{error:?}");
+        assert!(
+            matches!(error, Error::Incomplete { events: 1, .. }),
+            "{error:?}"
+        );
         assert_eq!(outcome.stats.events, 1);
     }
 

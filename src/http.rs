@@ -39,6 +39,7 @@ pub(crate) struct Settings {
     pub(crate) request_timeout: Duration,
     pub(crate) base_url: String,
     pub(crate) allow_http: bool,
+    pub(crate) offline: bool,
     pub(crate) user_agent: Option<String>,
     pub(crate) tokens: TokenSource,
     pub(crate) retry: RetryPolicy,
@@ -104,6 +105,12 @@ impl Transport {
     /// user agent that is not a header value, or an HTTP client that cannot be created.
     pub(crate) fn new(settings: Settings) -> Result<Self> {
         let base = parse_base_url(&settings.base_url, settings.allow_http)?;
+        if settings.offline && !is_loopback(&base) {
+            return Err(Error::config(format!(
+                "the client is offline (LARACOPILOT_OFFLINE or .offline(true)): it may only talk to loopback, not to {}",
+                base.host_str().unwrap_or_default()
+            )));
+        }
         let user_agent = match settings.user_agent {
             Some(ua) => HeaderValue::try_from(ua)
                 .map_err(|_| Error::config("the user agent is not a valid header value"))?,
@@ -283,7 +290,7 @@ impl Transport {
     /// refresh once, and the request goes again only if that gave a different token (a
     /// 401 means the server did no work, so this never spends credits twice).
     async fn send_authorized(&self, call: &Call) -> std::result::Result<Attempt, Failure> {
-        let lease = self.lease(call).await?;
+        let lease = self.lease(call.deadline).await?;
         let (response, took) = self.send_once(call, &lease).await.map_err(|f| f.sent(1))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(Attempt {
@@ -328,13 +335,24 @@ impl Transport {
         })
     }
 
+    /// The mask of the token the next request would carry, for the record.
+    pub(crate) async fn token_mask(
+        &self,
+        deadline: Option<(Instant, TimeoutKind)>,
+    ) -> Result<String> {
+        self.lease(deadline)
+            .await
+            .map(|lease| lease.token.masked())
+            .map_err(|failure| failure.error)
+    }
+
     /// The token for one request, from the provider within the request timeout (and
     /// the call's deadline).
-    async fn lease(&self, call: &Call) -> std::result::Result<Lease, Failure> {
-        let (limit, kind) = bounded(
-            (self.request_timeout, TimeoutKind::TokenProvider),
-            call.deadline,
-        );
+    async fn lease(
+        &self,
+        deadline: Option<(Instant, TimeoutKind)>,
+    ) -> std::result::Result<Lease, Failure> {
+        let (limit, kind) = bounded((self.request_timeout, TimeoutKind::TokenProvider), deadline);
         let failure = |error| Failure {
             error,
             sent: 0,

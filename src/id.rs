@@ -1,6 +1,8 @@
-//! The id of a project: opaque text, used by every layer of the crate.
+//! The ids: a project's (opaque text from the API, used by every layer of the crate)
+//! and a journal entry's (made by the client).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::de::{self, Visitor};
@@ -105,6 +107,67 @@ impl<'de> Deserialize<'de> for ProjectId {
             }
         }
         deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// The id the client gives each generation in its journal: unique across restarts
+/// (time, process, counter, randomness).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocalId(Arc<str>);
+
+impl Serialize for LocalId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for LocalId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(LocalId(id.as_ref().into()))
+    }
+}
+
+impl LocalId {
+    /// A new id, `lcj-` followed by hex digits.
+    pub(crate) fn new() -> LocalId {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let random = crate::retry::random_u64();
+        LocalId(
+            format!(
+                "lcj-{millis:x}-{:x}-{count:x}-{:08x}",
+                std::process::id(),
+                random & 0xffff_ffff
+            )
+            .into(),
+        )
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LocalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for LocalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for LocalId {
+    fn from(id: &str) -> Self {
+        LocalId(id.into())
     }
 }
 

@@ -88,6 +88,7 @@
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod client;
+pub mod journal;
 #[cfg(feature = "mock")]
 pub mod mock;
 // Stream.
@@ -97,6 +98,7 @@ mod sse;
 // Transport.
 mod answer;
 mod http;
+mod spend;
 pub mod tokens;
 // Model and base.
 mod error;
@@ -108,7 +110,10 @@ mod retry;
 mod token;
 mod trace;
 
-pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
+pub use client::{
+    Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_CREDITS_COOLDOWN, OFFLINE_ENV,
+    TOKEN_ENV,
+};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use event::{
     ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, StreamEnd, ToolProgress,

@@ -475,6 +475,8 @@ async fn stream_errors_never_print_the_token() {
         let client = builder(&server)
             .max_event_size(1024)
             .retry_policy(RetryPolicy::none())
+            // Each body is streamed twice, "credits" included.
+            .credits_cooldown(None)
             .build()
             .unwrap();
         let mut generation = client.generate("Build a task app").await.unwrap();

@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::Client;
 use crate::generation::StreamConfig;
 use crate::http::{self, Transport};
+use crate::journal::Journal;
+use crate::spend::Spend;
 use crate::tokens::{ExpiryOptions, StaticToken, TokenInfo, TokenProvider, TokenSource};
 use crate::{Error, Result, RetryPolicy, Token};
 
@@ -19,6 +21,14 @@ pub const TOKEN_ENV: &str = "LARACOPILOT_API_TOKEN";
 
 /// Environment variable overriding the base URL, read by [`Client::from_env`].
 pub const BASE_URL_ENV: &str = "LARACOPILOT_BASE_URL";
+
+/// Environment variable that makes [`ClientBuilder::from_env`] build an offline
+/// client (`1`, `true`, `yes` or `on`; `0`, `false`, `no`, `off` or empty for not):
+/// set it in CI so that no test can ever reach the real API and spend credits.
+pub const OFFLINE_ENV: &str = "LARACOPILOT_OFFLINE";
+
+/// The credits breaker's cool-down unless set otherwise.
+pub const DEFAULT_CREDITS_COOLDOWN: Duration = Duration::from_secs(60);
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +62,10 @@ pub struct ClientBuilder {
     allow_http: bool,
     token_expiry: ExpiryOptions,
     retry: RetryPolicy,
+    offline: bool,
+    journal: Option<Arc<dyn Journal>>,
+    max_concurrent: Option<usize>,
+    credits_cooldown: Option<Duration>,
     /// What a setter found wrong, reported by `build`.
     error: Option<Error>,
 }
@@ -73,6 +87,10 @@ impl Default for ClientBuilder {
             allow_http: false,
             token_expiry: ExpiryOptions::default(),
             retry: RetryPolicy::default(),
+            offline: false,
+            journal: None,
+            max_concurrent: None,
+            credits_cooldown: Some(DEFAULT_CREDITS_COOLDOWN),
             error: None,
         }
     }
@@ -83,6 +101,9 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("has_token", &self.tokens.is_some())
             .field("base_url", &self.base_url)
+            .field("offline", &self.offline)
+            .field("journal", &self.journal.is_some())
+            .field("max_concurrent_generations", &self.max_concurrent)
             .finish_non_exhaustive()
     }
 }
@@ -218,9 +239,59 @@ impl ClientBuilder {
         self
     }
 
-    /// Reads `LARACOPILOT_API_TOKEN` and, when set and not empty,
-    /// `LARACOPILOT_BASE_URL`. A missing or invalid token is reported by
-    /// [`build`](ClientBuilder::build), like every other setting.
+    /// Allows only loopback base URLs (`localhost`, 127.0.0.0/8, `::1`): any other is
+    /// refused by [`build`](ClientBuilder::build), before anything is sent. For test
+    /// suites, so that no test can reach the real API and spend credits; see
+    /// [`OFFLINE_ENV`] to turn it on from CI. (A client given with
+    /// [`http_client`](ClientBuilder::http_client) may still route loopback traffic
+    /// through its own proxies.)
+    ///
+    /// ```
+    /// let refused = laracopilot::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+    ///     .offline(true)
+    ///     .build();
+    /// assert!(matches!(refused, Err(laracopilot::Error::Config { .. })));
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// At most `n` generate and follow-up calls at once, over all clones of the
+    /// client: a call waits for a free slot before sending (the wait ends when the
+    /// caller drops the future, counts against the
+    /// [stream deadline](ClientBuilder::stream_deadline), and is in
+    /// [`Stats::slot_wait`](crate::Stats::slot_wait)). A slot is freed when its
+    /// stream ends or is dropped. Unlimited by default; 0 is refused by `build`.
+    pub fn max_concurrent_generations(mut self, n: usize) -> Self {
+        self.max_concurrent = Some(n);
+        self
+    }
+
+    /// The credits breaker: after a stream reported `credits_exhausted`, generate and
+    /// follow-up calls of this client (and its clones) fail at once with
+    /// [`Error::CreditsExhausted`] (`locally: true`), without a request, for
+    /// `cooldown` ([`DEFAULT_CREDITS_COOLDOWN`], a minute, unless set; `None` turns
+    /// the breaker off), or until [`Client::reset_credits_breaker`]. Status calls are
+    /// not affected.
+    pub fn credits_cooldown(mut self, cooldown: Option<Duration>) -> Self {
+        self.credits_cooldown = cooldown;
+        self
+    }
+
+    /// Keeps a [journal](crate::journal) of every generate and follow-up call:
+    /// intent before sending, project id once known, outcome at the end; see
+    /// [`Client::unfinished`] and [`Client::resume`]. Off by default (and then free).
+    pub fn journal(mut self, journal: impl Journal) -> Self {
+        self.journal = Some(Arc::new(journal));
+        self
+    }
+
+    /// Reads `LARACOPILOT_API_TOKEN`, `LARACOPILOT_BASE_URL` (when set and not
+    /// empty) and `LARACOPILOT_OFFLINE` ([`OFFLINE_ENV`]). A missing or invalid token
+    /// is reported by [`build`](ClientBuilder::build), like every other setting.
     pub fn from_env(mut self) -> Self {
         match std::env::var(TOKEN_ENV) {
             Ok(value) => match Token::new(value) {
@@ -241,6 +312,22 @@ impl ClientBuilder {
                 self = self.base_url(url.trim());
             }
         }
+        match std::env::var(OFFLINE_ENV).map(|v| v.trim().to_ascii_lowercase()) {
+            Ok(value) => match value.as_str() {
+                "1" | "true" | "yes" | "on" => self.offline = true,
+                "" | "0" | "false" | "no" | "off" => {}
+                _ => {
+                    self.error.get_or_insert(Error::config(format!(
+                        "{OFFLINE_ENV} must be 1 or 0 (or true, false, yes, no, on, off)"
+                    )));
+                }
+            },
+            Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(_)) => {
+                self.error
+                    .get_or_insert(Error::config(format!("{OFFLINE_ENV} is not valid unicode")));
+            }
+        }
         self
     }
 
@@ -250,9 +337,10 @@ impl ClientBuilder {
     ///
     /// [`Error::Config`] when no token was given (or [`from_env`](Self::from_env) found
     /// none), the base URL is not a valid `https` URL (or `http` on loopback, or with
-    /// [`allow_http`](ClientBuilder::allow_http)), it is `https` in a build without a
-    /// TLS feature, the user agent is not a valid header value, a timeout is zero, or
-    /// the HTTP client cannot be created.
+    /// [`allow_http`](ClientBuilder::allow_http)), or not loopback for an
+    /// [offline](ClientBuilder::offline) client, it is `https` in a build without a
+    /// TLS feature, the user agent is not a valid header value, a timeout or
+    /// `max_concurrent_generations` is zero, or the HTTP client cannot be created.
     pub fn build(self) -> Result<Client> {
         if let Some(error) = self.error {
             return Err(error);
@@ -273,6 +361,11 @@ impl ClientBuilder {
         if self.stream.max_event_size == 0 {
             return Err(Error::config("max_event_size must be at least 1 byte"));
         }
+        if self.max_concurrent == Some(0) {
+            return Err(Error::config(
+                "max_concurrent_generations must be at least 1",
+            ));
+        }
         let base_url = self.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         if self.http.is_none() && !cfg!(any(feature = "rustls", feature = "native-tls")) {
             let https = url::Url::parse(&base_url).is_ok_and(|url| url.scheme() == "https");
@@ -288,11 +381,13 @@ impl ClientBuilder {
             request_timeout: self.request_timeout,
             base_url,
             allow_http: self.allow_http,
+            offline: self.offline,
             user_agent: self.user_agent,
             tokens: TokenSource::new(tokens, self.token_expiry),
             retry: self.retry,
         })?;
-        Ok(Client::new(transport, self.stream))
+        let spend = Spend::new(self.journal, self.max_concurrent, self.credits_cooldown);
+        Ok(Client::new(transport, self.stream, spend))
     }
 }
 
@@ -372,6 +467,50 @@ mod tests {
     }
 
     #[test]
+    fn an_offline_client_may_only_talk_to_loopback() {
+        let build = |url: &str| {
+            Client::builder()
+                .token(token())
+                .base_url(url)
+                .allow_http(true)
+                .offline(true)
+                .build()
+        };
+        for url in [
+            "http://127.0.0.1:1/",
+            "http://[::1]:1/",
+            "http://localhost:1/",
+            "http://127.9.9.9/",
+        ] {
+            assert!(build(url).is_ok(), "{url}");
+        }
+        for url in [
+            "https://builder.laracopilot.com/api/v1",
+            "http://10.0.0.1/",
+            "http://localhost.example.com/",
+            "http://127.0.0.1.nip.io/",
+        ] {
+            let Err(Error::Config { message }) = build(url) else {
+                panic!("{url} allowed");
+            };
+            assert!(message.contains("offline"), "{message}");
+        }
+        assert!(matches!(
+            Client::builder().token(token()).offline(true).build(),
+            Err(Error::Config { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_concurrent_generations_is_refused() {
+        let built = Client::builder()
+            .token(token())
+            .max_concurrent_generations(0)
+            .build();
+        assert!(matches!(built, Err(Error::Config { .. })));
+    }
+
+    #[test]
     fn every_duration_accepts_the_largest_one() {
         let client = Client::builder()
             .token(token())
@@ -381,6 +520,7 @@ mod tests {
             .idle_timeout(Some(Duration::MAX))
             .stream_deadline(Some(Duration::MAX))
             .on_token_expiring(Duration::MAX, |_| {})
+            .credits_cooldown(Some(Duration::MAX))
             .retry_policy(
                 RetryPolicy::default()
                     .base_delay(Duration::MAX)
