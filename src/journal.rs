@@ -17,7 +17,7 @@
 //! After a restart, [`Client::unfinished`](crate::Client::unfinished) lists the
 //! entries without an outcome, and [`Client::resume`](crate::Client::resume) settles
 //! each: by polling the project when its id is known, or, without one, by reporting
-//! [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown): the request may have
+//! [`Error::OutcomeUnknown`]: the request may have
 //! started work, and only the caller can decide to send it again. The SDK never
 //! re-sends a generate request on its own.
 //!
