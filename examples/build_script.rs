@@ -126,31 +126,21 @@ fn run(options: &Options) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The embedded offline LaraCopilot, served from a runtime owned here. The runtime
-/// is multi-threaded so that the server keeps running while this thread blocks.
+/// The embedded offline LaraCopilot (it serves from its own thread), kept alive
+/// with the client.
 #[cfg(feature = "mock")]
 fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
-    let local = |what: &str, e: std::io::Error| Failure::Local(format!("{what}: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| local("could not start a runtime", e))?;
-    let mock = runtime
-        .block_on(
-            laracopilot::mock::MockServer::builder()
-                .pacing(std::time::Duration::from_millis(20))
-                .start(),
-        )
-        .map_err(|e| local("could not start the offline LaraCopilot", e))?;
+    let mock = laracopilot::mock::MockServer::builder()
+        .pacing(std::time::Duration::from_millis(20))
+        .start()
+        .map_err(|e| Failure::Local(format!("could not start the offline LaraCopilot: {e}")))?;
     eprintln!(
         "No {} set: using the embedded offline LaraCopilot at {} (no credits spent)",
         laracopilot::TOKEN_ENV,
         mock.base_url()
     );
     let client = blocking::Client::new(mock.client_builder())?;
-    // Dropped in this order: the server, then its runtime.
-    Ok((client, Some((mock, runtime))))
+    Ok((client, Some(mock)))
 }
 
 #[cfg(not(feature = "mock"))]

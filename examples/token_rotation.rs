@@ -146,15 +146,14 @@ async fn offline(settings: Settings) -> Result<bool, Error> {
     const FIRST: &str = "lcp_demo_first_token_00000001";
     const SECOND: &str = "lcp_demo_second_token_0000002";
 
-    let io = |what: &str, e: std::io::Error| Error::Config(format!("{what}: {e}"));
+    let io = |what: &str, e: &dyn std::error::Error| Error::Config(format!("{what}: {e}"));
     let mock = MockServer::builder()
         .token(FIRST)
         .start()
-        .await
-        .map_err(|e| io("cannot start the offline LaraCopilot", e))?;
-    let dir = tempfile::tempdir().map_err(|e| io("cannot create a temporary directory", e))?;
+        .map_err(|e| io("cannot start the offline LaraCopilot", &e))?;
+    let dir = tempfile::tempdir().map_err(|e| io("cannot create a temporary directory", &e))?;
     let file = dir.path().join("laracopilot-token");
-    write_atomically(&file, FIRST).map_err(|e| io("cannot write the token file", e))?;
+    write_atomically(&file, FIRST).map_err(|e| io("cannot write the token file", &e))?;
     let provider = Arc::new(FileToken::new(&file)?);
     let client = Client::builder()
         .token_provider(Arc::clone(&provider))
@@ -172,7 +171,7 @@ async fn offline(settings: Settings) -> Result<bool, Error> {
         // The operator's steps: a new token in the dashboard, the secret updated,
         // then the old token revoked.
         mock.add_token(SECOND, TokenState::Valid);
-        write_atomically(&file, SECOND).map_err(|e| io("cannot write the token file", e))?;
+        write_atomically(&file, SECOND).map_err(|e| io("cannot write the token file", &e))?;
         mock.revoke(FIRST);
         println!(
             "rotated: a new token is in {}, the old one is revoked",

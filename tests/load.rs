@@ -38,7 +38,6 @@ async fn a_thousand_concurrent_generations_arrive_complete_and_in_order() {
         .events_per_generation(EVENTS)
         .credits(u64::MAX)
         .start()
-        .await
         .expect("mock starts");
     let client = server.client();
     let reference = signatures(client.clone()).await;
