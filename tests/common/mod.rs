@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests: a wiremock server per test, a client
 //! pointed at it, fixtures read from files, bounded waits; the offline
-//! LaraCopilot's helpers in [`mock`].
+//! LaraCopilot's helpers in [`mock`], the event-stream generators and checkers in
+//! [`sse`].
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod sse;
 
 use std::future::Future;
 use std::time::Duration;
