@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use laracopilot::mock::{
-    MockServer, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
+    MockServer, MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES,
+    MAX_RECORDED_REQUESTS,
 };
 use serde_json::json;
 
@@ -171,4 +172,26 @@ fn at_most_the_latest_max_prompts_per_project_are_kept() {
     );
     let last = MAX_PROMPTS_PER_PROJECT - 1;
     assert_eq!(prompts.last().unwrap(), &format!("Follow-up number {last}"));
+}
+
+#[test]
+fn at_most_the_first_max_files_per_project_are_kept_and_every_file_is_charged() {
+    let server = raw_token_server();
+    let files = (0..=MAX_FILES_PER_PROJECT)
+        .map(|i| json!({"type": "file_created", "path": format!("app/F{i}.php")}));
+    let end = std::iter::once(json!({"type": "stream_end"}));
+    server.script_next(files.chain(end)).unwrap();
+    let credits = server.credits();
+    let answer = raw_generate(&server);
+    assert_eq!(
+        answer.text().matches("\"file_created\"").count(),
+        MAX_FILES_PER_PROJECT + 1
+    );
+    let kept = server.project("p1").unwrap().files;
+    assert_eq!(kept.len(), MAX_FILES_PER_PROJECT);
+    assert_eq!(
+        kept.last().unwrap(),
+        &format!("app/F{}.php", MAX_FILES_PER_PROJECT - 1)
+    );
+    assert_eq!(credits - server.credits(), MAX_FILES_PER_PROJECT as u64 + 1);
 }

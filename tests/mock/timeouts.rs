@@ -18,12 +18,13 @@ fn server() -> MockServer {
         .unwrap()
 }
 
-/// Writes `bytes`, then reads until the server closes the connection; what it sent
-/// and how long that took.
+/// Connects, writes `bytes`, then reads until the server closes the connection;
+/// what it sent, and how long that took from before the connection (so at least as
+/// long as any timer the server started).
 fn send_and_wait(server: &MockServer, bytes: &[u8]) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
     let mut stream = connect(server.addr());
     stream.write_all(bytes).unwrap();
-    let started = Instant::now();
     let mut answer = Vec::new();
     // A reset is a close too.
     let _ = stream.read_to_end(&mut answer);
@@ -38,7 +39,7 @@ fn a_request_head_that_never_ends_is_cut_off_without_an_answer() {
         b"POST /api/v1/agent/generate HTTP/1.1\r\nHost: x\r\n",
     );
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
-    assert!(waited >= TIMEOUT - Duration::from_millis(50), "{waited:?}");
+    assert!(waited >= TIMEOUT, "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
     assert!(
         server.requests().is_empty(),
@@ -61,7 +62,7 @@ fn a_body_that_stalls_gets_408_and_the_connection_closed() {
         answer.text(),
         r#"{"message":"The request body did not arrive in time."}"#
     );
-    assert!(waited >= TIMEOUT - Duration::from_millis(50), "{waited:?}");
+    assert!(waited >= TIMEOUT, "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
     let recorded = server.requests();
     assert_eq!((recorded.len(), recorded[0].body.as_str()), (1, ""));
@@ -74,7 +75,7 @@ fn an_idle_connection_is_closed_after_the_read_timeout() {
     let request = "GET /api/v1/agent/project/p1 HTTP/1.1\r\nHost: x\r\n\r\n";
     let (answer, waited) = send_and_wait(&server, request.as_bytes());
     assert_eq!(parse(&answer).status, 401, "answered, then kept alive");
-    assert!(waited >= TIMEOUT - Duration::from_millis(50), "{waited:?}");
+    assert!(waited >= TIMEOUT, "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
 }
 
