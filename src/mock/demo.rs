@@ -11,7 +11,8 @@ const MODELS: &[&str] = &[
 
 /// Leading words that never name a project.
 const FILLER: &[&str] = &[
-    "build", "create", "make", "generate", "a", "an", "the", "me",
+    "build", "create", "make", "generate", "i", "we", "want", "need", "please", "me", "a", "an",
+    "the", "simple", "basic", "new", "small", "my", "our", "web", "laravel",
 ];
 
 /// The files of a new project or a follow-up for `prompt`: those of each model it
