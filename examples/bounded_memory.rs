@@ -18,7 +18,7 @@ use common::peak_rss_kib;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     const ENDLESS: usize = 4 << 30;
-    let server = MockServer::start().await;
+    let server = MockServer::start();
     let before = peak_rss_kib().unwrap_or(0);
     println!("peak RSS before: {:.1} MiB", before as f64 / 1024.0);
     for cap in [1 << 20, 16 << 20] {

@@ -136,13 +136,10 @@ fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
         .enable_all()
         .build()
         .map_err(|e| local("could not start a runtime", e))?;
-    let mock = runtime
-        .block_on(
-            laracopilot::mock::MockServer::builder()
-                .pacing(std::time::Duration::from_millis(20))
-                .start(),
-        )
-        .map_err(|e| local("could not start the offline LaraCopilot", e))?;
+    let mock = laracopilot::mock::MockServer::builder()
+        .pacing(std::time::Duration::from_millis(20))
+        .start()
+        .map_err(|e| Failure::Local(format!("could not start the offline LaraCopilot: {e}")))?;
     eprintln!(
         "No {} set: using the embedded offline LaraCopilot at {} (no credits spent)",
         laracopilot::TOKEN_ENV,

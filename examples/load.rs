@@ -25,8 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = MockServer::builder()
         .events_per_generation(events)
         .credits(u64::MAX)
-        .start()
-        .await?;
+        .start()?;
     let client = server.client();
     let before = peak_rss_kib();
     let started = Instant::now();

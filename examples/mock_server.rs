@@ -56,8 +56,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -70,7 +69,6 @@ async fn main() -> ExitCode {
         .pacing(args.pacing)
         .token(DEMO_TOKEN)
         .start()
-        .await
     {
         Ok(server) => server,
         Err(e) => {
@@ -92,7 +90,8 @@ async fn main() -> ExitCode {
     println!();
     println!("Or: LARACOPILOT_BASE_URL={base} LARACOPILOT_API_TOKEN={DEMO_TOKEN} <your program>");
     println!("Press Ctrl-C to stop.");
-    // Serves from its own task; Ctrl-C ends the process.
-    std::future::pending::<()>().await;
-    ExitCode::SUCCESS
+    // The server serves from its own thread; Ctrl-C ends the process.
+    loop {
+        std::thread::park();
+    }
 }

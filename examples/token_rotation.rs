@@ -151,8 +151,7 @@ async fn offline(settings: Settings) -> Result<bool, Error> {
     let mock = MockServer::builder()
         .token(FIRST)
         .start()
-        .await
-        .map_err(|e| io("cannot start the offline LaraCopilot", e))?;
+        .map_err(|e| Error::usage(format!("cannot start the offline LaraCopilot: {e}")))?;
     let dir = tempfile::tempdir().map_err(|e| io("cannot create a temporary directory", e))?;
     let file = dir.path().join("laracopilot-token");
     write_atomically(&file, FIRST).map_err(|e| io("cannot write the token file", e))?;

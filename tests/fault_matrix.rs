@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::finish_ok;
+use common::mock::signature;
 use laracopilot::mock::{Fault, MockServer, Reply, TokenState};
 use laracopilot::{Client, Error, Event, ProjectId, RetryPolicy};
 
@@ -17,19 +21,6 @@ enum Call {
 
 const PROMPT: &str = "Build a task management app";
 const CALLS: [Call; 2] = [Call::Generate, Call::FollowUp];
-
-/// What a test compares: the event's type and its path or message, without ids
-/// (which differ from one project to the next).
-fn signature(event: &Event) -> String {
-    let detail = match event {
-        Event::FileCreated(e) => e.path.clone(),
-        Event::ContainerProgress(e) => Some(e.message.clone()),
-        Event::ContainerReady(e) => Some(e.message.clone()),
-        Event::ToolProgress(e) => e.message.clone(),
-        _ => None,
-    };
-    format!("{}:{}", event.type_name(), detail.unwrap_or_default())
-}
 
 struct Run {
     events: Vec<Event>,
@@ -62,13 +53,7 @@ fn quick_retries() -> RetryPolicy {
 
 /// A project to follow up on, made with a fault-free generation.
 async fn existing_project(client: &Client) -> ProjectId {
-    let outcome = client
-        .generate(PROMPT)
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(client, PROMPT).await;
     outcome.project_id.expect("the mock names its projects")
 }
 
@@ -137,7 +122,7 @@ async fn run(
 
 /// The fault-free reference for `call`.
 async fn baseline(call: Call) -> Vec<String> {
-    let server = MockServer::start().await;
+    let server = MockServer::start();
     let client = client_for(&server, RetryPolicy::none());
     let run = run(&server, &client, call, |_| {}).await;
     run.end.as_ref().expect("the baseline succeeds");
@@ -182,7 +167,7 @@ async fn benign_faults_still_deliver_every_event_in_order() {
     for call in CALLS {
         let reference = baseline(call).await;
         for faults in faults {
-            let server = MockServer::start().await;
+            let server = MockServer::start();
             let client = client_for(&server, RetryPolicy::none());
             let run = run(&server, &client, call, |s| {
                 s.faults_next(faults.iter().cloned())
@@ -211,7 +196,7 @@ async fn benign_faults_still_deliver_every_event_in_order() {
 async fn a_dropped_connection_is_incomplete_after_exactly_the_events_sent() {
     for call in CALLS {
         let reference = baseline(call).await;
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| {
             s.fault_next(Fault::DropAfter(5))
@@ -230,7 +215,7 @@ async fn a_dropped_connection_is_incomplete_after_exactly_the_events_sent() {
 async fn a_connection_torn_mid_event_fails_after_the_whole_events_only() {
     for call in CALLS {
         let reference = baseline(call).await;
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| {
             s.fault_next(Fault::DropMidEvent(4))
@@ -252,7 +237,7 @@ async fn a_connection_torn_mid_event_fails_after_the_whole_events_only() {
 async fn a_stalled_stream_times_out_instead_of_hanging() {
     for call in CALLS {
         let reference = baseline(call).await;
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| {
             s.fault_next(Fault::StallBefore(3))
@@ -274,10 +259,52 @@ async fn a_stalled_stream_times_out_instead_of_hanging() {
 }
 
 #[tokio::test]
+async fn a_quiet_gap_longer_than_the_idle_timeout_times_out_after_the_events_sent() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start();
+        let client = client_for(&server, quick_retries());
+        let gap = Fault::DelayBefore(3, Duration::from_secs(3));
+        let run = run(&server, &client, call, |s| s.fault_next(gap)).await;
+        assert_prefix_then(&run, &reference, 3, call);
+        assert!(
+            matches!(run.end, Err(Error::Timeout { .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_is_never_answered_times_out_and_is_never_resent() {
+    for call in CALLS {
+        let server = MockServer::start();
+        let client = client_for(&server, quick_retries());
+        let run = run(&server, &client, call, |s| s.reply_next(1, Reply::hang())).await;
+        assert!(
+            matches!(run.end, Err(Error::Timeout { .. })),
+            "{call:?}: {:?}",
+            run.end
+        );
+        assert!(run.events.is_empty());
+        let posts = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count();
+        assert_eq!(
+            posts,
+            if call == Call::Generate { 1 } else { 2 },
+            "{call:?}: sent once"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
     for call in CALLS {
         let reference = baseline(call).await;
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, RetryPolicy::none());
         let run = run(&server, &client, call, |s| {
             s.fault_next(Fault::OversizedEvent(64 * 1024))
@@ -298,13 +325,8 @@ async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
 async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success() {
     for call in CALLS {
         let reference = baseline(call).await;
-        for reply in [
-            Reply::RateLimited {
-                retry_after: Some(0),
-            },
-            Reply::Unavailable,
-        ] {
-            let server = MockServer::start().await;
+        for reply in [Reply::rate_limited(Some(0)), Reply::unavailable()] {
+            let server = MockServer::start();
             let client = client_for(&server, quick_retries());
             let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
             assert!(run.end.is_ok(), "{call:?} {reply:?}: {:?}", run.end);
@@ -327,17 +349,12 @@ async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success
 async fn without_retries_each_status_answer_is_its_typed_error() {
     for call in CALLS {
         let cases = [
-            (
-                Reply::RateLimited {
-                    retry_after: Some(9),
-                },
-                "rate_limited",
-            ),
-            (Reply::Unavailable, "api"),
-            (Reply::ServerErrorHtml, "api"),
+            (Reply::rate_limited(Some(9)), "rate_limited"),
+            (Reply::unavailable(), "api"),
+            (Reply::server_error_html(), "api"),
         ];
         for (reply, kind) in cases {
-            let server = MockServer::start().await;
+            let server = MockServer::start();
             let client = client_for(&server, RetryPolicy::none());
             let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
             let error = run.end.expect_err("the reply is an error");
@@ -356,10 +373,10 @@ async fn without_retries_each_status_answer_is_its_typed_error() {
 #[tokio::test]
 async fn a_500_html_page_before_a_generation_is_never_retried() {
     for call in CALLS {
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| {
-            s.reply_next(1, Reply::ServerErrorHtml)
+            s.reply_next(1, Reply::server_error_html())
         })
         .await;
         assert!(
@@ -386,7 +403,6 @@ async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
         let server = MockServer::builder()
             .pacing(Duration::from_millis(2))
             .start()
-            .await
             .unwrap();
         let secret = "lcp_rotating_token_0001";
         server.add_token(secret, TokenState::Valid);
@@ -426,7 +442,7 @@ async fn a_revocation_lets_the_running_stream_finish_and_fails_the_next_call() {
 async fn credits_running_out_end_the_stream_with_the_project_id() {
     for call in CALLS {
         let reference = baseline(call).await;
-        let server = MockServer::start().await;
+        let server = MockServer::start();
         let client = client_for(&server, RetryPolicy::none());
         let run = run(&server, &client, call, |s| s.set_credits(2)).await;
         // Two files are paid for; the third `file_created` becomes `credits_exhausted`.

@@ -67,13 +67,7 @@ async fn the_request_has_the_documented_method_path_headers_and_body() {
         .expect(1)
         .mount(&server)
         .await;
-    let outcome = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client(&server), "Build a task management app").await;
     assert_eq!(outcome.project_id.unwrap(), "abc123");
     assert_eq!(outcome.stats.events, 4);
 }
@@ -185,11 +179,7 @@ async fn credits_exhausted_is_an_error_that_ends_the_stream_with_the_project_id(
     assert_eq!(project_id.as_ref().unwrap(), "p1");
     assert!(raw.contains("Out of credits"));
 
-    let err = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
+    let err = finish(&client(&server), "Build a task management app")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::CreditsExhausted { .. }));
@@ -225,11 +215,7 @@ async fn end_of_body_without_a_terminal_event_is_incomplete_with_the_project_id(
 async fn an_empty_body_is_incomplete() {
     let server = server().await;
     mount(&server, "POST", "/agent/generate", sse("")).await;
-    let err = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
+    let err = finish(&client(&server), "Build a task management app")
         .await
         .unwrap_err();
     assert!(
@@ -277,13 +263,7 @@ async fn finish_sums_up_files_in_order_without_duplicates() {
         r#"{"type":"stream_end","project_id":"p1"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let outcome = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client(&server), "Build a task management app").await;
     assert_eq!(outcome.files, ["routes/web.php", "app/Models/Task.php"]);
     assert_eq!(
         outcome.app_url.as_deref(),
@@ -395,13 +375,7 @@ async fn the_longest_gap_between_bytes_is_measured() {
     })
     .await;
     let client = raw_builder(addr).build().unwrap();
-    let outcome = client
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client, "Build a task management app").await;
     assert!(
         outcome.stats.longest_gap >= Duration::from_millis(200),
         "{:?}",
@@ -560,12 +534,6 @@ async fn a_callers_own_reqwest_client_sends_the_requests() {
         .build()
         .unwrap();
     let client = builder(&server).http_client(http).build().unwrap();
-    let outcome = client
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client, "Build a task management app").await;
     assert_eq!(outcome.stats.events, 4);
 }

@@ -178,13 +178,7 @@ async fn credits_exhausted_is_never_recovered() {
 async fn a_successful_stream_reports_its_liveness_statistics() {
     let server = server().await;
     mount_documented_generate(&server).await;
-    let outcome = client(&server)
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client(&server), "Build a task management app").await;
     assert!(outcome.recovered.is_none());
     let stats = outcome.stats;
     assert_eq!(stats.events, 4);

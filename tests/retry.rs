@@ -35,13 +35,7 @@ async fn a_generate_answered_429_is_sent_again_after_retry_after() {
     )
     .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
-    let outcome = client
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
-        .await
-        .unwrap();
+    let outcome = finish_ok(&client, "Build a task management app").await;
     assert_eq!(outcome.stats.attempts, 2);
     assert_eq!(requests_to(&server, "/agent/generate").await, 2);
 }
@@ -126,11 +120,7 @@ async fn a_broken_stream_is_never_resent() {
     let partial = sse_body(&[r#"{"type":"project_created","project_id":"p1"}"#]);
     mount(&server, "POST", "/agent/generate", sse(partial)).await;
     let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-    let err = client
-        .generate("Build a task management app")
-        .await
-        .unwrap()
-        .finish()
+    let err = finish(&client, "Build a task management app")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");

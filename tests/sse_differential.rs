@@ -57,9 +57,12 @@
 //! non-digits (`abc`, `1a`, ` 5`, `-1`, `1.5`: ignored by both), U+FEFF anywhere but
 //! at the start (text for both).
 
+mod common;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use common::sse::split;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use laracopilot::__private::{Decoder, Frame};
@@ -383,20 +386,6 @@ fn write_eol(out: &mut String, eol: Eol) {
         other => other,
     };
     out.push_str(eol.bytes());
-}
-
-fn split<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut chunks = Vec::with_capacity(cuts.len() + 1);
-    let mut start = 0;
-    for cut in cuts {
-        chunks.push(&bytes[start..cut]);
-        start = cut;
-    }
-    chunks.push(&bytes[start..]);
-    chunks
 }
 
 proptest! {

@@ -37,13 +37,6 @@ async fn rotated_server() -> wiremock::MockServer {
     server
 }
 
-/// Every call must end in bounded time.
-async fn bounded<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), future)
-        .await
-        .expect("the call finishes")
-}
-
 // ---- rotation through each provider ----
 
 #[tokio::test]

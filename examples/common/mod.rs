@@ -73,7 +73,6 @@ pub async fn connect() -> Result<Connection, Error> {
         let mock = laracopilot::mock::MockServer::builder()
             .pacing(std::time::Duration::from_millis(35))
             .start()
-            .await
             .map_err(|e| Error::usage(format!("cannot start the offline LaraCopilot: {e}")))?;
         let client = mock.client();
         eprintln!(

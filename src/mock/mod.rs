@@ -1,20 +1,22 @@
 //! An offline LaraCopilot on loopback, for tests and demos (feature `mock`).
 //!
 //! [`MockServer`] serves the documented Agent API on `127.0.0.1` (an ephemeral port
-//! by default) from the current Tokio runtime: no token, no credits, no network.
-//! It is scriptable: custom event sequences, faults inside streams, canned status
+//! by default) from its own thread and Tokio runtime: no token, no credits, no
+//! network, and no runtime needed from the caller. Start it from a plain `#[test]`,
+//! any `#[tokio::test]`, or `main`; call it with the async client or the blocking
+//! one. It is scriptable: custom event sequences, faults inside streams, canned
 //! answers, token states, a credit balance; and it records every request.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> laracopilot::Result<()> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use laracopilot::mock::{Fault, MockServer, ProjectStatus, TokenState};
 //! use laracopilot::{Error, Event};
 //!
-//! let server = MockServer::start().await;
+//! let server = MockServer::start();
 //! let client = server.client();
 //!
-//! // The default script: project, container set-up, files derived from the prompt.
+//! // The default script: project, container set-up, files for the prompt.
 //! let mut generation = client.generate("Build a task management app").await?;
 //! while let Some(event) = generation.next().await {
 //!     if let Event::FileCreated(file) = event? {
@@ -29,6 +31,13 @@
 //! let error = client.generate("Build a task management app").await?.finish().await.unwrap_err();
 //! assert!(matches!(error, Error::Incomplete { .. }) && error.project_id().is_some());
 //!
+//! // A custom script: any `Serialize` events, sent as given.
+//! server.script_next([
+//!     serde_json::json!({"type": "project_created", "project_id": "abc123"}),
+//!     serde_json::json!({"type": "stream_end"}),
+//! ])?;
+//! assert_eq!(client.generate("Build a task management app").await?.finish().await?.stats.events, 2);
+//!
 //! // Token states, with the typed errors they produce.
 //! server.add_token("lcp_mock_expired_token", TokenState::Expired);
 //! let expired = server
@@ -41,6 +50,7 @@
 //! assert!(server.requests().iter().all(|r| {
 //!     r.header("authorization").is_some_and(|v| v.starts_with("Bearer ****"))
 //! }));
+//! server.shutdown();
 //! # Ok(()) }
 //! ```
 //!
@@ -49,16 +59,20 @@
 //! Under `/api/v1`: `POST /agent/generate`, `POST /agent/generate/{projectId}` and
 //! `GET /agent/project/{projectId}`, in the order Laravel checks things:
 //!
-//! 1. a canned [`Reply`], if one is queued ([`MockServer::reply_next`]);
-//! 2. an unknown route: 404 `{"message": "The route … could not be found."}`; a known
+//! 1. the request is read: a head that does not arrive within the
+//!    [read timeout](MockServerBuilder::read_timeout) closes the connection; a body
+//!    that does not gets 408, one over 1 MiB gets 413 (both `{"message": …}`, and the
+//!    connection closed);
+//! 2. a canned [`Reply`], if one is queued ([`MockServer::reply_next`]);
+//! 3. an unknown route: 404 `{"message": "The route … could not be found."}`; a known
 //!    route with another method: 405;
-//! 3. the bearer token: missing, unknown or revoked gives 401
+//! 4. the bearer token: missing, unknown or revoked gives 401
 //!    `{"status": false, "message": "Unauthorized."}`, expired gives 401
 //!    `{"status": false, "message": "API token has expired."}`;
-//! 4. an unknown project: 404 `{"status": false, "message": "Project not found."}`;
-//! 5. the prompt (trimmed; `required|string|min:N`): 422
+//! 5. an unknown project: 404 `{"status": false, "message": "Project not found."}`;
+//! 6. the prompt (trimmed; `required|string|min:N`): 422
 //!    `{"message": "…", "errors": {"prompt": ["…"]}}`;
-//! 6. the event stream (`text/event-stream`, each event a `data: <json>` line and a
+//! 7. the event stream (`text/event-stream`, each event a `data: <json>` line and a
 //!    blank line) or the status JSON
 //!    `{"status": true, "project_id", "app_url", "project_status", "name"}`.
 //!
@@ -71,18 +85,18 @@
 //!
 //! A new project: `project_created`; `container_progress` from 10 to 100 percent
 //! ("Provisioning container...", ..., "Installing Laravel...", ...);
-//! `container_ready`; for each planned file a `tool_progress` (`"tool":
-//! "write_file"`) and a `file_created` (`"path"`, `"action": "created"`); a final
-//! `tool_progress` (`php artisan migrate`); `stream_end` with `project_id` and
-//! `app_url`. The files follow from the prompt: "a task management app" yields a
-//! migration `database/migrations/…_create_tasks_table.php`, `app/Models/Task.php`,
-//! a factory, `app/Http/Controllers/TaskController.php`, a form request, the views
-//! `resources/views/tasks/{index,create,show,edit}.blade.php`, a feature test, the
-//! layout and `routes/web.php`.
+//! `container_ready`; for each file a `tool_progress` (`"tool": "write_file"`) and a
+//! `file_created` (`"path"`, `"action": "created"`); a final `tool_progress`
+//! (`php artisan migrate`); `stream_end` with `project_id` and `app_url`. A
+//! follow-up has no container events, and ends with `npm run build`.
 //!
-//! A follow-up has no container events: `tool_progress` / `file_created` pairs for
-//! the models its prompt names (or the layout and CSS), a final `tool_progress`,
-//! then `stream_end`.
+//! The file names are demo content, from a small table of model words in the
+//! prompt: "a task management app" yields a migration
+//! `database/migrations/…_create_tasks_table.php`, `app/Models/Task.php`, a factory,
+//! `app/Http/Controllers/TaskController.php`, a form request, the views
+//! `resources/views/tasks/{index,create,show,edit}.blade.php`, a feature test, the
+//! layout and `routes/web.php`; a prompt naming no known model gets an `Item`. A
+//! follow-up gets the files of the models it names, or the layout and the CSS.
 //!
 //! [`MockServerBuilder::events_per_generation`] fixes the number of events of every
 //! default stream (for load tests); [`MockServer::script_next`] replaces the next
@@ -95,15 +109,17 @@
 //! reports [`Error::CreditsExhausted`](crate::Error::CreditsExhausted) with the
 //! project id.
 //!
-//! # Performance
+//! # Bounds
 //!
 //! One task per connection, no thread per request. A stream renders one event at a
 //! time when the connection can take more, so memory per stream does not grow with
-//! its length (oversized events are padded piece by piece); at most
-//! [`MAX_RECORDED_REQUESTS`] requests are kept.
+//! its length (oversized events are padded piece by piece). What the server keeps
+//! is capped: [`MAX_RECORDED_REQUESTS`] requests and [`MAX_RECORDED_BODY_BYTES`] of
+//! their bodies (the oldest dropped first), [`MAX_PROMPTS_PER_PROJECT`] prompts and
+//! [`MAX_FILES_PER_PROJECT`] files per project.
 
+mod demo;
 mod fault;
-mod json;
 mod routes;
 mod script;
 mod server;
@@ -111,5 +127,11 @@ mod state;
 mod stream;
 
 pub use fault::{Fault, Reply};
-pub use server::{MockServer, MockServerBuilder, DEFAULT_CREDITS, DEFAULT_MIN_PROMPT_LEN};
-pub use state::{MockProject, ProjectStatus, RecordedRequest, TokenState, MAX_RECORDED_REQUESTS};
+pub use server::{
+    MockError, MockServer, MockServerBuilder, DEFAULT_CREDITS, DEFAULT_MIN_PROMPT_LEN,
+    DEFAULT_READ_TIMEOUT,
+};
+pub use state::{
+    MockProject, ProjectStatus, RecordedRequest, TokenState, MAX_FILES_PER_PROJECT,
+    MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
+};

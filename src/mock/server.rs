@@ -1,23 +1,25 @@
-//! The server: its builder, its handle, the accept loop and one task per
-//! connection.
+//! The server: its builder, its handle, its error type, and its own thread running
+//! the accept loop and one task per connection.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 
 use super::fault::{Fault, Reply};
 use super::routes::{self, PREFIX};
-use super::script::MIN_EVENTS;
+use super::script::{ScriptEvent, MIN_EVENTS};
 use super::state::{Config, MockProject, RecordedRequest, Shared, TokenState};
 use crate::{Client, ClientBuilder, Token};
 
@@ -29,34 +31,94 @@ pub const DEFAULT_CREDITS: u64 = 1_000_000_000;
 /// 10 characters).
 pub const DEFAULT_MIN_PROMPT_LEN: usize = 10;
 
-/// An offline LaraCopilot on `127.0.0.1`, serving the documented Agent API from a
-/// task of the current Tokio runtime.
+/// How long a client may take to send a request's head, and then its body, by
+/// default (see [`MockServerBuilder::read_timeout`]).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest read timeout (longer ones are clamped to it).
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Why a [`MockServer`] could not start, or a script could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockError {
+    /// 127.0.0.1 and the requested port could not be bound (the port is taken, say).
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    #[non_exhaustive]
+    Bind {
+        /// The requested port (0 for an ephemeral one).
+        port: u16,
+        /// The error of the operating system.
+        #[source]
+        source: io::Error,
+    },
+    /// The server's thread or its Tokio runtime could not be started.
+    #[error("cannot start the mock server's thread")]
+    #[non_exhaustive]
+    Thread {
+        /// The error of the operating system.
+        #[source]
+        source: io::Error,
+    },
+    /// A builder setting is out of range (the message names it).
+    #[error("invalid mock server setting: {message}")]
+    #[non_exhaustive]
+    Config {
+        /// Which setting, and what it must be.
+        message: &'static str,
+    },
+    /// An event given to [`MockServer::script_next`] cannot be serialized as JSON (a
+    /// map with non-string keys, or a `Serialize` implementation that fails).
+    #[error("event {index} of the script cannot be serialized as JSON")]
+    #[non_exhaustive]
+    Script {
+        /// The event's position in the script, from 0.
+        index: usize,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An offline LaraCopilot on `127.0.0.1`, serving the documented Agent API from its
+/// own thread and Tokio runtime.
 ///
-/// Stopped by [`shutdown`](MockServer::shutdown) or when dropped; either way open
-/// connections are closed at once. `Debug` never shows a token.
+/// It needs no runtime from its caller: start it from a plain `#[test]`, a
+/// `#[tokio::test]` of either flavour, or `main`, and use it with the async client or
+/// [`blocking::Client`](crate::blocking::Client) alike (the blocking client may even
+/// be called on the thread of a `current_thread` runtime). Stopped by
+/// [`shutdown`](MockServer::shutdown) or when dropped; either way open connections
+/// are closed at once. `Debug` never shows a token.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> laracopilot::Result<()> {
 /// use laracopilot::mock::MockServer;
 ///
-/// let server = MockServer::start().await;
+/// let server = MockServer::start();
 /// let outcome = server.client().generate("Build a task management app").await?.finish().await?;
 /// assert!(outcome.files.iter().any(|f| f == "app/Models/Task.php"));
+/// server.shutdown();
 /// # Ok(()) }
 /// ```
 pub struct MockServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    base_url: String,
     token: Token,
-    shutdown: watch::Sender<bool>,
-    accept: Option<JoinHandle<()>>,
+    running: Option<Running>,
+}
+
+/// The server's thread, and how to stop it.
+struct Running {
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
 }
 
 impl fmt::Debug for MockServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockServer")
-            .field("base_url", &self.base_url())
+            .field("base_url", &self.base_url)
             .field("credits", &self.credits())
             .finish_non_exhaustive()
     }
@@ -66,10 +128,8 @@ impl fmt::Debug for MockServer {
 /// [`start`](MockServerBuilder::start) checks everything.
 #[must_use]
 pub struct MockServerBuilder {
-    pacing: Duration,
-    min_prompt_len: usize,
+    config: Config,
     credits: u64,
-    events_per_generation: Option<usize>,
     port: u16,
     token: Option<String>,
 }
@@ -77,10 +137,8 @@ pub struct MockServerBuilder {
 impl fmt::Debug for MockServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockServerBuilder")
-            .field("pacing", &self.pacing)
-            .field("min_prompt_len", &self.min_prompt_len)
+            .field("config", &self.config)
             .field("credits", &self.credits)
-            .field("events_per_generation", &self.events_per_generation)
             .field("port", &self.port)
             .field("custom_token", &self.token.is_some())
             .finish()
@@ -91,14 +149,14 @@ impl MockServerBuilder {
     /// The delay before each event after the first (zero, the default, sends events
     /// as fast as the client reads them).
     pub fn pacing(mut self, delay: Duration) -> Self {
-        self.pacing = delay;
+        self.config.pacing = delay;
         self
     }
 
     /// The shortest prompt accepted, in characters after trimming
     /// ([`DEFAULT_MIN_PROMPT_LEN`] by default); shorter ones get the Laravel 422.
     pub fn min_prompt_len(mut self, chars: usize) -> Self {
-        self.min_prompt_len = chars;
+        self.config.min_prompt_len = chars;
         self
     }
 
@@ -115,14 +173,13 @@ impl MockServerBuilder {
     }
 
     /// The number of events of every default stream, `stream_end` included (by
-    /// default it follows from the prompt: two events per planned file, plus
-    /// framing). A new project's stream keeps its 8 framing events
-    /// (`project_created`, six `container_progress`, `container_ready`) and fills
-    /// the rest with `tool_progress` / `file_created` pairs cycling over the planned
-    /// files; a follow-up's stream has the same count without the framing. At least
-    /// 9; [`start`](MockServerBuilder::start) refuses less.
+    /// default two per file of the demo plan, plus framing). A new project's stream
+    /// keeps its 8 framing events (`project_created`, six `container_progress`,
+    /// `container_ready`) and fills the rest with `tool_progress` / `file_created`
+    /// pairs cycling over the files; a follow-up's stream has the same count without
+    /// the framing. At least 9; [`start`](MockServerBuilder::start) refuses less.
     pub fn events_per_generation(mut self, events: usize) -> Self {
-        self.events_per_generation = Some(events);
+        self.config.events_per_generation = Some(events);
         self
     }
 
@@ -140,78 +197,98 @@ impl MockServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 and starts serving from a task of the current Tokio runtime.
+    /// How long a client may take to send a request's head (from the moment the
+    /// connection is idle), and then how long its body may take
+    /// ([`DEFAULT_READ_TIMEOUT`] by default; at most a day). A head that is late
+    /// closes the connection without an answer; a late body gets 408
+    /// `{"message": ..}` and the connection closed. Must not be zero.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout.min(MAX_READ_TIMEOUT);
+        self
+    }
+
+    /// Binds 127.0.0.1 and starts serving from the server's own thread. Needs no
+    /// Tokio runtime, and works inside one too.
     ///
     /// # Errors
     ///
-    /// An [`io::Error`] when there is no current Tokio runtime, the port cannot be
-    /// bound, [`events_per_generation`](MockServerBuilder::events_per_generation) is
-    /// below 9 or the [`token`](MockServerBuilder::token) value is not a valid token
-    /// (kind `InvalidInput` for the last two).
-    pub async fn start(self) -> io::Result<MockServer> {
-        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
-        if self.events_per_generation.is_some_and(|n| n < MIN_EVENTS) {
-            return Err(invalid("events_per_generation must be at least 9"));
+    /// [`MockError::Config`] when
+    /// [`events_per_generation`](MockServerBuilder::events_per_generation) is below 9,
+    /// the [`token`](MockServerBuilder::token) value is not a valid token or the
+    /// [`read_timeout`](MockServerBuilder::read_timeout) is zero;
+    /// [`MockError::Bind`] when the port cannot be bound; [`MockError::Thread`] when
+    /// the thread or its runtime cannot be started.
+    pub fn start(self) -> Result<MockServer, MockError> {
+        let invalid = |message| Err(MockError::Config { message });
+        if self
+            .config
+            .events_per_generation
+            .is_some_and(|n| n < MIN_EVENTS)
+        {
+            return invalid("events_per_generation must be at least 9");
+        }
+        if self.config.read_timeout.is_zero() {
+            return invalid("read_timeout must not be zero");
         }
         let value = self.token.unwrap_or_else(random_token);
-        let token = Token::new(value.as_str())
-            .map_err(|_| invalid("the mock token must be non-empty without whitespace"))?;
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(io::Error::other(
-                "the mock server must be started inside a Tokio runtime",
-            ));
-        }
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
-        let addr = listener.local_addr()?;
-        let config = Config {
-            pacing: self.pacing,
-            min_prompt_len: self.min_prompt_len,
-            events_per_generation: self.events_per_generation,
+        let Ok(token) = Token::new(value.as_str()) else {
+            return invalid("the token must be non-empty, without whitespace");
         };
-        let shared = Arc::new(Shared::new(config, self.credits));
+        let port = self.port;
+        let bind = |source| MockError::Bind { port, source };
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let shared = Arc::new(Shared::new(self.config, self.credits));
         shared.set_token(&value, TokenState::Valid);
-        let (shutdown, signal) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), signal));
+        let running = Running::spawn(listener, Arc::clone(&shared), addr.port())
+            .map_err(|source| MockError::Thread { source })?;
         Ok(MockServer {
             shared,
             addr,
+            base_url: format!("http://{addr}{PREFIX}"),
             token,
-            shutdown,
-            accept: Some(accept),
+            running: Some(running),
         })
     }
 }
 
 impl MockServer {
     /// Starts a server with the defaults: instant pacing, a minimum prompt length of
-    /// 10, [`DEFAULT_CREDITS`], an ephemeral port.
+    /// 10, [`DEFAULT_CREDITS`], an ephemeral port. Needs no Tokio runtime.
     ///
     /// # Panics
     ///
-    /// When called outside a Tokio runtime, or when no port of 127.0.0.1 can be bound
-    /// (use [`MockServer::builder`] to get an error instead).
-    pub async fn start() -> MockServer {
-        match MockServer::builder().start().await {
+    /// When no port of 127.0.0.1 can be bound or no thread started (use
+    /// [`MockServer::builder`] to get an error instead).
+    pub fn start() -> MockServer {
+        match MockServer::builder().start() {
             Ok(server) => server,
-            Err(e) => panic!("could not start the mock LaraCopilot on 127.0.0.1: {e}"),
+            Err(e) => match std::error::Error::source(&e) {
+                Some(cause) => panic!("could not start the mock LaraCopilot: {e}: {cause}"),
+                None => panic!("could not start the mock LaraCopilot: {e}"),
+            },
         }
     }
 
     /// A builder for a server with custom settings.
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
-            pacing: Duration::ZERO,
-            min_prompt_len: DEFAULT_MIN_PROMPT_LEN,
+            config: Config {
+                pacing: Duration::ZERO,
+                min_prompt_len: DEFAULT_MIN_PROMPT_LEN,
+                events_per_generation: None,
+                read_timeout: DEFAULT_READ_TIMEOUT,
+            },
             credits: DEFAULT_CREDITS,
-            events_per_generation: None,
             port: 0,
             token: None,
         }
     }
 
     /// The API's base URL on this server: `http://127.0.0.1:PORT/api/v1`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}{PREFIX}", self.addr)
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// The address the server listens on.
@@ -220,16 +297,16 @@ impl MockServer {
     }
 
     /// The server's valid token.
-    pub fn token(&self) -> Token {
-        self.token.clone()
+    pub fn token(&self) -> &Token {
+        &self.token
     }
 
     /// A client builder pointed at this server with its valid token, to adjust
     /// timeouts or limits before building.
     pub fn client_builder(&self) -> ClientBuilder {
         Client::builder()
-            .base_url(self.base_url())
-            .token(self.token())
+            .base_url(self.base_url.as_str())
+            .token(self.token.clone())
     }
 
     /// A client pointed at this server with its valid token.
@@ -268,13 +345,34 @@ impl MockServer {
     }
 
     /// Queues a custom event sequence for the next stream (generate or follow-up);
-    /// each call queues one stream's worth, used in order. The events are sent as
-    /// given, each as one `data:` line, except that a `file_created` event spends a
-    /// credit (or becomes `credits_exhausted`, see [`MockServerBuilder::credits`]).
-    /// If a generate script has a `project_created` event, the stored project takes
-    /// its `project_id` (and `app_url`), so that polling and follow-ups work.
-    pub fn script_next(&self, events: Vec<serde_json::Value>) {
+    /// each call queues one stream's worth, used in order.
+    ///
+    /// Each event is serialized to JSON now and sent as one `data:` line, as it
+    /// serialized (a struct keeps its field order, a `serde_json::json!` object has
+    /// its keys sorted), except that a `file_created` event spends a credit (or
+    /// becomes `credits_exhausted`, see [`MockServerBuilder::credits`]). If a
+    /// generate script has a `project_created` event, the stored project takes its
+    /// `project_id` (and `app_url`), so that polling and follow-ups work.
+    ///
+    /// # Errors
+    ///
+    /// [`MockError::Script`] when an event cannot be serialized; nothing is queued
+    /// then.
+    pub fn script_next<I>(&self, events: I) -> Result<(), MockError>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| match serde_json::to_vec(&event) {
+                Ok(json) => Ok(ScriptEvent::new(json)),
+                Err(source) => Err(MockError::Script { index, source }),
+            })
+            .collect::<Result<_, _>>()?;
         self.shared.push_script(events);
+        Ok(())
     }
 
     /// Queues a fault for the next stream; each call affects one stream, in order.
@@ -293,9 +391,9 @@ impl MockServer {
         self.shared.push_reply(count, reply);
     }
 
-    /// The requests received so far, oldest first (at most the last
-    /// [`MAX_RECORDED_REQUESTS`](super::MAX_RECORDED_REQUESTS)), with the token
-    /// redacted.
+    /// The requests received so far, oldest first, with the token masked; at most
+    /// the last [`MAX_RECORDED_REQUESTS`](super::MAX_RECORDED_REQUESTS), and at most
+    /// [`MAX_RECORDED_BODY_BYTES`](super::MAX_RECORDED_BODY_BYTES) of bodies.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
     }
@@ -306,67 +404,107 @@ impl MockServer {
         self.shared.project(project_id.as_ref())
     }
 
-    /// Stops the server: no new connections, open ones closed, and waits until every
-    /// connection task has ended.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.await;
-        }
-        self.shutdown.closed().await;
+    /// Stops the server: no new connections, open ones closed (a stalled stream or a
+    /// [`Reply::hang`] included), and waits until its thread has ended (about a
+    /// millisecond: it only aborts its connection tasks). Dropping the server does
+    /// the same. Callable from anywhere, an async context included (it then blocks
+    /// that thread for that short wait, and never panics).
+    pub fn shutdown(self) {
+        drop(self);
     }
 }
 
 impl Drop for MockServer {
-    /// Stops accepting and closes open connections (without waiting).
+    /// Stops the server as [`shutdown`](MockServer::shutdown) does.
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.changed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                tokio::spawn(serve(stream, Arc::clone(&shared), stop.clone()));
-            }
-            // Out of file descriptors or a connection reset before it was accepted:
-            // back off briefly instead of spinning.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let _ = running.thread.join();
         }
     }
 }
 
-/// Serves one connection until it closes or the server stops.
-async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    if *stop.borrow_and_update() {
-        return;
+impl Running {
+    /// Serves `listener` from a new thread running a `current_thread` runtime, built
+    /// here so that its errors reach the caller.
+    fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>, port: u16) -> io::Result<Self> {
+        let runtime = Background(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        ));
+        let listener = match &runtime.0 {
+            Some(handle) => {
+                let _entered = handle.enter();
+                TcpListener::from_std(listener)?
+            }
+            None => return Err(io::Error::other("the runtime is gone")),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("laracopilot-mock-{port}"))
+            .spawn(move || {
+                if let Some(handle) = &runtime.0 {
+                    handle.block_on(accept_loop(listener, shared, stopped));
+                }
+            })?;
+        Ok(Running { stop, thread })
     }
+}
+
+/// The server's runtime, shut down without blocking when dropped, wherever that
+/// happens (a failed spawn drops it on the caller's thread, and dropping a
+/// `Runtime` in an async context would panic).
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Accepts connections until `stop` fires (or its sender is dropped), then closes
+/// every open one.
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            // Reaps finished connections, so that the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve(stream, Arc::clone(&shared)));
+                }
+                // Out of file descriptors or a connection reset before it was
+                // accepted: back off briefly instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Serves one connection until it closes.
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     // Events are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
+    let timeout = shared.config.read_timeout;
     let service = service_fn(move |request| routes::handle(Arc::clone(&shared), request));
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        _ = connection => {}
-        _ = stop.changed() => {}
-    }
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
-/// `lcp_mock_` and 32 random hex digits (from the standard library's randomly
-/// seeded hasher; unpredictability does not matter for a mock).
+/// `lcp_mock_` and 32 hex digits from the standard library's randomly seeded hasher
+/// (unpredictability does not matter for a mock).
 fn random_token() -> String {
-    let mut value = String::from("lcp_mock_");
-    for part in 0..2u64 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(part);
-        if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            hasher.write_u128(since.as_nanos());
-        }
-        value.push_str(&format!("{:016x}", hasher.finish()));
-    }
-    value
+    let random = |part: u64| std::collections::hash_map::RandomState::new().hash_one(part);
+    format!("lcp_mock_{:016x}{:016x}", random(0), random(1))
 }

@@ -1,18 +1,34 @@
 //! What the mock server remembers: tokens, credits, projects, scripted queues and
-//! recorded requests. One mutex for everything but the counters; it is never held
-//! across an `.await`.
+//! recorded requests, each bounded. One mutex for everything but the counters; it
+//! is never held across an `.await`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::fault::{Fault, Reply};
+use super::script::ScriptEvent;
+use crate::ProjectId;
 
 /// At most this many requests are kept by
-/// [`MockServer::requests`](super::MockServer::requests); older ones are dropped first.
+/// [`MockServer::requests`](super::MockServer::requests); the oldest are dropped
+/// first.
 pub const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+/// At most this many body bytes, added over the kept requests, are kept by
+/// [`MockServer::requests`](super::MockServer::requests); the oldest requests are
+/// dropped first until the rest fit. One body is at most 1 MiB (a larger one is
+/// refused with 413 and recorded empty).
+pub const MAX_RECORDED_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// At most this many prompts are kept per project in [`MockProject::prompts`]: the
+/// latest ones, the oldest dropped first.
+pub const MAX_PROMPTS_PER_PROJECT: usize = 100;
+
+/// At most this many distinct paths are kept per project in [`MockProject::files`]:
+/// the first ones; later new paths are not recorded (their credits are still spent).
+pub const MAX_FILES_PER_PROJECT: usize = 10_000;
 
 /// The state of a token registered with
 /// [`MockServer::add_token`](super::MockServer::add_token).
@@ -60,8 +76,8 @@ impl ProjectStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockProject {
-    /// The project's id, e.g. `"p1"`.
-    pub project_id: String,
+    /// The project's id, e.g. `p1`.
+    pub project_id: ProjectId,
     /// The name derived from the first prompt, e.g. `"Task Management App"`.
     pub name: String,
     /// `https://{project_id}.laracopilot.com`, or the `app_url` of a scripted
@@ -69,19 +85,21 @@ pub struct MockProject {
     pub app_url: String,
     /// The current status.
     pub status: ProjectStatus,
-    /// Every accepted prompt: the generation's first, then each follow-up's.
+    /// The accepted prompts, oldest first: the generation's, then each follow-up's
+    /// (the latest [`MAX_PROMPTS_PER_PROJECT`]).
     pub prompts: Vec<String>,
     /// The distinct `path` values of the `file_created` events sent so far, in order
-    /// of first appearance.
+    /// of first appearance (the first [`MAX_FILES_PER_PROJECT`]).
     pub files: Vec<String>,
 }
 
 /// One request as the server received it, from
 /// [`MockServer::requests`](super::MockServer::requests).
 ///
-/// The value of the `Authorization` header is redacted: `Bearer ****` followed by
-/// the token's last four characters (only `Bearer ****` for a token shorter than 12
-/// characters), so the list can be printed safely.
+/// The credentials of the `Authorization` header are masked as
+/// [`Token::masked`](crate::Token::masked) does (`Bearer ****` and the token's last
+/// four characters, or only `Bearer ****` for a short or invalid value), so the
+/// list can be printed safely.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordedRequest {
@@ -92,7 +110,8 @@ pub struct RecordedRequest {
     /// Every header as `(lowercase name, value)`, in the order received; values that
     /// are not UTF-8 are decoded lossily.
     pub headers: Vec<(String, String)>,
-    /// The body, decoded lossily as UTF-8 (at most 1 MiB is read).
+    /// The body, decoded lossily as UTF-8; empty when it was too large or did not
+    /// arrive in time.
     pub body: String,
 }
 
@@ -117,6 +136,7 @@ pub(crate) struct Config {
     pub(crate) pacing: Duration,
     pub(crate) min_prompt_len: usize,
     pub(crate) events_per_generation: Option<usize>,
+    pub(crate) read_timeout: Duration,
 }
 
 /// Everything shared between the server's handle and its connections.
@@ -127,36 +147,22 @@ pub(crate) struct Shared {
     state: Mutex<State>,
 }
 
-/// No token values in `Debug`.
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .field("credits", &self.credits())
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Default)]
 struct State {
     /// Token value -> state. The values are the mock's own tokens.
     tokens: HashMap<String, TokenState>,
     projects: HashMap<String, Project>,
-    scripts: VecDeque<Vec<serde_json::Value>>,
+    scripts: VecDeque<Vec<ScriptEvent>>,
     faults: VecDeque<Vec<Fault>>,
     replies: VecDeque<(usize, Reply)>,
     requests: VecDeque<RecordedRequest>,
+    /// The body bytes of `requests`.
+    request_bytes: usize,
 }
 
 struct Project {
     snapshot: MockProject,
     seen_files: HashSet<String>,
-}
-
-/// What a stream takes from the queues when it starts.
-pub(crate) struct StreamSetup {
-    pub(crate) script: Option<Vec<serde_json::Value>>,
-    pub(crate) faults: Vec<Fault>,
 }
 
 impl Shared {
@@ -171,7 +177,7 @@ impl Shared {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // The state stays consistent even if a holder panicked: every update is a
-        // single insertion or assignment.
+        // single insertion, removal or assignment.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -199,7 +205,7 @@ impl Shared {
             .is_ok()
     }
 
-    pub(crate) fn push_script(&self, events: Vec<serde_json::Value>) {
+    pub(crate) fn push_script(&self, events: Vec<ScriptEvent>) {
         self.state().scripts.push_back(events);
     }
 
@@ -226,20 +232,25 @@ impl Shared {
     }
 
     /// The script and faults queued for the next stream.
-    pub(crate) fn take_stream_setup(&self) -> StreamSetup {
+    pub(crate) fn take_stream_setup(&self) -> (Option<Vec<ScriptEvent>>, Vec<Fault>) {
         let mut state = self.state();
-        StreamSetup {
-            script: state.scripts.pop_front(),
-            faults: state.faults.pop_front().unwrap_or_default(),
-        }
+        let faults = state.faults.pop_front().unwrap_or_default();
+        (state.scripts.pop_front(), faults)
     }
 
+    /// Keeps `request`, dropping the oldest ones beyond the caps.
     pub(crate) fn record(&self, request: RecordedRequest) {
         let mut state = self.state();
-        if state.requests.len() >= MAX_RECORDED_REQUESTS {
-            state.requests.pop_front();
-        }
+        state.request_bytes += request.body.len();
         state.requests.push_back(request);
+        while state.requests.len() > MAX_RECORDED_REQUESTS
+            || state.request_bytes > MAX_RECORDED_BODY_BYTES
+        {
+            let Some(oldest) = state.requests.pop_front() else {
+                break;
+            };
+            state.request_bytes -= oldest.body.len();
+        }
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
@@ -255,7 +266,7 @@ impl Shared {
     /// `generating`.
     pub(crate) fn create_project(&self, id: &str, name: String, app_url: String, prompt: String) {
         let snapshot = MockProject {
-            project_id: id.to_owned(),
+            project_id: ProjectId::from(id),
             name,
             app_url,
             status: ProjectStatus::Generating,
@@ -276,6 +287,9 @@ impl Shared {
         let project = &mut state.projects.get_mut(id)?.snapshot;
         project.status = ProjectStatus::Generating;
         project.prompts.push(prompt);
+        if project.prompts.len() > MAX_PROMPTS_PER_PROJECT {
+            project.prompts.remove(0);
+        }
         Some(project.app_url.clone())
     }
 
@@ -291,7 +305,9 @@ impl Shared {
 
     pub(crate) fn add_file(&self, id: &str, path: &str) {
         if let Some(project) = self.state().projects.get_mut(id) {
-            if project.seen_files.insert(path.to_owned()) {
+            if project.seen_files.len() < MAX_FILES_PER_PROJECT
+                && project.seen_files.insert(path.to_owned())
+            {
                 project.snapshot.files.push(path.to_owned());
             }
         }

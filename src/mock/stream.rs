@@ -11,13 +11,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use serde_json::Value;
+use http_body::{Body, Frame};
+use http_body_util::{Either, Full};
 use tokio::time::Sleep;
 
 use super::fault::FaultPlan;
-use super::json;
-use super::script::Script;
+use super::script::{Kind, Script, ScriptEvent, Wire};
 use super::state::{ProjectStatus, Shared};
 
 /// The largest piece handed to hyper at once.
@@ -25,28 +24,12 @@ const MAX_PIECE: usize = 64 * 1024;
 /// Padding of oversized events comes from this block, never from a buffer of the
 /// full size.
 static PAD: [u8; MAX_PIECE] = [b'x'; MAX_PIECE];
-/// Appended to a `message` to mark where the invalid byte goes; replaced after
-/// serialization.
-const INVALID_MARK: char = '\u{E000}';
-/// The value of the `padding` field, marking where the padding goes.
-const PAD_MARK: &str = "\u{E001}";
 
-/// A response body.
-#[derive(Debug)]
-pub(crate) enum MockBody {
-    /// A complete body (JSON or HTML), sent with a `Content-Length`.
-    Full(Option<Bytes>),
-    /// An event stream.
-    Stream(Box<EventStream>),
-}
+/// A response body: a complete one (JSON or HTML, sent with a `Content-Length`), or
+/// an event stream.
+pub(crate) type MockBody = Either<Full<Bytes>, EventStream>;
 
-impl MockBody {
-    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
-        MockBody::Full(Some(bytes.into()))
-    }
-}
-
-impl Body for MockBody {
+impl Body for EventStream {
     type Data = Bytes;
     type Error = io::Error;
 
@@ -54,52 +37,35 @@ impl Body for MockBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            MockBody::Stream(stream) => stream.poll_next_piece(cx),
-        }
+        self.get_mut().poll_piece(cx)
     }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, MockBody::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            MockBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            MockBody::Full(None) => SizeHint::with_exact(0),
-            MockBody::Stream(_) => SizeHint::default(),
-        }
-    }
-}
-
-/// Where the stream is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Streaming,
-    /// `StallBefore`: nothing more is ever written.
-    Stalled,
-    Ended,
 }
 
 /// One part of a rendered event.
-#[derive(Debug)]
 enum Part {
     Bytes(Bytes),
     /// This many padding bytes, taken from [`PAD`].
     Pad(usize),
 }
 
+impl Part {
+    fn len(&self) -> usize {
+        match self {
+            Part::Bytes(bytes) => bytes.len(),
+            Part::Pad(n) => *n,
+        }
+    }
+}
+
 /// The event stream of one generation or follow-up.
-#[derive(Debug)]
 pub(crate) struct EventStream {
     shared: Arc<Shared>,
     project_id: String,
     script: Script,
     plan: FaultPlan,
-    pacing: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
-    phase: Phase,
+    /// The stream is over: nothing more to write.
+    ended: bool,
     /// Events started so far.
     sent: usize,
     /// The rest of the event being written.
@@ -113,14 +79,10 @@ pub(crate) struct EventStream {
     flush_first: bool,
     /// The status to record once the current event is fully written.
     on_written: Option<ProjectStatus>,
-    /// A terminal event was produced (only the first one sets the status).
-    terminal_seen: bool,
     /// The stream ends after the current event (`credits_exhausted`).
     stop_after: bool,
     /// The project's final status was recorded.
     status_recorded: bool,
-    invalid_utf8_pending: bool,
-    oversized_pending: Option<usize>,
 }
 
 impl EventStream {
@@ -130,25 +92,20 @@ impl EventStream {
         script: Script,
         plan: FaultPlan,
     ) -> Self {
-        let pacing = shared.config.pacing;
         EventStream {
+            shared,
             project_id,
             script,
-            pacing,
+            plan,
             sleep: None,
-            phase: Phase::Streaming,
+            ended: false,
             sent: 0,
             out: VecDeque::new(),
             cut: None,
             flush_first: false,
             on_written: None,
-            terminal_seen: false,
             stop_after: false,
             status_recorded: false,
-            invalid_utf8_pending: plan.invalid_utf8,
-            oversized_pending: plan.oversized_event,
-            plan,
-            shared,
         }
     }
 
@@ -157,7 +114,12 @@ impl EventStream {
         self.plan.drop_after.is_some()
     }
 
-    fn poll_next_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    /// How long to wait before sending the response headers.
+    pub(crate) fn delay_headers(&self) -> Duration {
+        self.plan.delay_headers
+    }
+
+    fn poll_piece(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         loop {
             if self.flush_first {
                 self.flush_first = false;
@@ -175,12 +137,8 @@ impl EventStream {
             if let Some(piece) = self.take_piece() {
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
             }
-            match self.phase {
-                Phase::Ended => return Poll::Ready(None),
-                // Never woken again: the connection stays open and silent until the
-                // client or the server closes it.
-                Phase::Stalled => return Poll::Pending,
-                Phase::Streaming => {}
+            if self.ended {
+                return Poll::Ready(None);
             }
             let index = self.sent;
             if self.stop_after || self.plan.drop_after == Some(index) {
@@ -188,14 +146,21 @@ impl EventStream {
                 return Poll::Ready(None);
             }
             if self.plan.stall_before == Some(index) {
-                self.phase = Phase::Stalled;
+                // Never woken again: the connection stays open and silent until the
+                // client or the server closes it.
                 return Poll::Pending;
             }
-            if index > 0 && !self.pacing.is_zero() {
-                let pacing = self.pacing;
+            let mut wait = match index {
+                0 => Duration::ZERO,
+                _ => self.shared.config.pacing,
+            };
+            if let Some((_, delay)) = self.plan.delay_before.filter(|(n, _)| *n == index) {
+                wait = wait.saturating_add(delay);
+            }
+            if !wait.is_zero() {
                 let sleep = self
                     .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pacing)));
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
@@ -211,138 +176,94 @@ impl EventStream {
 
     /// The next piece of the current event, if any is left.
     fn take_piece(&mut self) -> Option<Bytes> {
+        while self.out.front().is_some_and(|part| part.len() == 0) {
+            self.out.pop_front();
+        }
         let limit = self
             .plan
             .chunk_size
             .unwrap_or(MAX_PIECE)
-            .min(self.cut.unwrap_or(usize::MAX))
-            .min(MAX_PIECE);
-        let piece = loop {
-            match self.out.front_mut()? {
-                Part::Bytes(bytes) if bytes.is_empty() => {}
-                Part::Pad(0) => {}
-                Part::Bytes(bytes) if bytes.len() <= limit => {
-                    break std::mem::take(bytes);
-                }
-                Part::Bytes(bytes) => break bytes.split_to(limit),
-                Part::Pad(left) => {
-                    let n = (*left).min(limit);
-                    *left -= n;
-                    break Bytes::from_static(&PAD[..n]);
-                }
+            .min(MAX_PIECE)
+            .min(self.cut.unwrap_or(usize::MAX));
+        let piece = match self.out.front_mut()? {
+            Part::Bytes(bytes) => bytes.split_to(limit.min(bytes.len())),
+            Part::Pad(left) => {
+                let n = (*left).min(limit);
+                *left -= n;
+                Bytes::from_static(PAD.get(..n).unwrap_or_default())
             }
-            self.out.pop_front();
         };
-        while matches!(self.out.front(), Some(Part::Bytes(b)) if b.is_empty())
-            || matches!(self.out.front(), Some(Part::Pad(0)))
-        {
+        while self.out.front().is_some_and(|part| part.len() == 0) {
             self.out.pop_front();
         }
         if let Some(cut) = &mut self.cut {
             *cut -= piece.len();
-            if *cut == 0 {
-                self.flush_first = true;
-            }
+            self.flush_first |= *cut == 0;
         } else if self.out.is_empty() {
             if let Some(status) = self.on_written.take() {
                 self.finish_status(status);
             }
         }
-        if self.plan.chunk_size.is_some() {
-            self.flush_first = true;
-        }
+        self.flush_first |= self.plan.chunk_size.is_some();
         Some(piece)
     }
 
-    /// Renders the next event of the script, after spending credits for it.
-    fn start_event(&mut self, mut event: Value) {
+    /// Renders the next event of the script, after spending a credit for it.
+    fn start_event(&mut self, mut event: ScriptEvent) {
         let index = self.sent;
         self.sent += 1;
-        let kind = event
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if kind == "file_created" {
-            if self.shared.spend_credit() {
-                if let Some(path) = event.get("path").and_then(Value::as_str) {
-                    self.shared.add_file(&self.project_id, path);
-                }
-            } else {
-                event = serde_json::json!({
-                    "type": "credits_exhausted",
-                    "project_id": self.project_id,
-                    "message": "Your team has run out of credits.",
+        if let Kind::File(path) = &event.kind {
+            if !self.shared.spend_credit() {
+                event = ScriptEvent::wire(&Wire::CreditsExhausted {
+                    project_id: &self.project_id,
+                    message: "Your team has run out of credits.",
                 });
                 self.stop_after = true;
+            } else if let Some(path) = path {
+                self.shared.add_file(&self.project_id, path);
             }
         }
-        let kind = event
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let status = match kind {
-            "stream_end" => Some(ProjectStatus::Ready),
-            "credits_exhausted" => Some(ProjectStatus::CreditsExhausted),
-            _ => None,
-        };
-        if let (Some(status), false) = (status, self.terminal_seen) {
-            self.terminal_seen = true;
+        if let Kind::Terminal(status) = event.kind {
+            // Only the first terminal event written sets the status.
             self.on_written = Some(status);
         }
         self.render(event);
         if self.plan.drop_mid_event == Some(index) {
-            let len: usize = self
-                .out
-                .iter()
-                .map(|part| match part {
-                    Part::Bytes(bytes) => bytes.len(),
-                    Part::Pad(n) => *n,
-                })
-                .sum();
-            self.cut = Some(len / 2);
+            self.cut = Some(self.out.iter().map(Part::len).sum::<usize>() / 2);
             self.on_written = None;
         }
     }
 
     /// `data: <json>` and a blank line, with the faults that change bytes.
-    fn render(&mut self, mut event: Value) {
-        let mut invalid_utf8 = false;
-        if self.invalid_utf8_pending {
-            if let Some(Value::String(message)) = event.get_mut("message") {
-                message.push(INVALID_MARK);
-                invalid_utf8 = true;
-                self.invalid_utf8_pending = false;
-            }
-        }
-        let mut pad_to = None;
-        if let Some(size) = self.oversized_pending {
-            let is_created = event.get("type").and_then(Value::as_str) == Some("project_created");
-            if let (Value::Object(map), false) = (&mut event, is_created) {
-                map.insert("padding".into(), Value::String(PAD_MARK.into()));
-                pad_to = Some(size);
-                self.oversized_pending = None;
-            }
-        }
+    fn render(&mut self, event: ScriptEvent) {
         let mut line = b"data: ".to_vec();
-        json::write(&event, json::EVENT_KEYS, &mut line);
-        if invalid_utf8 {
-            replace_last(
-                &mut line,
-                INVALID_MARK.encode_utf8(&mut [0; 4]).as_bytes(),
-                &[0xFF],
-            );
+        line.extend_from_slice(&event.json);
+        if self.plan.invalid_utf8 {
+            if let Some(at) = message_end(&line) {
+                line.insert(at, 0xFF);
+                self.plan.invalid_utf8 = false;
+            }
         }
         let end: &[u8] = if self.plan.crlf { b"\r\n\r\n" } else { b"\n\n" };
-        let mark = PAD_MARK.as_bytes();
-        match pad_to.and_then(|size| Some((size, memchr::memmem::rfind(&line, mark)?))) {
-            Some((size, at)) => {
-                let json_len = line.len() - b"data: ".len() - mark.len();
-                let mut suffix = line.split_off(at);
-                suffix.drain(..mark.len());
-                suffix.extend_from_slice(end);
+        let is_object = event.json.first() == Some(&b'{') && line.last() == Some(&b'}');
+        let padded = !matches!(event.kind, Kind::ProjectCreated(..)) && is_object;
+        match self.plan.oversized_event.filter(|_| padded) {
+            Some(size) => {
+                self.plan.oversized_event = None;
+                line.pop();
+                let field: &[u8] = if event.json.len() > 2 {
+                    b",\"padding\":\""
+                } else {
+                    b"\"padding\":\""
+                };
+                line.extend_from_slice(field);
+                // `data: `, the JSON so far, then the padding and `"}`.
+                let json_len = line.len() - b"data: ".len() + 2;
+                let mut tail = b"\"}".to_vec();
+                tail.extend_from_slice(end);
                 self.out.push_back(Part::Bytes(line.into()));
                 self.out.push_back(Part::Pad(size.saturating_sub(json_len)));
-                self.out.push_back(Part::Bytes(suffix.into()));
+                self.out.push_back(Part::Bytes(tail.into()));
             }
             None => {
                 line.extend_from_slice(end);
@@ -353,7 +274,7 @@ impl EventStream {
 
     /// The stream is over: records `status` unless a terminal event already did.
     fn finish(&mut self, status: ProjectStatus) {
-        self.phase = Phase::Ended;
+        self.ended = true;
         self.finish_status(status);
     }
 
@@ -373,21 +294,20 @@ impl Drop for EventStream {
     }
 }
 
-/// Replaces the last occurrence of `from` in `bytes` with `to`.
-fn replace_last(bytes: &mut Vec<u8>, from: &[u8], to: &[u8]) {
-    if let Some(at) = memchr::memmem::rfind(bytes, from) {
-        bytes.splice(at..at + from.len(), to.iter().copied());
+/// Where the value of the first `"message"` string in `json` ends (its closing
+/// quote). In JSON text a quote inside a string is always escaped, so `"message":"`
+/// matches only a key.
+fn message_end(json: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = b"\"message\":\"";
+    let start = memchr::memmem::find(json, KEY)? + KEY.len();
+    let mut escaped = false;
+    for (i, &byte) in json.iter().enumerate().skip(start) {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return Some(i),
+            _ => {}
+        }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replace_last_swaps_only_the_last_occurrence() {
-        let mut bytes = b"a-b-c".to_vec();
-        replace_last(&mut bytes, b"-", &[0xFF]);
-        assert_eq!(bytes, b"a-b\xFFc");
-    }
+    None
 }

@@ -1,10 +1,18 @@
 //! Helpers shared by the integration tests: a wiremock server per test, a client
-//! pointed at it, and fixtures read from files.
+//! pointed at it, fixtures read from files, bounded waits; the offline
+//! LaraCopilot's helpers in [`mock`], the event-stream generators and checkers in
+//! [`sse`].
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+#[cfg(feature = "mock")]
+pub mod mock;
+pub mod sse;
+
+use std::future::Future;
 use std::time::Duration;
 
-use laracopilot::{Client, Event, Result, Token};
+use laracopilot::tokens::StaticToken;
+use laracopilot::{Client, Event, Outcome, Result, Token};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -40,11 +48,7 @@ pub fn client(server: &MockServer) -> Client {
 }
 
 pub fn builder(server: &MockServer) -> laracopilot::ClientBuilder {
-    Client::builder()
-        .token(token())
-        .base_url(format!("{}/api/v1", server.uri()))
-        .idle_timeout(Some(Duration::from_secs(5)))
-        .retry_policy(laracopilot::RetryPolicy::none())
+    builder_with(server, StaticToken::new(token()))
 }
 
 pub fn fixture(name: &str) -> String {
@@ -110,7 +114,14 @@ pub fn sse_body(events: &[&str]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
 }
 
-/// Collects every item of a generation, bounded in count.
+/// `future`, bounded to 20 seconds: a test that hangs fails instead.
+pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), future)
+        .await
+        .expect("the test makes progress")
+}
+
+/// Collects every item of a generation, bounded in count and time.
 pub async fn collect(mut generation: laracopilot::Generation) -> Vec<Result<Event>> {
     let mut items = Vec::new();
     while let Some(item) = tokio::time::timeout(Duration::from_secs(10), generation.next())
@@ -121,6 +132,18 @@ pub async fn collect(mut generation: laracopilot::Generation) -> Vec<Result<Even
         assert!(items.len() < 100_000, "runaway stream");
     }
     items
+}
+
+/// Generates from `prompt` and drives the stream to its outcome, bounded in time.
+pub async fn finish(client: &Client, prompt: &str) -> Result<Outcome> {
+    bounded(async { client.generate(prompt).await?.finish().await }).await
+}
+
+/// [`finish`], for a generation that must succeed.
+pub async fn finish_ok(client: &Client, prompt: &str) -> Outcome {
+    finish(client, prompt)
+        .await
+        .unwrap_or_else(|e| panic!("the generation of {prompt:?} failed: {e:?}"))
 }
 
 // ---- token lifecycle helpers (tests/tokens.rs, tests/leak.rs) ----

@@ -1,0 +1,27 @@
+//! The offline LaraCopilot (`laracopilot::mock`) driven through the SDK and through
+//! raw sockets, one file per concern: routes and validation, tokens, scripts and
+//! credits, faults, canned replies, recorded requests and caps, read timeouts, and
+//! the server's lifecycle on every kind of test and runtime.
+#![cfg(feature = "mock")]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod faults;
+mod lifecycle;
+mod recording;
+mod replies;
+mod routes;
+mod scripts;
+mod timeouts;
+mod tokens;
+
+#[allow(dead_code, reason = "compile-time assertion only")]
+fn mock_types_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<laracopilot::mock::MockServer>();
+    send_sync::<laracopilot::mock::MockServerBuilder>();
+    send_sync::<laracopilot::mock::RecordedRequest>();
+    send_sync::<laracopilot::mock::MockProject>();
+    send_sync::<laracopilot::mock::MockError>();
+}
