@@ -139,7 +139,7 @@ const SETTLED: &[&str] = &[
 ];
 
 impl WaitOptions {
-    /// The longest time to wait in all; then [`Error::Timeout`] with
+    /// The longest time to wait in all; then [`Error::Timeout`](crate::Error::Timeout) with
     /// [`TimeoutKind::Wait`](crate::TimeoutKind::Wait).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
