@@ -318,6 +318,7 @@ impl Client {
 /// println!("{} files, ready at {:?}", outcome.files.len(), outcome.app_url);
 /// # Ok(()) }
 /// ```
+#[must_use = "a generation does nothing unless iterated; dropping it closes the connection while the server may keep working and spending credits"]
 pub struct Generation {
     // `None` only after the runtime failed mid-call (see `Runtime::run`).
     // Declared before `runtime`: dropped first, while the runtime still runs.
@@ -349,6 +350,16 @@ impl Generation {
     /// How many bytes of the body were received so far.
     pub fn bytes(&self) -> u64 {
         self.inner.as_ref().map_or(0, |inner| inner.bytes())
+    }
+
+    /// How far the generation is, updated with every item the iterator yields (see
+    /// [`crate::Generation::progress`]). Should the runtime fail mid-call, an empty
+    /// [`Progress`](crate::Progress) from then on.
+    pub fn progress(&self) -> &crate::Progress {
+        static CLOSED: crate::Progress = crate::Progress::new();
+        self.inner
+            .as_ref()
+            .map_or(&CLOSED, |inner| inner.progress())
     }
 
     /// Liveness statistics so far.

@@ -12,6 +12,7 @@ use http_body::Body as _;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
+use crate::progress::Progress;
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
 use crate::{Error, Event, Project, ProjectId, Result};
@@ -58,6 +59,7 @@ pub(crate) struct StreamConfig {
 /// }
 /// # Ok(()) }
 /// ```
+#[must_use = "a generation does nothing unless polled; dropping it closes the connection while the server may keep working and spending credits"]
 pub struct Generation {
     body: Option<reqwest::Body>,
     reader: EventReader,
@@ -68,6 +70,7 @@ pub struct Generation {
     span: CallSpan,
     /// The project id was reported to the span.
     id_reported: bool,
+    progress: Progress,
 }
 
 /// Liveness statistics of a stream, from [`Generation::stats`] and in [`Outcome`].
@@ -133,6 +136,7 @@ impl Generation {
         } = start;
         let sleep = |d: Duration| Box::pin(tokio::time::sleep(d));
         let id_reported = project_id.is_some();
+        let progress = Progress::with_start(sent.into_std()).with_project_id(project_id.clone());
         Generation {
             body: Some(body),
             reader: EventReader::new(config.max_event_size, project_id),
@@ -148,6 +152,7 @@ impl Generation {
             },
             span,
             id_reported,
+            progress,
         }
     }
 
@@ -165,6 +170,12 @@ impl Generation {
     /// How many bytes of the body were received so far.
     pub fn bytes(&self) -> u64 {
         self.reader.bytes()
+    }
+
+    /// How far the generation is, updated with every item the stream yields: phase,
+    /// files, tool steps, last message, elapsed time and stalls (see [`Progress`]).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Liveness statistics so far.
@@ -231,6 +242,7 @@ impl Generation {
             files: Vec::new(),
             events: 0,
             stats: Stats::default(),
+            progress: Progress::new(),
             recovered: None,
         };
         let mut seen = HashSet::new();
@@ -238,6 +250,7 @@ impl Generation {
             summary.project_id = generation.project_id().cloned();
             summary.events = generation.events();
             summary.stats = generation.stats();
+            summary.progress = generation.progress.clone();
             summary
         };
         while let Some(item) = self.next().await {
@@ -306,7 +319,13 @@ impl Generation {
 
     /// Book-keeping after an item was decoded: events are decoded as they are
     /// popped, not when their bytes arrive.
-    fn on_item(&mut self) {
+    fn on_item(&mut self, item: &Result<Event>) {
+        // An event arrived with the last chunk received; an error ends the stream now.
+        let at = match item {
+            Ok(_) => self.clock.last_byte.into_std(),
+            Err(_) => std::time::Instant::now(),
+        };
+        self.progress.apply_item_at(item, at);
         if self.clock.first_event.is_none() && self.reader.events() > 0 {
             // The event arrived with the last chunk received.
             let after = self.clock.last_byte - self.clock.sent;
@@ -332,7 +351,7 @@ impl Stream for Generation {
         let this = self.get_mut();
         loop {
             if let Some(item) = this.reader.pop() {
-                this.on_item();
+                this.on_item(&item);
                 return Poll::Ready(Some(item));
             }
             let Some(body) = this.body.as_mut() else {
@@ -393,6 +412,10 @@ pub struct Outcome {
     pub events: u64,
     /// Liveness statistics of the stream.
     pub stats: Stats,
+    /// How far the stream got: [`Phase::Finished`](crate::Phase::Finished) after
+    /// `stream_end`; after a recovery, [`Phase::Failed`](crate::Phase::Failed) with
+    /// the kind of the error that broke the stream, `recovered` telling the rest.
+    pub progress: Progress,
     /// `Some` when the stream broke and the outcome comes from polling the project
     /// (see [`Client::finish_or_recover`](crate::Client::finish_or_recover)); `None`
     /// when the stream ended with `stream_end`.

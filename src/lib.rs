@@ -92,6 +92,7 @@ mod client;
 pub mod mock;
 // Stream.
 mod generation;
+mod progress;
 mod reader;
 mod sse;
 // Transport.
@@ -115,6 +116,7 @@ pub use event::{
 };
 pub use generation::{Generation, Outcome, Stats};
 pub use id::ProjectId;
+pub use progress::{Phase, Progress};
 pub use project::{Project, WaitOptions};
 pub use retry::RetryPolicy;
 pub use token::Token;
