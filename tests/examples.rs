@@ -500,3 +500,33 @@ fn every_example_explains_itself_with_help() {
         }
     }
 }
+
+#[tokio::test]
+async fn modified_files_are_told_apart_from_created_ones() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let server = server().await;
+    let body = sse_body(&[
+        r#"{"type":"project_created","project_id":"p9","app_url":"https://p9.laracopilot.com"}"#,
+        r#"{"type":"container_ready","message":"ready"}"#,
+        r#"{"type":"file_created","path":"app/Models/Task.php","action":"created"}"#,
+        r#"{"type":"file_created","path":"routes/web.php","action":"modified"}"#,
+        r#"{"type":"stream_end","project_id":"p9","app_url":"https://p9.laracopilot.com"}"#,
+    ]);
+    mount(&server, "POST", "/agent/generate", sse(body)).await;
+    let (status, stdout, stderr) = against(&server, bin, &["Build a task management app"]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\n     Created app/Models/Task.php\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\n    Modified routes/web.php\n"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("\nFiles:   1 created, 1 modified\n"),
+        "{stdout}"
+    );
+}

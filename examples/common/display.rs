@@ -96,11 +96,15 @@ impl Display {
     pub fn event(&mut self, event: &Event) {
         // The ticker thread locks the progress to draw: never hold the lock while
         // drawing.
-        let (before, before_since, progress) = {
+        let (before, before_since, modified_before, progress) = {
             let mut shared = lock(&self.progress);
-            let before = (shared.phase(), shared.phase_since());
+            let before = (
+                shared.phase(),
+                shared.phase_since(),
+                shared.files_modified(),
+            );
             shared.apply(event);
-            (before.0, before.1, shared.clone())
+            (before.0, before.1, before.2, shared.clone())
         };
         let color = matches!(self.mode, Mode::Terminal { color: true, .. });
         let plain = matches!(self.mode, Mode::Lines);
@@ -143,9 +147,8 @@ impl Display {
                 lines.push(label(color, Tone::Info, "Container", &text));
             }
             Event::FileCreated(file) => {
-                let modified = file.action.as_deref().is_some_and(|a| {
-                    a.eq_ignore_ascii_case("modified") || a.eq_ignore_ascii_case("updated")
-                });
+                // `Progress` decides what counts as a modification.
+                let modified = progress.files_modified() > modified_before;
                 let verb = if modified { "Modified" } else { "Created" };
                 let path = file.path.as_deref().unwrap_or("(a file without a path)");
                 lines.push(label(color, Tone::Info, verb, path));
