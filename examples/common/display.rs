@@ -262,9 +262,9 @@ fn redraw(
 /// `[====>    ]  40% 0:03  Installing Laravel...`
 fn container_style(progress: &Arc<Mutex<Progress>>, color: bool) -> ProgressStyle {
     let template = if color {
-        "{prefix:>12.cyan.bold} [{bar:30.cyan/blue}] {pos:>3}% {clock:.dim}  {wide_msg}"
+        "{prefix:>12.cyan.bold} [{bar:30.cyan/blue}] {pos:>3}% {clock:.dim}  {wide_msg}{quiet:.yellow}"
     } else {
-        "{prefix:>12} [{bar:30}] {pos:>3}% {clock}  {wide_msg}"
+        "{prefix:>12} [{bar:30}] {pos:>3}% {clock}  {wide_msg}{quiet}"
     };
     style(template, progress).progress_chars("=> ")
 }
