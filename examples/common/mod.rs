@@ -172,7 +172,8 @@ impl Connection {
 
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
-/// mock`. Says which on stderr.
+/// mock`. Says which on stderr. It takes the shared flags so that a flag that shapes
+/// the connection (none does yet) needs no change in the examples.
 pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
         let client = Client::from_env()?;
