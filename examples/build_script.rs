@@ -9,7 +9,8 @@
 //! files to a JSON cache (`target/laracopilot-cache.json`; `--cache PATH` or
 //! `LARACOPILOT_CACHE` to change it). Later runs with the same prompt and API print
 //! `cached` and spend no credits; `--fresh` ignores the cache. Progress goes to
-//! stderr, the result to stdout. Exit codes: 0 success, 2 usage or configuration,
+//! stderr, the result to stdout (with `--json`, the outcome object of the other
+//! examples plus `"cached"`). Exit codes: 0 success, 2 usage or configuration,
 //! 3 authentication, 4 credits exhausted, 1 anything else.
 //!
 //! With `LARACOPILOT_API_TOKEN` set it uses the real API (and `LARACOPILOT_BASE_URL`
@@ -23,13 +24,47 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use laracopilot::{blocking, Error, Event, Outcome};
+use clap::Parser;
+use common::{Failure, Flags};
+use laracopilot::{blocking, Outcome};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT_PROMPT: &str = "Build a task management app with projects, tasks and due dates";
 const DEFAULT_CACHE: &str = "target/laracopilot-cache.json";
 const CACHE_ENV: &str = "LARACOPILOT_CACHE";
-const USAGE: &str = "usage: build_script [--cache PATH] [--fresh] [PROMPT...]";
+
+const ENVIRONMENT: &str = "\
+Environment:
+  LARACOPILOT_CACHE      The cache file, when --cache is not given";
+
+/// Generates an application once, caches the outcome, and reuses it afterwards.
+///
+/// The build-tool pattern, in plain blocking code: the first run generates and writes
+/// the project id, app URL and files to a JSON cache; later runs with the same prompt
+/// and API print `cached` and spend no credits. Progress goes to stderr, the result
+/// to stdout.
+#[derive(Debug, Parser)]
+#[command(
+    name = "build_script",
+    after_help = common::after_help(&[common::ENVIRONMENT, ENVIRONMENT, common::EXIT_STATUS]),
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+
+    /// The cache file [default: $LARACOPILOT_CACHE, else target/laracopilot-cache.json]
+    #[arg(long, value_name = "PATH")]
+    cache: Option<PathBuf>,
+
+    /// Generate again even when the cache holds an outcome for this prompt
+    #[arg(long)]
+    fresh: bool,
+
+    /// What to build; several words are joined with spaces [default: "Build a task
+    /// management app with projects, tasks and due dates"]
+    #[arg(value_name = "PROMPT")]
+    prompt: Vec<String>,
+}
 
 /// What the cache file holds: the outcome, and what it was generated from.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,45 +75,33 @@ struct Entry {
     project_id: Option<String>,
     app_url: Option<String>,
     files: Vec<String>,
-}
-
-struct Options {
-    cache: PathBuf,
-    fresh: bool,
-    prompt: String,
-}
-
-/// Why a run failed: the API said no, or the cache could not be written.
-enum Failure {
-    Api(Error),
-    Local(String),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure::Api(error)
-    }
+    /// How many events the generation delivered (absent in older caches).
+    #[serde(default)]
+    events: u64,
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(why) => {
-            eprintln!("error: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
+    let cli: Cli = common::parse();
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Api(error)) => common::fail(&error.into(), false),
-        Err(Failure::Local(why)) => {
-            eprintln!("error: {why}");
-            ExitCode::FAILURE
-        }
+        Err(failure) => common::fail(&failure, cli.flags.json),
     }
 }
 
-fn run(options: &Options) -> Result<(), Failure> {
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let cache = cli
+        .cache
+        .clone()
+        .or_else(|| {
+            std::env::var_os(CACHE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| DEFAULT_CACHE.into());
+    let prompt = match cli.prompt.join(" ") {
+        blank if blank.trim().is_empty() => DEFAULT_PROMPT.to_owned(),
+        prompt => prompt,
+    };
     // Building a client sends nothing: it only reads the environment.
     let api_client = match std::env::var_os(laracopilot::TOKEN_ENV) {
         Some(_) => Some(blocking::Client::from_env()?),
@@ -89,96 +112,101 @@ fn run(options: &Options) -> Result<(), Failure> {
         .map_or("offline mock", |client| client.base_url())
         .to_owned();
 
-    if !options.fresh {
-        match read_cache(&options.cache) {
-            Ok(Some(entry)) if entry.api == api && entry.prompt == options.prompt => {
-                report("cached", &entry, &options.cache);
+    if !cli.fresh {
+        match read_cache(&cache) {
+            Ok(Some(entry)) if entry.api == api && entry.prompt == prompt => {
+                report(&cli.flags, true, &entry, &cache);
                 return Ok(());
             }
             Ok(_) => {}
-            Err(why) => eprintln!(
-                "warning: ignoring the cache {}: {why}",
-                options.cache.display()
-            ),
+            Err(why) => eprintln!("warning: ignoring the cache {}: {why}", cache.display()),
         }
     }
 
     // `_offline` keeps the embedded server, and the runtime it runs on, alive.
     let (client, _offline) = match api_client {
         Some(client) => {
-            eprintln!("Using the LaraCopilot API at {}", client.base_url());
+            common::note(
+                "Using",
+                &format!("the LaraCopilot API at {}", client.base_url()),
+            );
             (client, None)
         }
         None => offline()?,
     };
-    let outcome = client
-        .generate(options.prompt.as_str())?
-        .finish_with(progress)?;
+    let generation = client.generate(prompt.as_str())?;
+    let mut display = common::Display::new(cli.flags.json, generation.progress().clone());
+    let result = generation.finish_with(|event| {
+        if cli.flags.json {
+            display.above(|| common::print_json(&common::event_json(event)));
+        }
+        display.event(event);
+    });
+    let outcome = match result {
+        Ok(outcome) => {
+            display.finished(&outcome);
+            outcome
+        }
+        Err(error) => {
+            display.failed(&error);
+            return Err(error.into());
+        }
+    };
 
-    let entry = Entry::new(api, options.prompt.clone(), outcome);
-    write_cache(&options.cache, &entry).map_err(|e| {
+    let entry = Entry::new(api, prompt, outcome);
+    write_cache(&cache, &entry).map_err(|e| {
         Failure::Local(format!(
             "could not write the cache {}: {e}",
-            options.cache.display()
+            cache.display()
         ))
     })?;
-    report("generated", &entry, &options.cache);
+    report(&cli.flags, false, &entry, &cache);
     Ok(())
 }
 
-/// The embedded offline LaraCopilot, served from a runtime owned here. The runtime
-/// is multi-threaded so that the server keeps running while this thread blocks.
+/// The embedded offline LaraCopilot (it serves from its own thread).
 #[cfg(feature = "mock")]
 fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
-    let local = |what: &str, e: std::io::Error| Failure::Local(format!("{what}: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| local("could not start a runtime", e))?;
-    let mock = laracopilot::mock::MockServer::builder()
-        .pacing(std::time::Duration::from_millis(20))
-        .start()
-        .map_err(|e| Failure::Local(format!("could not start the offline LaraCopilot: {e}")))?;
-    eprintln!(
-        "No {} set: using the embedded offline LaraCopilot at {} (no credits spent)",
-        laracopilot::TOKEN_ENV,
-        mock.base_url()
+    let builder =
+        laracopilot::mock::MockServer::builder().pacing(std::time::Duration::from_millis(20));
+    let mock = common::start_mock(builder)?;
+    let why = format!("no {} set, no credits spent", laracopilot::TOKEN_ENV);
+    common::note(
+        "Using",
+        &format!("the embedded offline LaraCopilot ({why})"),
     );
     let client = mock.client_builder().build_blocking()?;
-    // Dropped in this order: the server, then its runtime.
-    Ok((client, Some((mock, runtime))))
+    Ok((client, Some(mock)))
 }
 
 #[cfg(not(feature = "mock"))]
 fn offline() -> Result<(blocking::Client, Option<()>), Failure> {
-    Err(Failure::Local(format!(
+    Err(Failure::Config(format!(
         "{} is not set; set it, or run with `--features blocking,mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
 }
 
-fn progress(event: &Event) {
-    match event {
-        Event::ProjectCreated(e) => eprintln!("project {} created", e.project_id),
-        Event::ContainerProgress(e) => match e.percentage {
-            Some(percentage) => eprintln!("  {percentage:>3.0}% {}", e.message),
-            None => eprintln!("       {}", e.message),
-        },
-        Event::ContainerReady(e) => eprintln!("  {}", e.message),
-        Event::FileCreated(e) => eprintln!("  + {}", e.path.as_deref().unwrap_or("(unnamed)")),
-        _ => {}
+/// One line on stdout for tools (with `--json`, the outcome object plus `"cached"`),
+/// the cache's path on stderr for people.
+fn report(flags: &Flags, cached: bool, entry: &Entry, cache: &Path) {
+    if flags.json {
+        common::print_json(&serde_json::json!({ "outcome": {
+            "project_id": entry.project_id,
+            "app_url": entry.app_url,
+            "files": entry.files,
+            "events": entry.events,
+            "cached": cached,
+        }}));
+    } else {
+        println!(
+            "{}: project {} ({} files) at {}",
+            if cached { "cached" } else { "generated" },
+            entry.project_id.as_deref().unwrap_or("(unknown)"),
+            entry.files.len(),
+            entry.app_url.as_deref().unwrap_or("(no URL given)")
+        );
     }
-}
-
-/// One line on stdout for tools, the details on stderr for people.
-fn report(how: &str, entry: &Entry, cache: &Path) {
-    println!(
-        "{how}: project {} ({} files) at {}",
-        entry.project_id.as_deref().unwrap_or("(unknown)"),
-        entry.files.len(),
-        entry.app_url.as_deref().unwrap_or("(no URL given)")
-    );
     eprintln!("cache: {}", cache.display());
 }
 
@@ -190,6 +218,7 @@ impl Entry {
             project_id: outcome.project_id.map(|id| id.to_string()),
             app_url: outcome.app_url,
             files: outcome.files,
+            events: outcome.stats.events,
         }
     }
 }
@@ -215,35 +244,4 @@ fn write_cache(path: &Path, entry: &Entry) -> std::io::Result<()> {
     temporary.push(".tmp");
     std::fs::write(&temporary, json)?;
     std::fs::rename(&temporary, path)
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut cache = std::env::var_os(CACHE_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let mut fresh = false;
-    let mut words = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--cache" => cache = Some(args.next().ok_or("--cache needs a path")?.into()),
-            "--fresh" => fresh = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-            _ => words.push(arg),
-        }
-    }
-    let prompt = words.join(" ");
-    Ok(Options {
-        cache: cache.unwrap_or_else(|| DEFAULT_CACHE.into()),
-        fresh,
-        prompt: if prompt.trim().is_empty() {
-            DEFAULT_PROMPT.to_owned()
-        } else {
-            prompt
-        },
-    })
 }

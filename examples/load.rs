@@ -8,24 +8,51 @@
 //! Defaults: 1,000 generations of 300 events. Linux only for the memory figure
 //! (`VmHWM` in /proc/self/status).
 
+use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::Parser;
 use laracopilot::mock::MockServer;
 
 mod common;
 
-use common::peak_rss_kib;
+use common::{peak_rss_kib, Failure};
+
+/// Load figures: concurrent generations on one client, against the offline
+/// LaraCopilot (no network, no credits).
+///
+/// Prints the wall time, the event rate and the peak memory (Linux), and fails when
+/// any event is missing. Build with --release for meaningful figures.
+#[derive(Debug, Parser)]
+#[command(name = "load", after_help = common::EXIT_STATUS)]
+struct Cli {
+    /// Generations running at once
+    #[arg(value_name = "GENERATIONS", default_value_t = 1_000)]
+    generations: usize,
+
+    /// Events in each generation (at least 9)
+    #[arg(value_name = "EVENTS", default_value_t = 300)]
+    events: usize,
+}
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
-    let generations = args.next().transpose()?.unwrap_or(1_000);
-    let events = args.next().transpose()?.unwrap_or(300);
+async fn main() -> ExitCode {
+    let cli: Cli = common::parse();
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => common::fail(&failure, false),
+    }
+}
 
-    let server = MockServer::builder()
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let Cli {
+        generations,
+        events,
+    } = *cli;
+    let builder = MockServer::builder()
         .events_per_generation(events)
-        .credits(u64::MAX)
-        .start()?;
+        .credits(u64::MAX);
+    let server = common::start_mock(builder)?;
     let client = server.client();
     let before = peak_rss_kib();
     let started = Instant::now();
@@ -43,7 +70,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut delivered = 0;
     for task in tasks {
-        let outcome = task.await??;
+        let outcome = task
+            .await
+            .map_err(|e| Failure::Local(format!("a generation task failed: {e}")))??;
         delivered += outcome.stats.events;
     }
     let elapsed = started.elapsed();
@@ -63,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     if delivered != expected {
-        return Err("not every event was delivered".into());
+        return Err(Failure::Local("not every event was delivered".into()));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! with curl or point another program at it (`LARACOPILOT_BASE_URL`).
 //!
 //! ```text
-//! cargo run --example mock_server --features mock -- --port 8787 [--pacing-ms 40]
+//! cargo run --example mock_server --features mock -- --port 8787 [--pacing-ms 40] [--credits 5]
 //! ```
 //!
 //! It prints the base URL, a token the server accepts (a demo value of this mock,
@@ -11,70 +11,49 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use laracopilot::mock::MockServer;
+
+mod common;
 
 /// The token this demo server accepts.
 const DEMO_TOKEN: &str = "lcp_mock_local_demo_token";
 
-const USAGE: &str = "usage: mock_server [--port PORT] [--pacing-ms MILLISECONDS]";
-
-struct Args {
+/// Serves the embedded offline LaraCopilot on 127.0.0.1 until Ctrl-C.
+///
+/// For curl, or another program pointed at it with LARACOPILOT_BASE_URL and the demo
+/// token it prints (a value of this mock, not a secret). No network, no credits.
+#[derive(Debug, Parser)]
+#[command(name = "mock_server", after_help = common::EXIT_STATUS)]
+struct Cli {
+    /// The port on 127.0.0.1 (0: any free port)
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
     port: u16,
-    pacing: Duration,
+
+    /// Milliseconds between two events of a stream
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 40)]
+    pacing_ms: u64,
+
+    /// The team's credit balance: each generated file spends one, and a stream that
+    /// runs out ends with credits_exhausted [default: plenty]
+    #[arg(long, value_name = "CREDITS")]
+    credits: Option<u64>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        port: 0,
-        pacing: Duration::from_millis(40),
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli: Cli = common::parse();
+    let builder = MockServer::builder()
+        .port(cli.port)
+        .pacing(Duration::from_millis(cli.pacing_ms))
+        .token(DEMO_TOKEN);
+    let builder = match cli.credits {
+        Some(credits) => builder.credits(credits),
+        None => builder,
     };
-    let mut words = std::env::args().skip(1);
-    while let Some(word) = words.next() {
-        let mut value = |name: &str| {
-            words
-                .next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match word.as_str() {
-            "--port" => {
-                let text = value("--port")?;
-                args.port = text
-                    .parse()
-                    .map_err(|_| format!("invalid port {text:?}\n{USAGE}"))?;
-            }
-            "--pacing-ms" => {
-                let text = value("--pacing-ms")?;
-                let millis: u64 = text
-                    .parse()
-                    .map_err(|_| format!("invalid pacing {text:?}\n{USAGE}"))?;
-                args.pacing = Duration::from_millis(millis);
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(args)
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let server = match MockServer::builder()
-        .port(args.port)
-        .pacing(args.pacing)
-        .token(DEMO_TOKEN)
-        .start()
-    {
+    let server = match common::start_mock(builder) {
         Ok(server) => server,
-        Err(e) => {
-            eprintln!("cannot start the offline LaraCopilot: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(failure) => return common::fail(&failure, false),
     };
     let base = server.base_url();
     println!("Offline LaraCopilot listening at {base}");
@@ -90,8 +69,7 @@ fn main() -> ExitCode {
     println!();
     println!("Or: LARACOPILOT_BASE_URL={base} LARACOPILOT_API_TOKEN={DEMO_TOKEN} <your program>");
     println!("Press Ctrl-C to stop.");
-    // The server serves from its own thread; Ctrl-C ends the process.
-    loop {
-        std::thread::park();
-    }
+    // Serves from its own task; Ctrl-C ends the process.
+    std::future::pending::<()>().await;
+    ExitCode::SUCCESS
 }

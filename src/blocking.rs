@@ -286,6 +286,7 @@ impl Client {
 /// println!("{} files, ready at {:?}", outcome.files.len(), outcome.app_url);
 /// # Ok(()) }
 /// ```
+#[must_use = "a generation does nothing unless iterated; dropping it closes the connection while the server may keep working and spending credits"]
 pub struct Generation {
     // `None` only after the runtime failed mid-call (see `Runtime::run`).
     // Declared before `runtime`: dropped first, while the runtime still runs.
@@ -307,6 +308,16 @@ impl Generation {
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
         self.inner.as_ref().and_then(|inner| inner.project_id())
+    }
+
+    /// How far the generation is, updated with every item the iterator yields (see
+    /// [`crate::Generation::progress`]). Should the runtime fail mid-call, an empty
+    /// [`Progress`](crate::Progress) from then on.
+    pub fn progress(&self) -> &crate::Progress {
+        static CLOSED: crate::Progress = crate::Progress::new();
+        self.inner
+            .as_ref()
+            .map_or(&CLOSED, |inner| inner.progress())
     }
 
     /// Liveness statistics so far.

@@ -382,10 +382,11 @@ impl Client {
                 };
                 record(settle(Some(id.clone()), outcome)).await?;
                 Ok(Outcome {
-                    project_id: Some(id),
+                    project_id: Some(id.clone()),
                     app_url,
                     files: Vec::new(),
                     stats: Stats::default(),
+                    progress: crate::Progress::new().with_project_id(Some(id)),
                     recovered: Some(project),
                 })
             }

@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
 use crate::id::LocalId;
+use crate::progress::Progress;
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
 use crate::{Error, Event, Project, ProjectId, Result};
@@ -77,6 +78,7 @@ pub struct Generation {
     /// An item held back until the watcher's write for it is done.
     held: Option<(Write, Result<Event>)>,
     journal_id: Option<LocalId>,
+    progress: Progress,
 }
 
 /// What the client wants to hear from a stream to keep its records true (its
@@ -176,6 +178,7 @@ impl Generation {
             prefix,
         } = start;
         let id_reported = project_id.is_some();
+        let progress = Progress::with_start(sent.into_std()).with_project_id(project_id.clone());
         let mut reader = EventReader::new(config.max_event_size, project_id);
         if !prefix.is_empty() {
             reader.feed_bytes(prefix);
@@ -203,6 +206,7 @@ impl Generation {
             id_watched: id_reported,
             held: None,
             journal_id,
+            progress,
         }
     }
 
@@ -216,6 +220,12 @@ impl Generation {
     /// keeps one.
     pub fn journal_id(&self) -> Option<&LocalId> {
         self.journal_id.as_ref()
+    }
+
+    /// How far the generation is, updated with every item the stream yields: phase,
+    /// files, tool steps, last message, elapsed time and stalls (see [`Progress`]).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Liveness statistics so far.
@@ -282,6 +292,7 @@ impl Generation {
             app_url: None,
             files: Vec::new(),
             stats: Stats::default(),
+            progress: Progress::new(),
             recovered: None,
         };
         // Each distinct path once, in order of first appearance.
@@ -290,6 +301,7 @@ impl Generation {
             summary.files = files.into_iter().collect();
             summary.project_id = generation.project_id().cloned();
             summary.stats = generation.stats();
+            summary.progress = generation.progress.clone();
             summary
         };
         while let Some(item) = self.next().await {
@@ -385,6 +397,12 @@ impl Generation {
     /// Book-keeping after an item was decoded (events are decoded as they are
     /// popped, not when their bytes arrive); the watcher's write, if it has one.
     fn on_item(&mut self, item: &Result<Event>) -> Option<Write> {
+        // An event arrived with the last chunk received; an error ends the stream now.
+        let at = match item {
+            Ok(_) => self.clock.last_byte.into_std(),
+            Err(_) => std::time::Instant::now(),
+        };
+        self.progress.apply_item_at(item, at);
         if self.clock.first_event.is_none() && self.reader.events() > 0 {
             // The event arrived with the last chunk received.
             let after = self
@@ -522,6 +540,10 @@ pub struct Outcome {
     pub files: Vec<String>,
     /// Liveness statistics of the stream.
     pub stats: Stats,
+    /// How far the stream got: [`Phase::Finished`](crate::Phase::Finished) after
+    /// `stream_end`; after a recovery, [`Phase::Failed`](crate::Phase::Failed) with
+    /// the kind of the error that broke the stream, `recovered` telling the rest.
+    pub progress: Progress,
     /// `Some` when the stream broke and the outcome comes from polling the project
     /// (see [`Client::finish_or_recover`](crate::Client::finish_or_recover)); `None`
     /// when the stream ended with `stream_end`.

@@ -91,14 +91,15 @@ mod client;
 pub mod journal;
 #[cfg(feature = "mock")]
 pub mod mock;
+mod spend;
 // Stream.
 mod generation;
+mod progress;
 mod reader;
 mod sse;
 // Transport.
 mod answer;
 mod http;
-mod spend;
 pub mod tokens;
 // Model and base.
 mod error;
@@ -116,11 +117,12 @@ pub use client::{
 };
 pub use error::{BoxError, Error, TimeoutKind};
 pub use event::{
-    ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, StreamEnd, ToolProgress,
-    UnknownEvent,
+    ContainerProgress, ContainerReady, Event, FileCreated, MalformedEvent, ProjectCreated,
+    StreamEnd, ToolProgress, UnknownEvent,
 };
 pub use generation::{Generation, Outcome, Stats};
 pub use id::ProjectId;
+pub use progress::{Phase, Progress};
 pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
 pub use token::Token;

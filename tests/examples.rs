@@ -1,6 +1,8 @@
-//! The `--json` contract of the examples `generate`, `follow_up` and
-//! `project_status`: JSON lines on stdout (events, then an outcome or an error
-//! object), human messages on stderr, exit codes.
+//! The examples as command-line tools: the `--json` contract of `generate`,
+//! `follow_up`, `project_status` and `build_script` (JSON lines on stdout: events,
+//! then an outcome or an error object; human messages on stderr), the plain lines
+//! people and logs get when no terminal is attached, `--help` on every example, and
+//! the exit codes.
 #![cfg(feature = "mock")]
 
 mod common;
@@ -60,6 +62,7 @@ fn generate_json_offline_prints_every_event_then_the_outcome() {
     assert_eq!(events.last().unwrap()["event"], "stream_end");
     let outcome = &last["outcome"];
     assert_eq!(outcome["events"], events.len());
+    assert!(outcome["elapsed_ms"].is_u64(), "{outcome}");
     assert_eq!(outcome["project_id"], events[0]["data"]["project_id"]);
     assert!(outcome["app_url"].as_str().unwrap().starts_with("https://"));
     let files = outcome["files"].as_array().unwrap();
@@ -71,19 +74,84 @@ fn generate_json_offline_prints_every_event_then_the_outcome() {
     );
 }
 
+/// Whether `text` is clean lines: no carriage return, escape or other control
+/// character.
+fn clean_lines(text: &str) -> bool {
+    text.chars().all(|c| c == '\n' || !c.is_control())
+}
+
 #[test]
-fn generate_prints_progress_and_the_app_url_for_people() {
+fn generate_prints_plain_progress_lines_and_a_summary_without_a_terminal() {
     let Some(bin) = example("generate") else {
         return;
     };
     let (status, stdout, stderr) = run_bounded(&bin, &["Build a task management app"], &[], LIMIT);
     assert!(status.success(), "{stderr}");
-    assert!(stdout.contains("100%"), "{stdout}");
-    assert!(stdout.contains("  + app/Models/Task.php"), "{stdout}");
     assert!(
-        stdout.lines().last().unwrap().starts_with("App: https://"),
-        "{stdout}"
+        clean_lines(&stdout) && clean_lines(&stderr),
+        "{stdout:?} {stderr:?}"
     );
+    let progress: Vec<&str> = stderr.lines().collect();
+    let first = |prefix: &str| {
+        progress
+            .iter()
+            .position(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{stderr}"))
+    };
+    assert!(
+        progress[0].contains("embedded offline LaraCopilot"),
+        "{stderr}"
+    );
+    // One line per phase change, per container step and per file, in order.
+    let order = [
+        first("     Project p1 created: https://p1.laracopilot.com"),
+        first("   Container  10% Provisioning container..."),
+        first("   Container  40% Installing Laravel..."),
+        first("   Container 100% Starting services..."),
+        first("   Container ready in "),
+        first("  Generating the application"),
+        first("     Created app/Models/Task.php"),
+        first("     Created routes/web.php"),
+        first("    Finished 12 files in "),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{stderr}");
+    assert_eq!(
+        progress.len(),
+        order[8] + 1,
+        "nothing after Finished: {stderr}"
+    );
+
+    let summary: Vec<&str> = stdout.lines().collect();
+    assert_eq!(summary.len(), 4, "{stdout}");
+    assert_eq!(summary[0], "Project: p1");
+    assert_eq!(summary[1], "App:     https://p1.laracopilot.com");
+    assert_eq!(summary[2], "Files:   12 created, 0 modified");
+    assert!(summary[3].starts_with("Time:    "), "{stdout}");
+}
+
+#[test]
+fn follow_up_prints_no_container_phase() {
+    let Some(bin) = example("follow_up") else {
+        return;
+    };
+    let (status, stdout, stderr) =
+        run_bounded(&bin, &["any", "Add a dark mode with a toggle"], &[], LIMIT);
+    assert!(status.success(), "{stderr}");
+    assert!(clean_lines(&stderr), "{stderr:?}");
+    let after = stderr
+        .split_once("is ready: following up\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        after.starts_with("  Generating changes to project p1\n"),
+        "{after}"
+    );
+    assert!(!after.contains("Container"), "{after}");
+    assert!(
+        after.contains("     Created resources/css/app.css\n"),
+        "{after}"
+    );
+    assert!(stdout.starts_with("Project: p1\n"), "{stdout}");
 }
 
 #[tokio::test]
@@ -180,9 +248,48 @@ fn follow_up_without_arguments_is_a_usage_error() {
     let Some(bin) = example("follow_up") else {
         return;
     };
-    let (status, stdout, _) = run_bounded(&bin, &["--json"], &[], LIMIT);
+    let (status, stdout, stderr) = run_bounded(&bin, &["--json"], &[], LIMIT);
     assert_eq!(status.code(), Some(2));
-    assert_eq!(json_lines(&stdout)[0]["error"]["kind"], "config");
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let error = &lines[0]["error"];
+    assert_eq!(error["kind"], "usage");
+    assert!(
+        error["message"].as_str().unwrap().contains("<PROJECT_ID>"),
+        "{error}"
+    );
+    assert_eq!(
+        (
+            &error["status"],
+            &error["project_id"],
+            &error["retry_after_secs"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    assert!(
+        stderr.contains("Usage: follow_up"),
+        "people still read why: {stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error_with_or_without_json() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let (status, stdout, stderr) = run_bounded(&bin, &["--jsno", "Build an app"], &[], LIMIT);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(stdout, "", "nothing on stdout without --json");
+    assert!(stderr.contains("--jsno"), "{stderr}");
+
+    let (status, stdout, _) = run_bounded(&bin, &["--json", "--bogus"], &[], LIMIT);
+    assert_eq!(status.code(), Some(2));
+    let error = &json_lines(&stdout)[0]["error"];
+    assert_eq!(error["kind"], "usage");
+    assert!(
+        error["message"].as_str().unwrap().contains("--bogus"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -217,4 +324,209 @@ async fn project_status_json_prints_the_project_object() {
     let (status, stdout, stderr) = against(&server, bin, &["--json", "abc123"]).await;
     assert!(status.success(), "{stderr}");
     assert_eq!(json_lines(&stdout), [body]);
+}
+
+#[tokio::test]
+async fn credits_exhausted_exits_4_with_the_project_id() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let server = server().await;
+    let body = sse_body(&[
+        r#"{"type":"project_created","project_id":"p7"}"#,
+        r#"{"type":"container_ready","message":"ready"}"#,
+        r#"{"type":"file_created","path":"app/Models/Task.php"}"#,
+        r#"{"type":"credits_exhausted","message":"Out of credits"}"#,
+    ]);
+    mount(&server, "POST", "/agent/generate", sse(body)).await;
+    let (status, stdout, stderr) = against(
+        &server,
+        bin.clone(),
+        &["--json", "Build a task management app"],
+    )
+    .await;
+    assert_eq!(status.code(), Some(4), "{stdout} {stderr}");
+    let lines = json_lines(&stdout);
+    let error = &lines.last().unwrap()["error"];
+    assert_eq!(
+        (error["kind"].as_str(), error["project_id"].as_str()),
+        (Some("credits_exhausted"), Some("p7"))
+    );
+    assert_eq!(lines.len(), 4, "three events, then the error: {stdout}");
+
+    let (status, stdout, stderr) = against(&server, bin, &["Build a task management app"]).await;
+    assert_eq!(status.code(), Some(4));
+    assert_eq!(stdout, "", "no summary for a failed generation");
+    assert!(clean_lines(&stderr), "{stderr:?}");
+    assert!(
+        stderr.contains("      Failed credits_exhausted after 1 file and "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: the team's credits are exhausted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("project id: p7"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_validation_error_exits_2() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let server = server().await;
+    let body = serde_json::json!({
+        "message": "The prompt field must be at least 10 characters.",
+        "errors": {"prompt": ["The prompt field must be at least 10 characters."]}
+    });
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        wiremock::ResponseTemplate::new(422).set_body_json(&body),
+    )
+    .await;
+    let (status, stdout, _) = against(&server, bin, &["--json", "Build"]).await;
+    assert_eq!(status.code(), Some(2));
+    let error = &json_lines(&stdout)[0]["error"];
+    assert_eq!(
+        (error["kind"].as_str(), error["status"].as_u64()),
+        (Some("validation"), Some(422))
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_event_keeps_its_text_in_the_json_line() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let server = server().await;
+    let body = format!(
+        "{}data: ping\n\n{}",
+        sse_body(&[r#"{"type":"project_created","project_id":"p8"}"#]),
+        sse_body(&[r#"{"type":"stream_end","project_id":"p8"}"#])
+    );
+    mount(&server, "POST", "/agent/generate", sse(body)).await;
+    let (status, stdout, stderr) =
+        against(&server, bin, &["--json", "Build a task management app"]).await;
+    assert!(status.success(), "{stderr}");
+    let lines = json_lines(&stdout);
+    let malformed = &lines[1];
+    assert_eq!(malformed["event"], "");
+    assert_eq!(malformed["data"], Value::Null);
+    assert_eq!(malformed["raw"], "ping");
+    assert!(malformed["malformed"].is_string(), "{malformed}");
+    assert_eq!(lines[3]["outcome"]["events"], 3);
+}
+
+#[test]
+fn build_script_json_reports_the_outcome_then_reuses_the_cache() {
+    let Some(bin) = example("build_script") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.json");
+    let cache = cache.to_str().unwrap();
+    let args = ["--json", "--cache", cache, "Build a blog"];
+    let (status, stdout, stderr) = run_bounded(&bin, &args, &[], LIMIT);
+    assert!(status.success(), "{stderr}");
+    let lines = json_lines(&stdout);
+    let (last, events) = lines.split_last().unwrap();
+    assert_eq!(events.last().unwrap()["event"], "stream_end");
+    assert_eq!(last["outcome"]["cached"], false);
+    assert_eq!(last["outcome"]["events"], events.len());
+
+    let (status, stdout, stderr) = run_bounded(&bin, &args, &[], LIMIT);
+    assert!(status.success(), "{stderr}");
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["outcome"]["cached"], true);
+    assert_eq!(lines[0]["outcome"]["files"], last["outcome"]["files"]);
+}
+
+/// Every example answers `--help` on stdout, exit 0, naming its arguments and the
+/// exit codes.
+#[test]
+fn every_example_explains_itself_with_help() {
+    let examples: [(&str, &[&str]); 8] = [
+        ("generate", &["--json", "[PROMPT]..."]),
+        ("follow_up", &["--json", "<PROJECT_ID>", "<PROMPT>..."]),
+        ("project_status", &["--json", "<PROJECT_ID>"]),
+        (
+            "build_script",
+            &["--json", "--cache <PATH>", "--fresh", "[PROMPT]..."],
+        ),
+        (
+            "token_rotation",
+            &["[ITERATIONS]", "[INTERVAL_MS]", "LARACOPILOT_TOKEN_FILE"],
+        ),
+        (
+            "mock_server",
+            &[
+                "--port <PORT>",
+                "--pacing-ms <MILLISECONDS>",
+                "--credits <CREDITS>",
+            ],
+        ),
+        ("load", &["[GENERATIONS]", "[EVENTS]"]),
+        ("bounded_memory", &["Usage: bounded_memory"]),
+    ];
+    for (name, names) in examples {
+        let Some(bin) = example(name) else {
+            continue;
+        };
+        for flag in ["--help", "-h"] {
+            let (status, stdout, stderr) = run_bounded(&bin, &[flag], &[], LIMIT);
+            assert!(status.success(), "{name} {flag}: {stderr}");
+            assert!(
+                stdout.contains(&format!("Usage: {name}")),
+                "{name}: {stdout}"
+            );
+            for expected in names {
+                assert!(
+                    stdout.contains(expected),
+                    "{name} {flag} names {expected}: {stdout}"
+                );
+            }
+            assert!(stdout.contains("Exit status:"), "{name}: {stdout}");
+            for code in [
+                "0  Success",
+                "2  Usage or configuration",
+                "3  Authentication",
+                "4  The team's credits",
+            ] {
+                assert!(stdout.contains(code), "{name}: {stdout}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn modified_files_are_told_apart_from_created_ones() {
+    let Some(bin) = example("generate") else {
+        return;
+    };
+    let server = server().await;
+    let body = sse_body(&[
+        r#"{"type":"project_created","project_id":"p9","app_url":"https://p9.laracopilot.com"}"#,
+        r#"{"type":"container_ready","message":"ready"}"#,
+        r#"{"type":"file_created","path":"app/Models/Task.php","action":"created"}"#,
+        r#"{"type":"file_created","path":"routes/web.php","action":"modified"}"#,
+        r#"{"type":"stream_end","project_id":"p9","app_url":"https://p9.laracopilot.com"}"#,
+    ]);
+    mount(&server, "POST", "/agent/generate", sse(body)).await;
+    let (status, stdout, stderr) = against(&server, bin, &["Build a task management app"]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\n     Created app/Models/Task.php\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\n    Modified routes/web.php\n"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("\nFiles:   1 created, 1 modified\n"),
+        "{stdout}"
+    );
 }

@@ -1,51 +1,152 @@
-//! What the examples share: connecting (real API or the embedded offline
-//! LaraCopilot), `--json` output, and turning errors into exit codes.
+//! What the examples share: the command-line flags, connecting (the real API or the
+//! embedded offline LaraCopilot), the progress display, `--json` output, and turning
+//! failures into exit codes.
 #![allow(dead_code, reason = "each example uses a different subset")]
 
+mod display;
+
+use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
 
-use laracopilot::{Client, Event, Outcome};
+use clap::Parser;
+use laracopilot::{Client, Error, Event, Generation, Outcome};
 use serde_json::{json, Value};
 
-/// Why an example failed: the SDK said no, or the example's own input was wrong.
-#[derive(Debug)]
-pub enum Error {
-    /// An error of the SDK.
-    Sdk(laracopilot::Error),
-    /// A usage or local configuration problem of the example itself.
-    Usage(String),
-}
+pub use display::{error_label, human_duration, note, Display};
 
-impl From<laracopilot::Error> for Error {
-    fn from(error: laracopilot::Error) -> Self {
-        Error::Sdk(error)
-    }
-}
-
-impl Error {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage(message.into())
-    }
-}
-
-/// Command-line arguments: `--json` anywhere, the rest positional.
-pub struct Args {
+/// The flags shared by the examples that talk to LaraCopilot, flattened into each
+/// example's own arguments (`#[command(flatten)]`): a flag added here is a flag of
+/// every one of them, spelled the same way.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Flags {
+    /// Print JSON on stdout, one object per line; human messages go to stderr
+    ///
+    /// generate, follow_up: {"event": TYPE, "data": EVENT} for each event, then
+    /// {"outcome": {...}} or {"error": {...}}. project_status: the status answer, or
+    /// the error. build_script: the outcome (with "cached"), or the error. The
+    /// README's "JSON output" has the schema.
+    #[arg(long)]
     pub json: bool,
-    pub positional: Vec<String>,
 }
 
-pub fn args() -> Args {
-    let mut json = false;
-    let mut positional = Vec::new();
-    for arg in std::env::args().skip(1) {
-        if arg == "--json" {
-            json = true;
-        } else {
-            positional.push(arg);
+/// The "Environment" section of `--help`, for the examples that talk to LaraCopilot.
+pub const ENVIRONMENT: &str = "\
+Environment:
+  LARACOPILOT_API_TOKEN  Use the real API with this token (spends credits). Unset:
+                         the embedded offline LaraCopilot (built with --features mock)
+  LARACOPILOT_BASE_URL   The API's base URL [default: https://builder.laracopilot.com/api/v1]";
+
+/// The "Exit status" section of `--help`: the same codes in every example.
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0  Success
+  1  Any other failure (network, timeout, incomplete stream, a local file)
+  2  Usage or configuration (bad arguments or settings, a 422 validation error)
+  3  Authentication (the token is missing, invalid, revoked or expired)
+  4  The team's credits are exhausted";
+
+/// The text after `--help`: the given sections, a blank line apart.
+pub fn after_help(sections: &[&str]) -> String {
+    sections.join("\n\n")
+}
+
+/// Why an example failed. The examples never mint a `laracopilot::Error`: that type
+/// is the SDK's account of what happened.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line is wrong (exit 2, JSON kind `"usage"`).
+    Usage(String),
+    /// The run is not set up: no token and no offline server (exit 2, kind `"config"`).
+    Config(String),
+    /// The SDK reported an error (exit code by its kind, kind [`Error::kind`]).
+    Sdk(Error),
+    /// Something on this machine failed: a file, the offline LaraCopilot (exit 1,
+    /// kind `"local"`).
+    Local(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Sdk(error)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(why) | Failure::Config(why) | Failure::Local(why) => f.write_str(why),
+            Failure::Sdk(error) => f.write_str(&message(error)),
         }
     }
-    Args { json, positional }
+}
+
+impl std::error::Error for Failure {}
+
+impl Failure {
+    /// The label of the JSON error object: the SDK's [`Error::kind`], or the
+    /// example's own `"usage"`, `"config"`, `"local"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Usage(_) => "usage",
+            Failure::Config(_) => "config",
+            Failure::Sdk(error) => error.kind(),
+            Failure::Local(_) => "local",
+        }
+    }
+
+    /// 2 usage or configuration, 3 authentication, 4 credits, 1 anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind() {
+            "usage" | "config" | "validation" => 2,
+            "unauthorized" | "token_expired" => 3,
+            "credits_exhausted" => 4,
+            _ => 1,
+        }
+    }
+
+    fn sdk(&self) -> Option<&Error> {
+        match self {
+            Failure::Sdk(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Parses the command line into `T`. `--help` prints and exits 0; a usage error
+/// exits 2, reported as a JSON error object on stdout when `--json` is among the
+/// arguments (and readably on stderr in any case).
+pub fn parse<T: Parser>() -> T {
+    let error = match T::try_parse() {
+        Ok(cli) => return cli,
+        Err(error) => error,
+    };
+    if !error.use_stderr() {
+        // --help, --version: not an error.
+        error.exit();
+    }
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json");
+    if json {
+        print_json(&failure_json(&Failure::Usage(clap_message(&error))));
+        let _ = error.print();
+        std::process::exit(2);
+    }
+    error.exit()
+}
+
+/// A clap error on one line: its first paragraph, without the `error: ` label.
+fn clap_message(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = paragraph.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
 }
 
 /// Keeps the embedded server alive for as long as the client is used.
@@ -55,13 +156,31 @@ pub struct Connection {
     _mock: Option<laracopilot::mock::MockServer>,
 }
 
+impl Connection {
+    /// Whether the client talks to the embedded offline LaraCopilot.
+    #[cfg(feature = "mock")]
+    pub fn offline(&self) -> bool {
+        self._mock.is_some()
+    }
+
+    /// Whether the client talks to the embedded offline LaraCopilot.
+    #[cfg(not(feature = "mock"))]
+    pub fn offline(&self) -> bool {
+        false
+    }
+}
+
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
-/// mock`. Says which on stderr.
-pub async fn connect() -> Result<Connection, Error> {
+/// mock`. Says which on stderr. It takes the shared flags so that a flag that shapes
+/// the connection (none does yet) needs no change in the examples.
+pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
         let client = Client::from_env()?;
-        eprintln!("Using the LaraCopilot API at {}", client.base_url());
+        note(
+            "Using",
+            &format!("the LaraCopilot API at {}", client.base_url()),
+        );
         return Ok(Connection {
             client,
             #[cfg(feature = "mock")]
@@ -70,26 +189,35 @@ pub async fn connect() -> Result<Connection, Error> {
     }
     #[cfg(feature = "mock")]
     {
-        let mock = laracopilot::mock::MockServer::builder()
-            .pacing(std::time::Duration::from_millis(35))
-            .start()
-            .map_err(|e| Error::usage(format!("cannot start the offline LaraCopilot: {e}")))?;
-        let client = mock.client();
-        eprintln!(
-            "No {} set: using the embedded offline LaraCopilot at {} (no credits spent)",
-            laracopilot::TOKEN_ENV,
-            mock.base_url()
+        let builder =
+            laracopilot::mock::MockServer::builder().pacing(std::time::Duration::from_millis(60));
+        let mock = start_mock(builder)?;
+        let why = format!("no {} set, no credits spent", laracopilot::TOKEN_ENV);
+        note(
+            "Using",
+            &format!("the embedded offline LaraCopilot ({why})"),
         );
         Ok(Connection {
-            client,
+            client: mock.client(),
             _mock: Some(mock),
         })
     }
     #[cfg(not(feature = "mock"))]
-    Err(Error::usage(format!(
+    Err(Failure::Config(format!(
         "{} is not set; set it, or run with `--features mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
+}
+
+/// Starts the embedded offline LaraCopilot: the one place where the examples start
+/// it.
+#[cfg(feature = "mock")]
+pub fn start_mock(
+    builder: laracopilot::mock::MockServerBuilder,
+) -> Result<laracopilot::mock::MockServer, Failure> {
+    builder
+        .start()
+        .map_err(|e| Failure::Local(format!("cannot start the offline LaraCopilot: {e}")))
 }
 
 /// The process's peak resident memory in KiB (`VmHWM`; Linux only).
@@ -106,54 +234,51 @@ pub fn print_json(value: &Value) {
     let _ = out.flush();
 }
 
-/// `{"event": "<type>", "data": <the event's JSON object as received>}`.
+/// `{"event": "<type>", "data": <the event's JSON object as received>}`; a malformed
+/// event adds `"malformed": "<why>"`, and `"raw": "<text>"` when its text is not JSON.
 pub fn event_json(event: &Event) -> Value {
-    let data: Value = serde_json::from_str(event.raw_json()).unwrap_or(Value::Null);
-    json!({ "event": event.type_name(), "data": data })
+    let parsed: Option<Value> = serde_json::from_str(event.raw_json()).ok();
+    let mut line =
+        json!({ "event": event.type_name(), "data": parsed.clone().unwrap_or(Value::Null) });
+    if let Event::Malformed(malformed) = event {
+        line["malformed"] = Value::from(malformed.reason.as_str());
+        if parsed.is_none() {
+            line["raw"] = Value::from(event.raw_json());
+        }
+    }
+    line
 }
 
-/// `{"outcome": {...}}`.
-pub fn outcome_json(outcome: &Outcome) -> Value {
-    json!({ "outcome": {
+/// `{"outcome": {...}}`; `extra` fields (an example's own) are added to the object.
+pub fn outcome_json(outcome: &Outcome, extra: &[(&str, Value)]) -> Value {
+    let elapsed = u64::try_from(outcome.progress.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut object = json!({
         "project_id": outcome.project_id.as_ref().map(|p| p.as_str()),
         "app_url": outcome.app_url,
         "files": outcome.files,
         "events": outcome.stats.events,
-    }})
+        "elapsed_ms": elapsed,
+    });
+    for (key, value) in extra {
+        object[*key] = value.clone();
+    }
+    json!({ "outcome": object })
 }
 
-/// `{"error": {...}}`.
-pub fn error_json(error: &Error) -> Value {
-    let error = match error {
-        Error::Sdk(error) => error,
-        Error::Usage(message) => {
-            return json!({ "error": {
-                "kind": "config",
-                "message": message,
-                "status": null,
-                "project_id": null,
-                "retry_after_secs": null,
-            }})
-        }
-    };
+/// `{"error": {"kind", "message", "status", "project_id", "retry_after_secs"}}`.
+pub fn failure_json(failure: &Failure) -> Value {
+    let error = failure.sdk();
     json!({ "error": {
-        "kind": error.kind(),
-        "message": sdk_message(error),
-        "status": error.status(),
-        "project_id": error.project_id().map(|p| p.as_str()),
-        "retry_after_secs": error.retry_after().map(|d| d.as_secs()),
+        "kind": failure.kind(),
+        "message": failure.to_string(),
+        "status": error.and_then(Error::status),
+        "project_id": error.and_then(Error::project_id).map(|p| p.as_str()),
+        "retry_after_secs": error.and_then(Error::retry_after).map(|d| d.as_secs()),
     }})
 }
 
 /// The error with its chain of causes, on one line.
 pub fn message(error: &Error) -> String {
-    match error {
-        Error::Sdk(error) => sdk_message(error),
-        Error::Usage(message) => message.clone(),
-    }
-}
-
-fn sdk_message(error: &laracopilot::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -161,7 +286,7 @@ fn sdk_message(error: &laracopilot::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    if let laracopilot::Error::Validation { errors, .. } = error {
+    if let Error::Validation { errors, .. } = error {
         for (field, messages) in errors {
             text.push_str(&format!("; {field}: {}", messages.join(" ")));
         }
@@ -169,87 +294,89 @@ fn sdk_message(error: &laracopilot::Error) -> String {
     text
 }
 
-/// Reports `error` (as JSON on stdout, or readably on stderr) and picks the exit code:
-/// 2 for usage and configuration, 3 for authentication, 4 for credits, 1 otherwise.
-pub fn fail(error: &Error, json: bool) -> ExitCode {
+/// Reports `failure` (as a JSON error object on stdout, or readably on stderr) and
+/// returns its exit code.
+pub fn fail(failure: &Failure, json: bool) -> ExitCode {
     if json {
-        print_json(&error_json(error));
+        print_json(&failure_json(failure));
     } else {
-        eprintln!("error: {}", message(error));
-        if let Some(id) = match error {
-            Error::Sdk(error) => error.project_id(),
-            Error::Usage(_) => None,
-        } {
+        eprintln!("{} {failure}", error_label());
+        match failure.sdk() {
+            Some(error) if error.project_id().is_some() => {
+                if let Some(id) = error.project_id() {
+                    eprintln!(
+                        "project id: {id} (poll it with: cargo run --example project_status -- {id})"
+                    );
+                }
+            }
+            _ => {}
+        }
+        if failure.exit_code() == 3 {
             eprintln!(
-                "project id: {id} (poll it with: cargo run --example project_status -- {id})"
+                "hint: create a token in the dashboard (Settings -> API Tokens) and set {}",
+                laracopilot::TOKEN_ENV
             );
         }
     }
-    use laracopilot::Error as E;
-    ExitCode::from(match error {
-        Error::Usage(_) | Error::Sdk(E::Config { .. } | E::Validation { .. }) => 2,
-        Error::Sdk(E::Unauthorized { .. } | E::TokenExpired { .. }) => 3,
-        Error::Sdk(E::CreditsExhausted { .. }) => 4,
-        _ => 1,
-    })
+    ExitCode::from(failure.exit_code())
 }
 
-/// Runs a generation to its end: human progress (a bar for the container, a line per
-/// file, the app URL) or JSON lines.
-pub async fn stream(generation: laracopilot::Generation, json: bool) -> Result<Outcome, Error> {
-    let outcome = generation
+/// Runs a generation to its end, with the progress display on stderr, then prints
+/// the summary (people) or the JSON lines (`--json`) on stdout.
+pub async fn stream(generation: Generation, flags: &Flags) -> Result<Outcome, Failure> {
+    let mut display = Display::new(flags.json, generation.progress().clone());
+    let result = generation
         .finish_with(|event| {
-            if json {
-                return print_json(&event_json(event));
+            if flags.json {
+                display.above(|| print_json(&event_json(event)));
             }
-            match event {
-                Event::ProjectCreated(e) => println!("Project {} created", e.project_id),
-                Event::ContainerProgress(e) => {
-                    progress_bar(e.percentage.unwrap_or(0.0), &e.message)
-                }
-                Event::ContainerReady(e) => {
-                    progress_bar(100.0, "");
-                    println!("\n{}", e.message);
-                }
-                Event::FileCreated(e) => {
-                    println!("  + {}", e.path.as_deref().unwrap_or("(unnamed file)"))
-                }
-                Event::ToolProgress(e) => {
-                    if let Some(message) = &e.message {
-                        println!("  · {message}");
-                    }
-                }
-                _ => {}
-            }
+            display.event(event);
         })
-        .await?;
-    if json {
-        print_json(&outcome_json(&outcome));
-    } else {
-        println!(
-            "Done: {} events, {} files",
-            outcome.stats.events,
-            outcome.files.len()
-        );
-        if let Some(id) = &outcome.project_id {
-            println!("Project: {id}");
-        }
-        println!(
-            "App: {}",
-            outcome.app_url.as_deref().unwrap_or("(no URL given)")
-        );
-    }
-    Ok(outcome)
+        .await;
+    finish(display, result, flags)
 }
 
-fn progress_bar(percentage: f64, message: &str) {
-    let filled = (percentage.clamp(0.0, 100.0) / 5.0).round() as usize;
-    print!(
-        "\r[{}{}] {:>3.0}% {:<48}",
-        "#".repeat(filled),
-        ".".repeat(20 - filled),
-        percentage,
-        message
+/// Ends the display, and prints the outcome (a summary, or its JSON line with
+/// `extra` fields) on stdout.
+pub fn finish(
+    mut display: Display,
+    result: laracopilot::Result<Outcome>,
+    flags: &Flags,
+) -> Result<Outcome, Failure> {
+    match result {
+        Ok(outcome) => {
+            display.finished(&outcome);
+            if flags.json {
+                print_json(&outcome_json(&outcome, &[]));
+            } else {
+                print_summary(&outcome);
+            }
+            Ok(outcome)
+        }
+        Err(error) => {
+            display.failed(&error);
+            Err(Failure::Sdk(error))
+        }
+    }
+}
+
+/// The human summary of an outcome, on stdout.
+pub fn print_summary(outcome: &Outcome) {
+    let progress = &outcome.progress;
+    let mut out = std::io::stdout().lock();
+    let id = outcome.project_id.as_ref().map_or("-", |id| id.as_str());
+    let _ = writeln!(out, "Project: {id}");
+    let _ = writeln!(
+        out,
+        "App:     {}",
+        outcome.app_url.as_deref().unwrap_or("(no URL given)")
     );
-    let _ = std::io::stdout().flush();
+    let _ = writeln!(
+        out,
+        "Files:   {} created, {} modified",
+        progress.files_created(),
+        progress.files_modified()
+    );
+    let _ = writeln!(out, "Time:    {}", human_duration(progress.elapsed()));
+    let _ = out.flush();
 }
