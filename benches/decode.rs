@@ -11,6 +11,13 @@
 //! DECODE_INTERLEAVED=40 cargo bench --all-features --bench decode   # A/B/A/B timing
 //! DECODE_ONLY=ours:lf:8192 valgrind --tool=callgrind target/release/deps/decode-<hash>
 //! ```
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "benchmark harness: a failure stops the measurement"
+)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

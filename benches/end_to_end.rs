@@ -8,6 +8,13 @@
 //! `Throughput::Bytes`.
 //!
 //! `cargo bench --all-features --bench end_to_end -- --warm-up-time 1 --measurement-time 3`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "benchmark harness: a failure stops the measurement"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

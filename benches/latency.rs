@@ -10,6 +10,13 @@
 //! `cargo bench --all-features --bench latency` (about 10 seconds; set
 //! `LATENCY_EVENTS` and `LATENCY_ROUNDS` to change the 500 events x 10 rounds of
 //! each).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "benchmark harness: a failure stops the measurement"
+)]
 
 use std::time::Duration;
 

@@ -13,6 +13,13 @@
 //!
 //! 10,000 streams over HTTP/1.1 need 10,000 descriptors in the client and as many in
 //! the server process: check `ulimit -n` (the run says what it needs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "benchmark harness: a failure stops the measurement"
+)]
 
 use std::alloc::System;
 use std::io::{BufRead, BufReader, Write};

@@ -139,7 +139,7 @@ impl Decoder {
             if used == chunk.len() {
                 return Ok(());
             }
-            chunk = &chunk[used..];
+            chunk = chunk.get(used..).unwrap_or_default();
         }
     }
 
@@ -164,8 +164,8 @@ impl Decoder {
         }
         if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
-            if chunk[0] == b'\n' {
-                chunk = &chunk[1..];
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
             }
         }
         let mut pending: Pending<'_> = None;
@@ -180,7 +180,9 @@ impl Decoder {
                 return Ok(whole.len());
             };
             self.reserve(end)?;
-            self.line.extend_from_slice(&chunk[..end]);
+            // `end` is an index of `chunk` (memchr's), as everywhere below.
+            self.line
+                .extend_from_slice(chunk.get(..end).unwrap_or(chunk));
             let line: &Vec<u8> = carried.insert(std::mem::take(&mut self.line));
             // This line cannot be left for the next call: it is no longer in `chunk`.
             step = self.process_line(line, &mut pending, false, out)?;
@@ -195,7 +197,8 @@ impl Decoder {
             if end > self.max_event_size {
                 return Err(self.fail());
             }
-            step = self.process_line(&chunk[..end], &mut pending, true, out)?;
+            let line = chunk.get(..end).unwrap_or(chunk);
+            step = self.process_line(line, &mut pending, true, out)?;
             if step != Step::DispatchedBefore {
                 chunk = self.after_line_end(chunk, end);
             }
@@ -226,7 +229,8 @@ impl Decoder {
         }
         if let Some(matched) = self.bom_matched.take() {
             // The input ended inside what could have been a BOM: those bytes are text.
-            self.line.extend_from_slice(&BOM[..usize::from(matched)]);
+            self.line
+                .extend_from_slice(BOM.get(..usize::from(matched)).unwrap_or_default());
         }
         let line = std::mem::take(&mut self.line);
         let mut pending = None;
@@ -243,12 +247,13 @@ impl Decoder {
     /// The rest of `chunk` after the line ending at `end`; a CR at the very end of the
     /// chunk may be followed by a LF in the next one.
     fn after_line_end<'c>(&mut self, chunk: &'c [u8], end: usize) -> &'c [u8] {
-        let rest = &chunk[end + 1..];
-        if chunk[end] == b'\r' {
-            match rest.first() {
-                Some(b'\n') => return &rest[1..],
-                Some(_) => {}
-                None => self.skip_lf = true,
+        let rest = chunk.get(end + 1..).unwrap_or_default();
+        if chunk.get(end) == Some(&b'\r') {
+            if let Some(after_lf) = rest.strip_prefix(b"\n") {
+                return after_lf;
+            }
+            if rest.is_empty() {
+                self.skip_lf = true;
             }
         }
         rest
@@ -263,7 +268,7 @@ impl Decoder {
                     self.bom_matched = Some(matched as u8);
                     return &[];
                 }
-                Some(&b) if b == BOM[matched] => {
+                Some(&b) if BOM.get(matched) == Some(&b) => {
                     matched += 1;
                     taken += 1;
                 }
@@ -271,14 +276,15 @@ impl Decoder {
                     // Not a BOM: the bytes matched in earlier chunks are text.
                     self.bom_matched = None;
                     if matched > taken {
-                        self.line.extend_from_slice(&BOM[..matched - taken]);
+                        let earlier = BOM.get(..matched - taken).unwrap_or_default();
+                        self.line.extend_from_slice(earlier);
                     }
                     return chunk;
                 }
             }
         }
         self.bom_matched = None;
-        &chunk[taken..]
+        chunk.get(taken..).unwrap_or_default()
     }
 
     /// Checks that the line being read stays within the cap once `more` bytes join it.
@@ -329,8 +335,9 @@ impl Decoder {
         let (field, value) = match memchr(b':', line) {
             Some(0) => return Ok(step),
             Some(colon) => {
-                let value = &line[colon + 1..];
-                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+                let (field, rest) = line.split_at(colon);
+                let value = rest.get(1..).unwrap_or_default();
+                (field, value.strip_prefix(b" ").unwrap_or(value))
             }
             None => (line, &[][..]),
         };
@@ -388,7 +395,9 @@ impl Decoder {
         let data = match pending {
             Some(value) => value,
             // Without the `\n` that follows every line.
-            None if !self.data.is_empty() => &self.data[..self.data.len() - 1],
+            None if !self.data.is_empty() => {
+                self.data.split_last().map_or(&[][..], |(_, init)| init)
+            }
             None => {
                 if let Some(fields) = &mut self.fields {
                     fields.event.clear();

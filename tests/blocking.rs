@@ -1,6 +1,13 @@
 //! The blocking facade: iteration, outcome, status, errors, and safety from plain
 //! threads and from inside tokio runtimes.
 #![cfg(feature = "blocking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -1,4 +1,11 @@
 //! Every documented failure maps to its typed error, checked before any stream exists.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -4,6 +4,13 @@
 //! people and logs get when no terminal is attached, `--help` on every example, and
 //! the exit codes.
 #![cfg(feature = "mock")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -3,6 +3,13 @@
 //! recovery), with every event before the fault delivered exactly once and in order,
 //! and the project id never lost.
 #![cfg(feature = "mock")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 use std::time::Duration;
 

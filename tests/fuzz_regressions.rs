@@ -4,6 +4,13 @@
 //! corpus. Saved inputs live in `tests/fixtures/fuzz/`, named
 //! `<target>-<what it found>`; their layout (cap byte, chunk lengths, stream) is
 //! described in `fuzz/src/lib.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 #[allow(
     dead_code,

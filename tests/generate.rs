@@ -1,4 +1,11 @@
 //! Generation streams end to end over HTTP: events, terminal rules, the request sent.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -12,6 +12,13 @@
 //! Figures (wall time, peak memory) come from `examples/load.rs` in release mode,
 //! not from here.
 #![cfg(feature = "mock")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! `Progress` as a generation keeps it: after every item of real streams (the
 //! documented order, a follow-up, unknown and malformed events, `credits_exhausted`,
 //! a stream kept alive by comments only), in the outcome, and on the blocking facade.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! Recovery instead of re-generation: polling a project until it settles, and the
 //! opt-in that turns a broken stream into that polling.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

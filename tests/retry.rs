@@ -1,5 +1,12 @@
 //! Retries: the status call retries freely; a generate call only when it certainly
 //! started no work, and never after a byte of its stream.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

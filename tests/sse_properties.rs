@@ -8,6 +8,13 @@
 //! - arbitrary bytes never panic, decode the same whatever the chunking, and never
 //!   make the decoder hold or deliver more than its cap; an oversized event ends the
 //!   stream with `EventTooLarge` and nothing follows it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! Token lifecycle over HTTP: rotation through each provider, one shared refresh for
 //! concurrent rejections, local expiry, the expiry hook, and `verify_token`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

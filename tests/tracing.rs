@@ -1,6 +1,13 @@
 //! Tracing (feature `tracing`): a span per call with method, path, status, attempts,
 //! project id, time to first event and event count, and never the token.
 #![cfg(feature = "tracing")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 mod common;
 

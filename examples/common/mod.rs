@@ -238,29 +238,32 @@ pub fn print_json(value: &Value) {
 /// event adds `"malformed": "<why>"`, and `"raw": "<text>"` when its text is not JSON.
 pub fn event_json(event: &Event) -> Value {
     let parsed: Option<Value> = serde_json::from_str(event.raw_json()).ok();
-    let mut line =
-        json!({ "event": event.type_name(), "data": parsed.clone().unwrap_or(Value::Null) });
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), Value::from(event.type_name()));
+    line.insert("data".into(), parsed.clone().unwrap_or(Value::Null));
     if let Event::Malformed(malformed) = event {
-        line["malformed"] = Value::from(malformed.reason.as_str());
+        line.insert("malformed".into(), Value::from(malformed.reason.as_str()));
         if parsed.is_none() {
-            line["raw"] = Value::from(event.raw_json());
+            line.insert("raw".into(), Value::from(event.raw_json()));
         }
     }
-    line
+    Value::Object(line)
 }
 
 /// `{"outcome": {...}}`; `extra` fields (an example's own) are added to the object.
 pub fn outcome_json(outcome: &Outcome, extra: &[(&str, Value)]) -> Value {
     let elapsed = u64::try_from(outcome.progress.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let mut object = json!({
-        "project_id": outcome.project_id.as_ref().map(|p| p.as_str()),
-        "app_url": outcome.app_url,
-        "files": outcome.files,
-        "events": outcome.stats.events,
-        "elapsed_ms": elapsed,
-    });
+    let mut object = serde_json::Map::new();
+    object.insert(
+        "project_id".into(),
+        Value::from(outcome.project_id.as_ref().map(|p| p.as_str())),
+    );
+    object.insert("app_url".into(), Value::from(outcome.app_url.clone()));
+    object.insert("files".into(), Value::from(outcome.files.clone()));
+    object.insert("events".into(), Value::from(outcome.stats.events));
+    object.insert("elapsed_ms".into(), Value::from(elapsed));
     for (key, value) in extra {
-        object[*key] = value.clone();
+        object.insert((*key).to_owned(), value.clone());
     }
     json!({ "outcome": object })
 }

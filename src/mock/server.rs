@@ -261,6 +261,10 @@ impl MockServer {
     ///
     /// When no port of 127.0.0.1 can be bound or no thread started (use
     /// [`MockServer::builder`] to get an error instead).
+    #[allow(
+        clippy::panic,
+        reason = "the documented convenience of a test helper; the builder gives the error"
+    )]
     pub fn start() -> MockServer {
         match MockServer::builder().start() {
             Ok(server) => server,
@@ -315,6 +319,10 @@ impl MockServer {
     ///
     /// Only if the HTTP client cannot be created at all (its TLS backend fails to
     /// initialize); the base URL and token are always valid.
+    #[allow(
+        clippy::panic,
+        reason = "the documented convenience of a test helper; client_builder gives the error"
+    )]
     pub fn client(&self) -> Client {
         match self.client_builder().build() {
             Ok(client) => client,

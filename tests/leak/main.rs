@@ -7,6 +7,13 @@
 //! mask (`****` and the last four characters) is allowed. The search itself is tested
 //! on inputs that do leak. One file per kind of path; the search and the log
 //! capture live here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 #[path = "../common/mod.rs"]
 mod common;

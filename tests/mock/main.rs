@@ -3,6 +3,13 @@
 //! credits, faults, canned replies, recorded requests and caps, read timeouts, and
 //! the server's lifecycle on every kind of test and runtime.
 #![cfg(feature = "mock")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
 
 #[path = "../common/mod.rs"]
 mod common;
