@@ -587,6 +587,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "rustls", feature = "native-tls"))]
     fn default_base_url_is_the_documented_one() {
         let client = Client::builder().token(token()).build().unwrap();
         assert_eq!(client.base_url(), "https://builder.laracopilot.com/api/v1");

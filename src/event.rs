@@ -1,6 +1,6 @@
 //! Events of a generation stream and their payloads.
 
-use crate::ProjectId;
+use crate::{Error, ProjectId, Result};
 
 mod wire;
 
@@ -39,6 +39,34 @@ pub enum Event {
 }
 
 impl Event {
+    /// Decodes one event from the JSON text of a `data:` line, exactly as a stream
+    /// does: to unit-test an event handler without a server.
+    ///
+    /// ```
+    /// use laracopilot::Event;
+    ///
+    /// let event = Event::from_json(r#"{"type":"file_created","path":"app/Models/Task.php"}"#)?;
+    /// assert!(matches!(&event, Event::FileCreated(f) if f.path.as_deref() == Some("app/Models/Task.php")));
+    /// // Text the SDK cannot make sense of is an event too, never an error.
+    /// assert!(matches!(Event::from_json("ping")?, Event::Malformed(_)));
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CreditsExhausted`] for a `credits_exhausted` payload, the one that
+    /// ends a stream as an error; every other text is an `Ok` event.
+    pub fn from_json(json: &str) -> Result<Event> {
+        match decode_event(json) {
+            Decoded::Event(event) => Ok(event),
+            Decoded::CreditsExhausted(raw) => Err(Error::CreditsExhausted {
+                project_id: None,
+                raw,
+                locally: false,
+            }),
+        }
+    }
+
     /// The event's `type` as on the wire, e.g. `"container_progress"`; empty for a
     /// malformed event that names none.
     pub fn type_name(&self) -> &str {

@@ -111,6 +111,12 @@ impl Transport {
                 base.host_str().unwrap_or_default()
             )));
         }
+        let tls = cfg!(any(feature = "rustls", feature = "native-tls"));
+        if settings.http.is_none() && !tls && base.scheme() == "https" {
+            return Err(Error::config(
+                "this build has no TLS: enable the `rustls` or `native-tls` feature of laracopilot for an https base URL",
+            ));
+        }
         let user_agent = match settings.user_agent {
             Some(ua) => HeaderValue::try_from(ua)
                 .map_err(|_| Error::config("the user agent is not a valid header value"))?,

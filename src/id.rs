@@ -14,9 +14,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// its decimal text). Cloning is cheap.
 ///
 /// ```
-/// let id = laracopilot::ProjectId::from("abc123");
+/// use std::collections::HashMap;
+/// use laracopilot::ProjectId;
+///
+/// let id: ProjectId = "abc123".parse().unwrap();
 /// assert_eq!(id.as_str(), "abc123");
-/// assert_eq!(id.to_string(), "abc123");
+/// assert_eq!(id, "abc123");
+/// assert_eq!(String::from("abc123"), id);
+/// let mut apps = HashMap::new();
+/// apps.insert(id, "https://abc123.laracopilot.com");
+/// assert!(apps.contains_key("abc123"));
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProjectId(Arc<str>);
@@ -70,17 +77,41 @@ impl From<&String> for ProjectId {
     }
 }
 
-impl PartialEq<str> for ProjectId {
-    fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+impl std::borrow::Borrow<str> for ProjectId {
+    /// A `HashMap<ProjectId, _>` can be looked up with a `&str`.
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
-impl PartialEq<&str> for ProjectId {
-    fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+impl std::str::FromStr for ProjectId {
+    type Err = std::convert::Infallible;
+
+    /// Any text is an id (the API's are opaque); the calls refuse, before sending,
+    /// ids that could address another endpoint.
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        Ok(ProjectId::from(id))
     }
 }
+
+/// `ProjectId == str`, `== &str`, `== String`, and the other way round.
+macro_rules! eq_text {
+    ($($text:ty),*) => {$(
+        impl PartialEq<$text> for ProjectId {
+            fn eq(&self, other: &$text) -> bool {
+                self.as_str() == AsRef::<str>::as_ref(other)
+            }
+        }
+
+        impl PartialEq<ProjectId> for $text {
+            fn eq(&self, other: &ProjectId) -> bool {
+                AsRef::<str>::as_ref(self) == other.as_str()
+            }
+        }
+    )*};
+}
+
+eq_text!(str, &str, String);
 
 impl Serialize for ProjectId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -36,46 +36,67 @@
 //! item: [`Event::StreamEnd`] on success; `Err(`[`Error::CreditsExhausted`]`)` when
 //! the team's credits ran out; `Err(`[`Error::Incomplete`]`)` when the connection
 //! ended without either (the project id seen so far travels with every error, see
-//! [`Error::project_id`]). Request-level failures (401, 422, 429, ...) come from the
-//! call itself, before any stream exists.
+//! [`Error::project_id`]). An `Err` item is always the last one: a payload the SDK
+//! cannot make sense of is [`Event::Malformed`], so `match event? { .. }` and
+//! [`Generation::finish`] are always right. Request-level failures (401, 422, 429,
+//! ...) come from the call itself, before any stream exists. Dropping a generation
+//! closes its stream, while the server goes on generating and spending.
 //!
 //! # Errors
 //!
 //! [`Error`] has one variant per situation a caller handles differently:
 //! `Unauthorized` and `TokenExpired` (401), `Validation` (422, with the field map),
 //! `NotFound` (404), `RateLimited` (429 with `Retry-After`), `CreditsExhausted`,
-//! `Incomplete`, `Timeout`, `Api` (any other status), `Transport`, `Decode`,
-//! `EventTooLarge` and `Config`. No error, log or `Debug` output ever contains the
-//! token.
+//! `Incomplete`, `GenerationFailed`, `Timeout`, `Api` (any other answer), `Transport`,
+//! `Decode`, `EventTooLarge`, `TokenProvider`, `Journal`, `OutcomeUnknown` and
+//! `Config`. Two helpers state facts, not advice: [`Error::is_transient`] (the same
+//! call may succeed later) and [`Error::may_have_started_work`] (a resend could
+//! create a second project or spend credits twice). No error, log or `Debug` output
+//! ever contains the token.
 //!
 //! # Tasks
 //!
 //! - **Long-running services**: share one [`Client`]; rotate tokens without a
 //!   restart through a provider from [`tokens`]; retries never resend a generation
-//!   that may have started ([`RetryPolicy`]); a broken stream can turn into polling
-//!   with [`Client::finish_or_recover`]; [`Generation::stats`] tells how lively a
+//!   that may have started ([`RetryPolicy`]); a broken stream turns into polling with
+//!   [`Client::finish_or_recover`]; [`Generation::progress`] says how far a generation
+//!   is ([`Progress`]: phase, files, stalls) and [`Generation::stats`] how lively its
 //!   stream is.
-//! - **Build tools and CI**: `laracopilot::blocking` (feature `blocking`) offers the
-//!   same calls without async, safe to call from a plain thread or from inside a
-//!   tokio runtime.
-//! - **Tests that spend no credits**: `laracopilot::mock` (feature `mock`) serves an
-//!   offline LaraCopilot on 127.0.0.1 that your tests can script, faults included.
+//! - **Spend safety**: [`ClientBuilder::offline`] for test suites,
+//!   [`ClientBuilder::max_concurrent_generations`], a credits breaker
+//!   ([`ClientBuilder::credits_cooldown`]), and a [`journal`] that survives a crash:
+//!   [`Client::unfinished`] and [`Client::resume`] at start-up.
+//! - **Build tools and CI**: [`blocking`] (feature `blocking`) offers the same calls
+//!   without async, from a plain thread or from inside a tokio runtime.
+//! - **Tests that spend no credits**: [`mock`] (feature `mock`) serves an offline
+//!   LaraCopilot on 127.0.0.1 that your tests can script, faults included; unit-test
+//!   an event handler with [`Event::from_json`].
 //!
 //! # Cargo features
 //!
 //! - `rustls` (default): TLS through rustls.
-//! - `native-tls`: TLS through the platform's library instead.
-//! - `blocking`: the blocking facade, `laracopilot::blocking`.
-//! - `mock`: the offline LaraCopilot, `laracopilot::mock` (hyper server on loopback).
+//! - `native-tls`: TLS through the platform's library instead. Without either, an
+//!   `https` base URL is refused at [`ClientBuilder::build`].
+//! - `blocking`: the blocking facade, [`blocking`].
+//! - `mock`: the offline LaraCopilot, [`mock`] (a hyper server on loopback, on its
+//!   own thread).
 //! - `tracing`: a span per call (method, path, status, attempts, project id, time to
 //!   first event, event count) and a warning per retry, through `tracing`; never a
 //!   header value or the token.
 //!
 //! # Stability
 //!
-//! The crate follows semantic versioning. `Error`, `Event`, `TimeoutKind` and the
-//! payload structs are `#[non_exhaustive]`, so new variants and fields are minor
-//! changes. `laracopilot::__private` is hidden and not part of the API.
+//! The crate follows semantic versioning. What may grow does so without breaking
+//! you: `Error` and every one of its variants, `Event` and its payloads, `TimeoutKind`,
+//! `ProjectState`, `Phase`, the journal's records and the mock's replies are
+//! `#[non_exhaustive]`, so new variants and new fields are minor changes; match them
+//! with `_` and `..`. An [`Error`] cannot be built outside this crate. Structs with
+//! public fields (`Outcome`, `Stats`, `Project`) are `#[non_exhaustive]` too: read
+//! their fields, do not build them.
+//!
+//! [`ClientBuilder::http_client`] takes a [`reqwest::Client`], re-exported as
+//! [`laracopilot::reqwest`](crate::reqwest): a major version bump of reqwest is a
+//! major version bump of this crate. No other third-party type is part of the API.
 //!
 //! # Minimum supported Rust version
 //!
@@ -131,6 +152,7 @@ pub use token::Token;
 /// major version bump of reqwest here is a major version bump of this crate.
 pub use reqwest;
 
+#[cfg(feature = "__internal")]
 #[doc(hidden)]
 pub mod __private {
     //! Internals exposed for the crate's own benchmarks, fuzz targets and tests.

@@ -54,7 +54,9 @@ impl EventReader {
     }
 
     /// Takes one chunk of the body (copied); its items are then available from
-    /// [`EventReader::pop`]. Does nothing once a terminal item was produced.
+    /// [`EventReader::pop`]. Does nothing once a terminal item was produced. For the
+    /// crate's benchmarks, fuzz targets and tests.
+    #[cfg(feature = "__internal")]
     pub fn feed(&mut self, data: &[u8]) {
         self.feed_bytes(Bytes::copy_from_slice(data));
     }

@@ -128,7 +128,9 @@ impl Decoder {
         self.line.capacity() + self.data.capacity()
     }
 
-    /// Decodes one chunk, calling `out` for every event it completes.
+    /// Decodes one chunk, calling `out` for every event it completes. For the crate's
+    /// tests, benchmarks and fuzz targets.
+    #[cfg(any(test, feature = "__internal"))]
     pub fn feed(
         &mut self,
         mut chunk: &[u8],

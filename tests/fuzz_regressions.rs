@@ -4,6 +4,7 @@
 //! corpus. Saved inputs live in `tests/fixtures/fuzz/`, named
 //! `<target>-<what it found>`; their layout (cap byte, chunk lengths, stream) is
 //! described in `fuzz/src/lib.rs`.
+#![cfg(feature = "__internal")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

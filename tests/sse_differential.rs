@@ -56,6 +56,7 @@
 //! chunks, `id` values holding NUL (ignored by both), `retry` values with other
 //! non-digits (`abc`, `1a`, ` 5`, `-1`, `1.5`: ignored by both), U+FEFF anywhere but
 //! at the start (text for both).
+#![cfg(feature = "__internal")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

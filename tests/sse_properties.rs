@@ -8,6 +8,7 @@
 //! - arbitrary bytes never panic, decode the same whatever the chunking, and never
 //!   make the decoder hold or deliver more than its cap; an oversized event ends the
 //!   stream with `EventTooLarge` and nothing follows it.
+#![cfg(feature = "__internal")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

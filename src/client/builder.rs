@@ -367,14 +367,6 @@ impl ClientBuilder {
             ));
         }
         let base_url = self.base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        if self.http.is_none() && !cfg!(any(feature = "rustls", feature = "native-tls")) {
-            let https = url::Url::parse(&base_url).is_ok_and(|url| url.scheme() == "https");
-            if https {
-                return Err(Error::config(
-                    "this build has no TLS: enable the `rustls` or `native-tls` feature of laracopilot for an https base URL",
-                ));
-            }
-        }
         let transport = Transport::new(http::Settings {
             http: self.http,
             connect_timeout: self.connect_timeout,

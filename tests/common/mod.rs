@@ -6,6 +6,7 @@
 
 #[cfg(feature = "mock")]
 pub mod mock;
+#[cfg(feature = "__internal")]
 pub mod sse;
 
 use std::future::Future;

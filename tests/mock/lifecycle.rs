@@ -29,6 +29,7 @@ fn a_plain_test_can_drive_the_async_client_on_a_runtime_of_its_own() {
     );
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn a_plain_test_can_use_the_blocking_client() {
     let server = MockServer::start();
@@ -41,6 +42,7 @@ fn a_plain_test_can_use_the_blocking_client() {
     );
 }
 
+#[cfg(feature = "blocking")]
 #[tokio::test]
 async fn the_blocking_client_works_on_the_thread_of_a_current_thread_runtime() {
     let server = MockServer::start();
