@@ -167,7 +167,7 @@ impl LocalId {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let random = crate::retry::random_u64();
+        let random = crate::random::u64();
         LocalId(
             format!(
                 "lcj-{millis:x}-{:x}-{count:x}-{:08x}",

@@ -128,6 +128,7 @@ mod event;
 mod id;
 mod lenient;
 mod project;
+mod random;
 mod retry;
 mod token;
 mod trace;

@@ -1,7 +1,5 @@
 //! When and how long to wait before sending a request again.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// How failed requests are retried.
@@ -99,21 +97,11 @@ impl RetryPolicy {
             .saturating_mul(1u32 << exponent)
             .min(self.max_delay);
         // `mul_f64` panics on a product it cannot represent (near `Duration::MAX`).
-        Some(Duration::try_from_secs_f64(bound.as_secs_f64() * random_fraction()).unwrap_or(bound))
+        Some(Duration::try_from_secs_f64(bound.as_secs_f64() * crate::random::fraction()).unwrap_or(bound))
     }
 }
 
-/// A uniformly distributed number in `[0, 1)`.
-fn random_fraction() -> f64 {
-    let bits = random_u64() >> 11;
-    bits as f64 / (1u64 << 53) as f64
-}
 
-/// 64 random bits from the standard library's randomly seeded hasher (no dependency
-/// needed for jitter or unique ids; not for secrets).
-pub(crate) fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
-}
 
 #[cfg(test)]
 mod tests {

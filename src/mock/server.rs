@@ -2,7 +2,6 @@
 //! the accept loop and one task per connection.
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -513,6 +512,6 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 /// `lcp_mock_` and 32 hex digits from the standard library's randomly seeded hasher
 /// (unpredictability does not matter for a mock).
 fn random_token() -> String {
-    let random = |part: u64| std::collections::hash_map::RandomState::new().hash_one(part);
-    format!("lcp_mock_{:016x}{:016x}", random(0), random(1))
+    let random = crate::random::u64;
+    format!("lcp_mock_{:016x}{:016x}", random(), random())
 }
