@@ -26,6 +26,8 @@ mod tests {
     fn draws_differ_and_fractions_stay_in_range() {
         let draws: std::collections::HashSet<u64> = (0..100).map(|_| super::u64()).collect();
         assert_eq!(draws.len(), 100);
-        assert!((0..1000).map(|_| super::fraction()).all(|f| (0.0..1.0).contains(&f)));
+        assert!((0..1000)
+            .map(|_| super::fraction())
+            .all(|f| (0.0..1.0).contains(&f)));
     }
 }

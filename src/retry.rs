@@ -97,11 +97,12 @@ impl RetryPolicy {
             .saturating_mul(1u32 << exponent)
             .min(self.max_delay);
         // `mul_f64` panics on a product it cannot represent (near `Duration::MAX`).
-        Some(Duration::try_from_secs_f64(bound.as_secs_f64() * crate::random::fraction()).unwrap_or(bound))
+        Some(
+            Duration::try_from_secs_f64(bound.as_secs_f64() * crate::random::fraction())
+                .unwrap_or(bound),
+        )
     }
 }
-
-
 
 #[cfg(test)]
 mod tests {

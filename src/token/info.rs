@@ -43,8 +43,10 @@ impl fmt::Display for Expiration {
     }
 }
 
-/// A token's status, as the dashboard shows it.
+/// A token's status, as the dashboard shows it (it may gain a value, such as a
+/// revoked one, should the dashboard show it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenStatus {
     /// Not expired (it may still have been revoked: only the server knows).
     Active,

@@ -15,11 +15,13 @@ pub enum TokenCheck {
     /// The token has expired: the server answered 401 "API token has expired.", or
     /// (`locally`) the token's [`TokenInfo`](super::TokenInfo) says so and nothing was
     /// sent.
+    #[non_exhaustive]
     Expired {
         /// `true` when the SDK knew it and sent nothing.
         locally: bool,
     },
     /// The server rejected the token as invalid or revoked (401 "Unauthorized.").
+    #[non_exhaustive]
     Unauthorized {
         /// The message of the error body, when the server gave one.
         message: Option<String>,

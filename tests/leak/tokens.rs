@@ -28,14 +28,10 @@ async fn tokens_providers_and_builders_never_print_the_token() {
     printed.text("Expiration", Expiration::Days90.to_string());
     printed.debug("TokenStatus", &TokenStatus::Expired);
     printed.text("TokenStatus", info.status_at(now).to_string());
-    for check in [
-        TokenCheck::Accepted,
-        TokenCheck::Expired { locally: true },
-        TokenCheck::Unauthorized { message: None },
-    ] {
-        printed.debug("TokenCheck", &check);
-        printed.text("TokenCheck", check.to_string());
-    }
+    // The other answers come from servers, in the token check's own leak tests.
+    let check = TokenCheck::Accepted;
+    printed.debug("TokenCheck", &check);
+    printed.text("TokenCheck", check.to_string());
 
     // Providers, before and after use.
     let stat = StaticToken::new(with_info.clone());
