@@ -468,3 +468,127 @@ async fn credits_running_out_end_the_stream_with_the_project_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn odd_lines_mid_stream_are_events_that_never_end_the_stream() {
+    for call in CALLS {
+        let reference = baseline(call).await;
+        let server = MockServer::start();
+        let client = client_for(&server, RetryPolicy::none());
+        let run = run(&server, &client, call, |s| {
+            s.faults_next([
+                Fault::RawLineBefore(1, "data: ping".into()),
+                Fault::RawLineBefore(1, "data: [DONE]".into()),
+                Fault::RawLineBefore(2, ": keep-alive".into()),
+                Fault::RawLineBefore(2, "retry: 99999999999999999999".into()),
+                Fault::RawLineBefore(
+                    3,
+                    r#"data: {"type":"file_created","path":7,"path":[1]}"#.into(),
+                ),
+                Fault::RawLineBefore(
+                    3,
+                    "event: surprise\ndata: {\"type\":\"deploy_started\"}".into(),
+                ),
+                Fault::RawLineBefore(
+                    4,
+                    r#"data: {"type":"container_progress","percentage":1e999}"#.into(),
+                ),
+            ])
+        })
+        .await;
+        assert!(run.end.is_ok(), "{call:?}: {:?}", run.end);
+        let injected = |e: &Event| match e {
+            Event::Malformed(_) | Event::Unknown(_) => true,
+            Event::FileCreated(f) => f.path.is_none(),
+            Event::ContainerProgress(p) => p.percentage.is_none() && p.message.is_empty(),
+            _ => false,
+        };
+        let kept: Vec<String> = run
+            .events
+            .iter()
+            .filter(|e| !injected(e))
+            .map(signature)
+            .collect();
+        assert_eq!(
+            kept, reference,
+            "{call:?}: the real events, all and in order"
+        );
+        let malformed: Vec<&str> = run
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Malformed(m) => Some(m.raw_json()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(malformed, ["ping", "[DONE]"], "{call:?}");
+        assert_eq!(
+            run.events.iter().filter(|e| injected(e)).count(),
+            5,
+            "{call:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_503_after_the_application_had_time_to_start_is_never_resent() {
+    for call in CALLS {
+        let server = MockServer::start();
+        // Headers are awaited as long as the idle timeout: longer than the gateway.
+        let client = server
+            .client_builder()
+            .idle_timeout(Some(Duration::from_secs(10)))
+            .retry_policy(quick_retries())
+            .build()
+            .unwrap();
+        // A gateway that waited past the 2 s in which a 503 still means "refused".
+        let late = Reply::delayed(Duration::from_millis(2_500), Reply::unavailable());
+        let run = run(&server, &client, call, |s| s.reply_next(1, late)).await;
+        let error = run.end.expect_err("the 503 is the answer");
+        assert_eq!(error.status(), Some(503), "{call:?}: {error:?}");
+        assert!(error.may_have_started_work(), "{call:?}: {error:?}");
+        assert_eq!(error.attempts(), 1, "{call:?}: {error:?}");
+        let posts = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count();
+        let expected = match call {
+            Call::Generate => 1,
+            // The set-up generation, then the follow-up.
+            Call::FollowUp => 2,
+        };
+        assert_eq!(posts, expected, "{call:?}: sent once only");
+    }
+}
+
+#[tokio::test]
+async fn a_token_provider_that_never_answers_fails_the_call_in_time_and_sends_nothing() {
+    for call in CALLS {
+        let server = MockServer::start();
+        let project = existing_project(&client_for(&server, RetryPolicy::none())).await;
+        let before = server.requests().len();
+        let hung = laracopilot::tokens::FnToken::new(std::future::pending);
+        let client = laracopilot::Client::builder()
+            .token_provider(hung)
+            .base_url(server.base_url())
+            .request_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            match call {
+                Call::Generate => client.generate(PROMPT).await.map(drop),
+                Call::FollowUp => client.follow_up(&project, PROMPT).await.map(drop),
+            }
+        })
+        .await
+        .expect("bounded by the request timeout");
+        assert!(started.elapsed() < Duration::from_secs(5), "{call:?}");
+        let Err(Error::Timeout { kind, .. }) = &outcome else {
+            panic!("{call:?}: {outcome:?}");
+        };
+        assert_eq!(*kind, laracopilot::TimeoutKind::TokenProvider, "{call:?}");
+        assert_eq!(server.requests().len(), before, "{call:?}: nothing sent");
+    }
+}

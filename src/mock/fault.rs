@@ -63,6 +63,13 @@ pub enum Fault {
     /// long (an event already longer gets an empty padding). The padding is written
     /// piece by piece, never buffered whole.
     OversizedEvent(usize),
+    /// Writes the text as a line of its own, then a blank line, right before event
+    /// `n` (after any pacing or delay): what a proxy or a future server might put in
+    /// a stream, such as `data: ping`, `data: [DONE]`, `: keep-alive`, `event: x`, or
+    /// `data: {"type":"file_created","path":7}`. The SDK reads a `data` line it
+    /// cannot make sense of as an `Event::Malformed` and goes on. Several may be
+    /// queued for one stream; they are written in order.
+    RawLineBefore(usize, String),
 }
 
 /// A canned answer given instead of the normal handling, for the next requests
@@ -176,12 +183,17 @@ pub(crate) struct FaultPlan {
     pub(crate) crlf: bool,
     pub(crate) invalid_utf8: bool,
     pub(crate) oversized_event: Option<usize>,
+    pub(crate) raw_lines: Vec<(usize, String)>,
 }
 
 impl FaultPlan {
     pub(crate) fn new(faults: &[Fault]) -> Self {
         let mut plan = FaultPlan::default();
         for fault in faults {
+            if let Fault::RawLineBefore(n, line) = fault {
+                plan.raw_lines.push((*n, line.clone()));
+                continue;
+            }
             match *fault {
                 Fault::StallBefore(n) => plan.stall_before = Some(n),
                 Fault::DelayBefore(n, delay) => plan.delay_before = Some((n, delay)),
@@ -192,6 +204,7 @@ impl FaultPlan {
                 Fault::Crlf => plan.crlf = true,
                 Fault::InvalidUtf8 => plan.invalid_utf8 = true,
                 Fault::OversizedEvent(bytes) => plan.oversized_event = Some(bytes),
+                Fault::RawLineBefore(..) => {}
             }
         }
         plan

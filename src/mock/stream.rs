@@ -212,6 +212,12 @@ impl EventStream {
     fn start_event(&mut self, mut event: ScriptEvent) {
         let index = self.sent;
         self.sent += 1;
+        let end: &[u8] = if self.plan.crlf { b"\r\n\r\n" } else { b"\n\n" };
+        for (_, line) in self.plan.raw_lines.iter().filter(|(n, _)| *n == index) {
+            let mut bytes = line.clone().into_bytes();
+            bytes.extend_from_slice(end);
+            self.out.push_back(Part::Bytes(bytes.into()));
+        }
         if let Kind::File(path) = &event.kind {
             if !self.shared.spend_credit() {
                 event = ScriptEvent::wire(&Wire::CreditsExhausted {
