@@ -111,8 +111,8 @@ mod trace;
 pub use client::{Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use event::{
-    ContainerProgress, ContainerReady, Event, FileCreated, ProjectCreated, StreamEnd, ToolProgress,
-    UnknownEvent,
+    ContainerProgress, ContainerReady, Event, FileCreated, MalformedEvent, ProjectCreated,
+    StreamEnd, ToolProgress, UnknownEvent,
 };
 pub use generation::{Generation, Outcome, Stats};
 pub use id::ProjectId;
