@@ -198,7 +198,20 @@ impl RawServer {
     }
 
     /// Waits until no connection is being served any more (every client went away or
-    /// every script ended), up to `limit`; whether that happened.
+    /// every script ended), up to `limit`; whether that happened. For async tests,
+    /// whose runtime must go on running the client's connections meanwhile.
+    pub async fn quiet(&self, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.shared.active.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// As [`RawServer::quiet`], blocking the calling thread (not for async tests).
     pub fn wait_until_quiet(&self, limit: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < limit {
