@@ -204,10 +204,18 @@ fn client_for(server: &RawServer, token: &str) -> Client {
 #[tokio::test]
 async fn error_bodies_that_echo_the_token_in_any_spelling_never_show_it() {
     for token in TOKENS {
-        for (status, kind, body) in echoing_bodies(token) {
-            let answer = raw::response(status, &[("Content-Type", kind)], body.as_bytes());
-            let server = RawServer::answering(answer);
-            let client = client_for(&server, token);
+        // One server for all the bodies, in order: three calls each.
+        let bodies = echoing_bodies(token);
+        let answers: Vec<Vec<u8>> = bodies
+            .iter()
+            .map(|(status, kind, body)| {
+                raw::response(*status, &[("Content-Type", kind)], body.as_bytes())
+            })
+            .collect();
+        let server =
+            RawServer::start(move |request| vec![Step::Write(answers[request.index / 3].clone())]);
+        let client = client_for(&server, token);
+        for (status, _, body) in &bodies {
             let generate = within(PATIENCE, "generate", client.generate("Build an app"))
                 .await
                 .expect_err("an error answer");
@@ -225,11 +233,15 @@ async fn error_bodies_that_echo_the_token_in_any_spelling_never_show_it() {
                 let context = format!("{call} answered {status} {body}");
                 assert_error_clean(token, &context, &error);
             }
-            // The server did receive the token: the echo is real.
-            let sent = server.requests()[0]
-                .header("authorization")
-                .map(str::to_owned);
-            assert_eq!(sent, Some(format!("Bearer {token}")));
+        }
+        // The server did receive the token: the echo is real.
+        let requests = server.requests();
+        assert_eq!(requests.len(), bodies.len() * 3);
+        for request in requests {
+            assert_eq!(
+                request.header("authorization"),
+                Some(format!("Bearer {token}").as_str())
+            );
         }
     }
 }
@@ -262,41 +274,53 @@ async fn a_masked_error_still_says_what_the_server_said_around_the_token() {
 #[tokio::test]
 async fn status_answers_that_echo_the_token_never_show_it() {
     for token in TOKENS {
+        let mut bodies = Vec::new();
         for spelled in spellings(token) {
-            for body in [
+            bodies.extend([
                 format!(r#"{{"status":false,"message":"Bearer {spelled}"}}"#),
                 format!(r#"{{"status":"{spelled}"}}"#),
                 format!(r#"{{"status":true,"project_id":"{spelled}"}}"#),
                 format!(r#"{{"status":true,"project_id":"p2","name":"{spelled}"}}"#),
                 format!(r#"{{"status":true,"project_id":"{spelled}"#),
-            ] {
-                let server = RawServer::answering(raw::json(200, &body));
-                let client = client_for(&server, token);
-                let error = within(PATIENCE, "project", client.project("p1"))
-                    .await
-                    .expect_err("not a project");
-                assert_error_clean(token, &format!("project answered {body}"), &error);
-                let check = within(PATIENCE, "verify_token", client.verify_token()).await;
-                match check {
-                    Err(error) => {
-                        assert_error_clean(token, &format!("verify_token: {body}"), &error)
-                    }
-                    Ok(check) => panic!("verify_token accepted {body}: {check:?}"),
-                }
+            ]);
+        }
+        // One server for all the bodies, in order: a status call and a token check
+        // each.
+        let answers: Vec<Vec<u8>> = bodies.iter().map(|b| raw::json(200, b)).collect();
+        let server =
+            RawServer::start(move |request| vec![Step::Write(answers[request.index / 2].clone())]);
+        let client = client_for(&server, token);
+        for body in &bodies {
+            let error = within(PATIENCE, "project", client.project("p1"))
+                .await
+                .expect_err("not a project");
+            assert_error_clean(token, &format!("project answered {body}"), &error);
+            let check = within(PATIENCE, "verify_token", client.verify_token()).await;
+            match check {
+                Err(error) => assert_error_clean(token, &format!("verify_token: {body}"), &error),
+                Ok(check) => panic!("verify_token accepted {body}: {check:?}"),
             }
         }
+        assert_eq!(server.requests().len(), bodies.len() * 2);
     }
 }
 
 #[tokio::test]
 async fn a_failed_project_whose_status_answer_echoes_the_token_never_shows_it() {
     for token in TOKENS {
-        for spelled in spellings(token) {
-            let body = format!(
-                r#"{{"status":true,"project_id":"p1","project_status":"failed","name":"{spelled}","app_url":"https://x.example/{spelled}","debug":"{spelled}"}}"#
-            );
-            let server = RawServer::answering(raw::json(200, &body));
-            let client = client_for(&server, token);
+        let bodies: Vec<String> = spellings(token)
+            .iter()
+            .map(|spelled| {
+                format!(
+                    r#"{{"status":true,"project_id":"p1","project_status":"failed","name":"{spelled}","app_url":"https://x.example/{spelled}","debug":"{spelled}"}}"#
+                )
+            })
+            .collect();
+        let answers: Vec<Vec<u8>> = bodies.iter().map(|b| raw::json(200, b)).collect();
+        let server =
+            RawServer::start(move |request| vec![Step::Write(answers[request.index].clone())]);
+        let client = client_for(&server, token);
+        for body in &bodies {
             let options =
                 laracopilot::WaitOptions::default().timeout(std::time::Duration::from_secs(5));
             let error = within(
