@@ -228,7 +228,11 @@ async fn a_2xx_answer_that_is_not_an_event_stream_is_an_api_error_naming_its_typ
             raw::response(200, &[("Content-Type", "text/plain")], "database: down"),
             "text/plain",
         ),
-        ("no content", raw::head(204, &[]), "no content type"),
+        (
+            "no content",
+            raw::head(204, &[("Connection", "close")]),
+            "no content type",
+        ),
     ];
     for (what, answer, named) in pages {
         let server = RawServer::start(move |_| vec![Step::Write(answer.clone()), Step::Close]);

@@ -457,12 +457,21 @@ pub fn head(status: u16, headers: &[(&str, &str)]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// A whole response with its `Content-Length`.
+/// A whole response with its `Content-Length`, and `Connection: close` unless the
+/// headers say otherwise: a script may close the connection after any answer, and
+/// the client must not take it for one it can send the next request on (that would
+/// race with the close).
 pub fn response(status: u16, headers: &[(&str, &str)], body: impl AsRef<[u8]>) -> Vec<u8> {
     let body = body.as_ref();
     let length = body.len().to_string();
     let mut all: Vec<(&str, &str)> = headers.to_vec();
     all.push(("Content-Length", &length));
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+    {
+        all.push(("Connection", "close"));
+    }
     let mut bytes = head(status, &all);
     bytes.extend_from_slice(body);
     bytes
