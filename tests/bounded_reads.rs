@@ -272,7 +272,7 @@ async fn a_retry_after_of_thirty_digits_saturates_instead_of_being_absent() {
 }
 
 #[tokio::test]
-async fn a_retry_after_of_thirty_digits_is_not_read_as_an_invitation_to_retry_at_once() {
+async fn without_a_retry_after_the_same_answer_is_retried_up_to_the_policy() {
     // The same server answers at once without the header: then it is retried.
     let server = RawServer::answering(raw::response(
         429,
