@@ -317,7 +317,11 @@ pub(crate) async fn project_from_response(
     }
     let mut text = String::from_utf8_lossy(&bytes).into_owned();
     match decode_status(&text, requested) {
-        Ok(StatusAnswer::Project(project)) => Ok(project),
+        Ok(StatusAnswer::Project(mut project)) => {
+            // It may end up in an error (a failed project's): the token never does.
+            project.redact_with(|field| token.redact(field));
+            Ok(project)
+        }
         Ok(StatusAnswer::Refused {
             message,
             project_id,
@@ -337,8 +341,9 @@ pub(crate) async fn project_from_response(
                 may_have_started_work: false,
             })
         }
-        Ok(StatusAnswer::Unexpected(why)) => {
+        Ok(StatusAnswer::Unexpected(mut why)) => {
             token.redact(&mut text);
+            token.redact(&mut why);
             Err(unexpected_status_answer(why, snippet(&text), attempts))
         }
         Err(e) => Err(Error::decode("project status", e)),

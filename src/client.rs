@@ -225,9 +225,10 @@ impl Client {
                 Err(error) if error.is_transient() => {}
                 Err(error) => return Err(error),
             }
-            let next = Instant::now().checked_add(interval);
-            if let (Some(deadline), Some(next)) = (deadline, next) {
-                if next >= deadline {
+            if let Some(deadline) = deadline {
+                // A pause too long for the clock ends after any deadline too.
+                let next = Instant::now().checked_add(interval);
+                if next.is_none_or(|next| next >= deadline) {
                     return Err(timed_out(project_id));
                 }
             }

@@ -94,6 +94,8 @@ struct Attempt {
     /// From sending the last request to its headers.
     took: Duration,
     refresh_error: Option<BoxError>,
+    /// The start of the body, already read (a 401's, before the refresh).
+    prefix: Bytes,
 }
 
 impl Transport {
@@ -270,7 +272,7 @@ impl Transport {
                             token: attempt.lease.token,
                             sent: first_sent,
                             refresh_error: attempt.refresh_error,
-                            prefix: Bytes::new(),
+                            prefix: attempt.prefix,
                         })
                     }
                     Err(failure) => Err(failure.error.with_attempts(sent)),
@@ -297,7 +299,7 @@ impl Transport {
     /// 401 means the server did no work, so this never spends credits twice).
     async fn send_authorized(&self, call: &Call) -> std::result::Result<Attempt, Failure> {
         let lease = self.lease(call.deadline).await?;
-        let (response, took) = self.send_once(call, &lease).await.map_err(|f| f.sent(1))?;
+        let (mut response, took) = self.send_once(call, &lease).await.map_err(|f| f.sent(1))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(Attempt {
                 response,
@@ -305,8 +307,22 @@ impl Transport {
                 sent: 1,
                 took,
                 refresh_error: None,
+                prefix: Bytes::new(),
             });
         }
+        // The 401's body says whether the token expired. Read it before the refresh:
+        // the status call's time limit covers its body, which a slow refresh would
+        // leave unreadable (an expired token would then read as a revoked one).
+        let mut body = Vec::new();
+        let body_deadline = self.body_deadline(call.deadline.map(|(at, _)| at));
+        let _cut_short = answer::read_capped(
+            &mut response,
+            answer::MAX_ERROR_BODY,
+            body_deadline,
+            &mut body,
+        )
+        .await;
+        let prefix = Bytes::from(body);
         let refreshed =
             tokio::time::timeout(self.request_timeout, self.tokens.refresh_after_401(&lease)).await;
         let refresh_error: BoxError = match refreshed {
@@ -318,6 +334,7 @@ impl Transport {
                     sent: 2,
                     took,
                     refresh_error: None,
+                    prefix: Bytes::new(),
                 });
             }
             Ok(Ok(_)) => {
@@ -327,6 +344,7 @@ impl Transport {
                     sent: 1,
                     took,
                     refresh_error: None,
+                    prefix,
                 })
             }
             Ok(Err(error)) => Box::new(error),
@@ -338,6 +356,7 @@ impl Transport {
             sent: 1,
             took,
             refresh_error: Some(refresh_error),
+            prefix,
         })
     }
 

@@ -33,6 +33,20 @@ impl Project {
     }
 }
 
+impl Project {
+    /// Applies `redact` to every text of the project that came from the server (its
+    /// id aside, which is the one asked for).
+    pub(crate) fn redact_with(&mut self, redact: impl Fn(&mut String)) {
+        redact(&mut self.raw);
+        for field in [&mut self.app_url, &mut self.project_status, &mut self.name]
+            .into_iter()
+            .flatten()
+        {
+            redact(field);
+        }
+    }
+}
+
 /// What the status endpoint's JSON says, before it becomes a [`Project`] or an error.
 #[derive(Debug)]
 pub(crate) enum StatusAnswer {

@@ -168,15 +168,17 @@ fn escaped_occurrences(text: &str, secret: &str) -> Vec<(usize, usize)> {
     if secret.is_empty() {
         return spans;
     }
+    let mut from = 0;
+    while let Some(at) = text.get(from..).and_then(|rest| rest.find(secret)) {
+        spans.push((from + at, from + at + secret.len()));
+        from += at + secret.len();
+    }
     if !text.contains('\\') {
         // No escape: plain occurrences only.
-        let mut from = 0;
-        while let Some(at) = text.get(from..).and_then(|rest| rest.find(secret)) {
-            spans.push((from + at, from + at + secret.len()));
-            from += at + secret.len();
-        }
         return spans;
     }
+    // Escaped spellings too. The plain ones stay: in decoded text (a message), a
+    // secret's own backslash is no escape, and the scan below would miss it.
     let mut start = 0;
     while start < text.len() {
         match match_at(text, start, secret) {
@@ -192,7 +194,15 @@ fn escaped_occurrences(text: &str, secret: &str) -> Vec<(usize, usize)> {
             }
         }
     }
-    spans
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }
 
 /// Where a spelling of `secret` that starts at `start` ends, if one does.

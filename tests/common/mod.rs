@@ -283,3 +283,4 @@ pub fn run_bounded(
     };
     (status, read(&out_path), read(&err_path))
 }
+pub mod raw;
