@@ -325,7 +325,7 @@ impl Transport {
         let prefix = Bytes::from(body);
         let refreshed =
             tokio::time::timeout(self.request_timeout, self.tokens.refresh_after_401(&lease)).await;
-        let refresh_error: BoxError = match refreshed {
+        let refresh_error: Option<BoxError> = match refreshed {
             Ok(Ok(fresh)) if !fresh.token.same_as(&lease.token) => {
                 let (response, took) = self.send_once(call, &fresh).await.map_err(|f| f.sent(2))?;
                 return Ok(Attempt {
@@ -337,25 +337,17 @@ impl Transport {
                     prefix: Bytes::new(),
                 });
             }
-            Ok(Ok(_)) => {
-                return Ok(Attempt {
-                    response,
-                    lease,
-                    sent: 1,
-                    took,
-                    refresh_error: None,
-                    prefix,
-                })
-            }
-            Ok(Err(error)) => Box::new(error),
-            Err(_) => Box::new(Error::timeout(TimeoutKind::TokenProvider)),
+            // No newer token: the 401 stands.
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(Box::new(error)),
+            Err(_) => Some(Box::new(Error::timeout(TimeoutKind::TokenProvider))),
         };
         Ok(Attempt {
             response,
             lease,
             sent: 1,
             took,
-            refresh_error: Some(refresh_error),
+            refresh_error,
             prefix,
         })
     }
