@@ -340,7 +340,8 @@ impl Client {
     /// With a project id, it polls the project as [`Client::wait_for_project`] does:
     /// a project that succeeded is `Ok` (an [`Outcome`] whose `recovered` holds it),
     /// a failed one [`Error::GenerationFailed`], both recorded; an unknown one
-    /// ([`Error::NotFound`]) is recorded as failed. A wait that times out, or another
+    /// ([`Error::NotFound`]) is recorded as failed (having possibly started work: the
+    /// call was sent and named its project). A wait that times out, or another
     /// error, leaves the entry unfinished, to try again later.
     ///
     /// Without a project id, it sends nothing and returns [`Error::OutcomeUnknown`],
@@ -391,7 +392,7 @@ impl Client {
                 })
             }
             Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
-                record(settle(Some(id), Settlement::of_error(&error))).await?;
+                record(settle(Some(id), Settlement::of_polled(&error))).await?;
                 Err(error)
             }
             Err(error) => Err(error),

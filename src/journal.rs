@@ -202,6 +202,16 @@ impl Settlement {
             may_have_started_work: error.may_have_started_work(),
         }
     }
+
+    /// The settlement of an entry whose project a poll found failed or gone
+    /// (`error`): the entry's call was sent and named its project, so it may have
+    /// started work, whatever the poll's own error says of the status call.
+    pub(crate) fn of_polled(error: &Error) -> Settlement {
+        Settlement::Failed {
+            error: error.kind().to_owned(),
+            may_have_started_work: true,
+        }
+    }
 }
 
 /// A journal in memory: for tests, and for services that journal elsewhere.
