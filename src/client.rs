@@ -246,6 +246,11 @@ impl Client {
     /// the polled project. A failed one is [`Error::GenerationFailed`].
     /// `credits_exhausted` is never recovered: it is an answer, not a broken stream.
     ///
+    /// With a [journal](ClientBuilder::journal), what the poll found (success, or a
+    /// failed or unknown project) is recorded after the stream's own record of how it
+    /// broke, before this call returns: the last record of the entry is the outcome
+    /// the caller got.
+    ///
     /// ```no_run
     /// # async fn run() -> laracopilot::Result<()> {
     /// let client = laracopilot::Client::from_env()?;
@@ -285,6 +290,7 @@ impl Client {
         options: WaitOptions,
         on_event: impl FnMut(&Event),
     ) -> Result<Outcome> {
+        let journal_id = generation.journal_id().cloned();
         let (error, mut outcome) = match generation.drive(on_event).await {
             Ok(outcome) => return Ok(outcome),
             Err(failed) => failed,
@@ -301,7 +307,16 @@ impl Client {
         };
         #[cfg(feature = "tracing")]
         tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
-        let project = self.wait_for_project(&id, options).await?;
+        let polled = self.wait_for_project(&id, options).await;
+        let app_url = polled
+            .as_ref()
+            .map(|project| project.app_url.clone().or(outcome.app_url.clone()));
+        // The journal's record of the broken stream is not the generation's outcome.
+        self.inner
+            .spend
+            .recovered(journal_id.as_ref(), &id, app_url)
+            .await;
+        let project = polled?;
         outcome.app_url = project.app_url.clone().or(outcome.app_url);
         outcome.recovered = Some(project);
         Ok(outcome)
