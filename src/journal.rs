@@ -12,7 +12,9 @@
 //! 2. [`Record::ProjectKnown`] as soon as the project id is known (before the event
 //!    that names it is handed to the caller);
 //! 3. [`Record::Settled`] with the outcome or the error's kind (before the terminal
-//!    item is handed to the caller).
+//!    item is handed to the caller); after a broken stream,
+//!    [`Client::finish_or_recover`](crate::Client::finish_or_recover) adds what its
+//!    poll found, the entry's last word.
 //!
 //! After a restart, [`Client::unfinished`](crate::Client::unfinished) lists the
 //! entries without an outcome, and [`Client::resume`](crate::Client::resume) settles
