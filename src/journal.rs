@@ -295,6 +295,10 @@ struct FileState {
     open: Open,
     /// Lines in the file now.
     lines: usize,
+    /// Bytes in the file now: where a write that fails is cut back to.
+    len: u64,
+    /// A failed write could not be cut back: nothing more may be appended after it.
+    broken: bool,
     torn: usize,
 }
 
@@ -369,12 +373,15 @@ impl FileJournal {
         } else if keep > 0 && !ends_with_newline(&path)? {
             file.write_all(b"\n").map_err(|e| io("cannot repair", e))?;
         }
+        let len = file.metadata().map_err(|e| io("cannot read", e))?.len();
         Ok(FileJournal {
             path,
             state: Mutex::new(FileState {
                 file,
                 open,
                 lines,
+                len,
+                broken: false,
                 torn,
             }),
         })
@@ -397,8 +404,24 @@ impl FileJournal {
             .map_err(|e| journal_error(&self.path, "cannot encode a record", e))?;
         line.push(b'\n');
         let io = |e| journal_error(&self.path, "cannot write", e);
-        state.file.write_all(&line).map_err(io)?;
-        state.file.sync_data().map_err(io)?;
+        if state.broken {
+            return Err(io(std::io::Error::other(
+                "an earlier failed write could not be undone",
+            )));
+        }
+        let written = state
+            .file
+            .write_all(&line)
+            .and_then(|()| state.file.sync_data());
+        if let Err(error) = written {
+            // The part of the line that reached the file must not stay: the next
+            // write would leave it in the middle, where no reader can tell it from
+            // corruption.
+            let len = state.len;
+            state.broken = state.file.set_len(len).is_err();
+            return Err(io(error));
+        }
+        state.len += line.len() as u64;
         state.lines += 1;
         state.open.apply(record);
         if state.lines > 4 * state.open.entries.len() + COMPACT_SLACK {
@@ -436,6 +459,11 @@ impl FileJournal {
             .append(true)
             .open(&self.path)
             .map_err(|e| io("cannot open", e))?;
+        state.len = state
+            .file
+            .metadata()
+            .map_err(|e| io("cannot read", e))?
+            .len();
         state.lines = lines;
         Ok(())
     }
