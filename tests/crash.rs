@@ -13,7 +13,7 @@
 //! `OutcomeUnknown`), none sent twice (POSTs counted per prompt at the mock; resume
 //! never POSTs), and the journal never corrupt (every line parses; a torn last line
 //! is dropped and reported, and any cut of the last line opens).
-#![cfg(feature = "mock")]
+#![cfg(all(feature = "mock", unix))]
 
 mod common;
 

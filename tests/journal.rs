@@ -959,3 +959,87 @@ fn unfinished_and_resume_need_a_journal() {
         Err(Error::Config { .. })
     ));
 }
+
+// ---- a write that fails halfway ----
+
+/// Marks the child process of [`a_write_that_fails_halfway_leaves_no_partial_line`].
+const SHORT_DISK: &str = "LARACOPILOT_JOURNAL_TEST_SHORT_DISK";
+
+/// The child side: under a file size limit (`ulimit -f`, with SIGXFSZ ignored, so
+/// that a write past it fails with EFBIG after writing what fits), generates until
+/// the journal cannot record an intent; the file must end with whole lines.
+#[test]
+fn child_writes_a_journal_on_a_full_disk() {
+    let Ok(path) = std::env::var(SHORT_DISK) else {
+        return;
+    };
+    let server = MockServer::start();
+    let client = server
+        .client_builder()
+        .journal(FileJournal::open(&path).unwrap())
+        .build()
+        .unwrap();
+    let rt = runtime();
+    let mut failed = None;
+    for _ in 0..1_000 {
+        match rt.block_on(client.generate(PROMPT)) {
+            Ok(generation) => drop(rt.block_on(generation.finish())),
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    let error = failed.expect("the disk filled up");
+    assert!(matches!(error, Error::Journal { .. }), "{error:?}");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        bytes.len() <= 2048 && !bytes.is_empty(),
+        "{} bytes",
+        bytes.len()
+    );
+    assert_eq!(bytes.last(), Some(&b'\n'), "a partial line was left behind");
+    let reopened = FileJournal::open(&path).unwrap();
+    assert_eq!(reopened.torn_lines(), 0);
+    println!("short disk: ok after {} bytes", bytes.len());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_that_fails_halfway_leaves_no_partial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let exe = std::env::current_exe().unwrap();
+    // 4 blocks of 512 bytes.
+    let script = "trap '' XFSZ; ulimit -f 4 && exec \"$0\" --exact child_writes_a_journal_on_a_full_disk --nocapture --test-threads=1";
+    let Ok(child) = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .arg(&exe)
+        .env(SHORT_DISK, &path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipping: no /bin/sh");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("short disk: ok"), "{text}");
+}
