@@ -7,7 +7,16 @@
 //! on a single-threaded runtime. Every line reports the corpus size as
 //! `Throughput::Bytes`.
 //!
+//! The journal's cost: the SDK with a `MemoryJournal` and with a `FileJournal` (in a
+//! temporary directory: three lines appended and `fsync`ed per generation) beside
+//! the SDK without one, on the 4 MiB corpus and on a short stream (8 KiB, where the
+//! fixed cost of each generation shows most).
+//!
 //! `cargo bench --all-features --bench end_to_end -- --warm-up-time 1 --measurement-time 3`
+//!
+//! `E2E_JOURNAL=<rounds>` runs the journal paths interleaved instead (none, memory,
+//! file, in turn, round after round, over HTTP/1.1), so that a busy machine slows
+//! them alike, and prints medians and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,7 +32,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use laracopilot::{Client, Event, Token};
+use laracopilot::journal::{FileJournal, Journal, MemoryJournal};
+use laracopilot::{Client, ClientBuilder, Event, Token};
 
 #[path = "support/corpus.rs"]
 mod corpus;
@@ -46,13 +56,47 @@ fn http_client(proto: Proto) -> reqwest::Client {
     builder.build().expect("a reqwest client")
 }
 
-fn sdk_client(base: &str, http: reqwest::Client) -> Client {
+fn sdk_builder(base: &str, http: reqwest::Client) -> ClientBuilder {
     Client::builder()
         .token(Token::new("lcp_bench_0123456789abcdef").expect("a valid token"))
         .base_url(base)
         .http_client(http)
+}
+
+fn sdk_client(base: &str, http: reqwest::Client) -> Client {
+    sdk_builder(base, http).build().expect("a client")
+}
+
+fn journaled(base: &str, http: reqwest::Client, journal: impl Journal) -> Client {
+    sdk_builder(base, http)
+        .journal(journal)
         .build()
         .expect("a client")
+}
+
+/// The three clients the journal is measured with: none, memory, file (in `dir`).
+fn journal_clients(base: &str, http: &reqwest::Client, dir: &std::path::Path) -> [Client; 3] {
+    let file = FileJournal::open(dir.join("laracopilot.journal")).expect("a journal file");
+    [
+        sdk_client(base, http.clone()),
+        journaled(base, http.clone(), MemoryJournal::new()),
+        journaled(base, http.clone(), file),
+    ]
+}
+
+const JOURNALS: [&str; 3] = [
+    "laracopilot",
+    "laracopilot+memory_journal",
+    "laracopilot+file_journal",
+];
+
+/// A short stream: `project_created`, then about 8 KiB of the corpus (23 events, 9 KiB).
+fn short_stream() -> (Vec<u8>, usize) {
+    let created = b"data: {\"type\":\"project_created\",\"project_id\":\"p1\",\"app_url\":\"https://p1.laracopilot.com\"}\n\n";
+    let rest = corpus(Style::Lf, 8 << 10);
+    let mut bytes = created.to_vec();
+    bytes.extend_from_slice(&rest.bytes);
+    (bytes, rest.payloads.len() + 1)
 }
 
 /// reqwest's raw body bytes: the transport limit.
@@ -144,8 +188,130 @@ fn end_to_end(c: &mut Criterion) {
         timed("raw_bytes", &|| runtime.block_on(raw(&http, &url)));
         timed("laracopilot", &|| runtime.block_on(sdk(&client)));
         timed("peer_stack", &|| runtime.block_on(peer(&http, &url)));
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let clients = journal_clients(&base, &http, dir.path());
+        for (name, client) in JOURNALS.iter().zip(&clients).skip(1) {
+            assert_eq!(
+                runtime.block_on(sdk(client)),
+                corpus.payloads.len(),
+                "{name}"
+            );
+            timed(name, &|| runtime.block_on(sdk(client)));
+        }
         group.finish();
     }
+    // The journal on a short stream, where its fixed cost shows most.
+    let (bytes, events) = short_stream();
+    let frames = server::frames(&bytes, FRAME);
+    let addr = server::spawn(Proto::Http1, move |_: &str| {
+        Reply::frames(frames.clone(), false)
+    });
+    let base = format!("http://{addr}/api/v1");
+    let http = http_client(Proto::Http1);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let clients = journal_clients(&base, &http, dir.path());
+    let mut group = c.benchmark_group("end_to_end_short/http1");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    for (name, client) in JOURNALS.iter().zip(&clients) {
+        assert_eq!(runtime.block_on(sdk(client)), events, "{name}");
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| black_box(runtime.block_on(sdk(client))))
+        });
+    }
+    group.finish();
+}
+
+/// `E2E_JOURNAL=<rounds>`: the SDK without a journal, with a `MemoryJournal`, with
+/// a `FileJournal`, a second client without a journal (the control: the noise floor
+/// of the comparison) and, alone, what the file journal waits for (three small
+/// appends, each `fsync`ed, in the same directory), over HTTP/1.1, on the 4 MiB
+/// corpus and on the short stream. Every round runs each path once (`reps`
+/// generations) in a new shuffled order, so that no path always follows the same
+/// one (an `fsync` slows what comes right after it). Prints each path's median time
+/// per generation and its ratio to no journal.
+fn journal_interleaved(rounds: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let long = corpus(Style::Lf, CORPUS_BYTES);
+    let short = short_stream();
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    for (stream, bytes, events, reps) in [
+        ("4MiB", long.bytes.clone(), long.payloads.len(), 1),
+        ("short", short.0, short.1, 20),
+    ] {
+        let frames = server::frames(&bytes, FRAME);
+        let addr = server::spawn(Proto::Http1, move |_: &str| {
+            Reply::frames(frames.clone(), false)
+        });
+        let base = format!("http://{addr}/api/v1");
+        let http = http_client(Proto::Http1);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let [none, memory, file] = journal_clients(&base, &http, dir.path());
+        let control = sdk_client(&base, http.clone());
+        let clients = [none, memory, file, control];
+        for client in &clients {
+            for _ in 0..3 {
+                assert_eq!(runtime.block_on(sdk(client)), events);
+            }
+        }
+        let mut fsynced = std::fs::File::create(dir.path().join("fsync-floor")).expect("a file");
+        let line = [b'x'; 200];
+        let names = [
+            JOURNALS[0],
+            JOURNALS[1],
+            JOURNALS[2],
+            "laracopilot (control)",
+            "3 x append+fsync alone",
+        ];
+        let mut times = vec![Vec::new(); names.len()];
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        for _ in 0..rounds {
+            shuffle(&mut order, &mut seed);
+            for &i in &order {
+                let start = Instant::now();
+                for _ in 0..reps {
+                    match clients.get(i) {
+                        Some(client) => {
+                            black_box(runtime.block_on(sdk(client)));
+                        }
+                        None => {
+                            use std::io::Write;
+                            for _ in 0..3 {
+                                fsynced.write_all(&line).expect("a write");
+                                fsynced.sync_data().expect("an fsync");
+                            }
+                        }
+                    }
+                }
+                times[i].push(start.elapsed().as_secs_f64() * 1e6 / f64::from(reps));
+            }
+        }
+        let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+        for (name, median) in names.iter().zip(&medians) {
+            println!(
+                "journal/{stream}/{name:<28} median {median:>9.1} us per generation, {:.3}x of no journal",
+                median / medians[0]
+            );
+        }
+    }
+}
+
+/// Fisher-Yates with xorshift64*.
+fn shuffle(order: &mut [usize], seed: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *seed ^= *seed >> 12;
+        *seed ^= *seed << 25;
+        *seed ^= *seed >> 27;
+        let j = (seed.wrapping_mul(0x2545_F491_4F6C_DD1D) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// `E2E_ONLY=<raw|sdk|peer>` runs that path ten times over HTTP/1.1 and exits, for
@@ -179,6 +345,12 @@ fn only(what: &str) {
 fn main() {
     if let Ok(what) = std::env::var("E2E_ONLY") {
         return only(&what);
+    }
+    if let Some(rounds) = std::env::var("E2E_JOURNAL")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        return journal_interleaved(rounds);
     }
     let mut criterion = Criterion::default()
         .sample_size(20)

@@ -247,6 +247,11 @@ impl Client {
     /// the polled project. A failed one is [`Error::GenerationFailed`].
     /// `credits_exhausted` is never recovered: it is an answer, not a broken stream.
     ///
+    /// With a [journal](ClientBuilder::journal), what the poll found (success, or a
+    /// failed or unknown project) is recorded after the stream's own record of how it
+    /// broke, before this call returns: the last record of the entry is the outcome
+    /// the caller got.
+    ///
     /// ```no_run
     /// # async fn run() -> laracopilot::Result<()> {
     /// let client = laracopilot::Client::from_env()?;
@@ -286,6 +291,7 @@ impl Client {
         options: WaitOptions,
         on_event: impl FnMut(&Event),
     ) -> Result<Outcome> {
+        let journal_id = generation.journal_id().cloned();
         let (error, mut outcome) = match generation.drive(on_event).await {
             Ok(outcome) => return Ok(outcome),
             Err(failed) => failed,
@@ -302,7 +308,16 @@ impl Client {
         };
         #[cfg(feature = "tracing")]
         tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
-        let project = self.wait_for_project(&id, options).await?;
+        let polled = self.wait_for_project(&id, options).await;
+        let app_url = polled
+            .as_ref()
+            .map(|project| project.app_url.clone().or(outcome.app_url.clone()));
+        // The journal's record of the broken stream is not the generation's outcome.
+        self.inner
+            .spend
+            .recovered(journal_id.as_ref(), &id, app_url)
+            .await;
+        let project = polled?;
         outcome.app_url = project.app_url.clone().or(outcome.app_url);
         outcome.recovered = Some(project);
         Ok(outcome)
@@ -341,7 +356,8 @@ impl Client {
     /// With a project id, it polls the project as [`Client::wait_for_project`] does:
     /// a project that succeeded is `Ok` (an [`Outcome`] whose `recovered` holds it),
     /// a failed one [`Error::GenerationFailed`], both recorded; an unknown one
-    /// ([`Error::NotFound`]) is recorded as failed. A wait that times out, or another
+    /// ([`Error::NotFound`]) is recorded as failed (having possibly started work: the
+    /// call was sent and named its project). A wait that times out, or another
     /// error, leaves the entry unfinished, to try again later.
     ///
     /// Without a project id, it sends nothing and returns [`Error::OutcomeUnknown`],
@@ -392,7 +408,7 @@ impl Client {
                 })
             }
             Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
-                record(settle(Some(id), Settlement::of_error(&error))).await?;
+                record(settle(Some(id), Settlement::of_polled(&error))).await?;
                 Err(error)
             }
             Err(error) => Err(error),

@@ -31,7 +31,7 @@ use crate::{Project, ProjectId};
 /// | `CreditsExhausted` | no | yes, unless `locally` |
 /// | `Incomplete` | yes | yes |
 /// | `GenerationFailed` | no | yes |
-/// | `Timeout` | yes | for `Idle` and `Deadline` (a generate call was answered); not for `Connect`, `Request`, `Wait`, `TokenProvider` |
+/// | `Timeout` | yes | for `Idle` and `Deadline` once a generate call was sent (`attempts > 0`); not for `Connect`, `Request`, `Wait`, `TokenProvider` |
 /// | `Api` | for 5xx, 408 and 425 | its `may_have_started_work` field: a generate call that reached the server |
 /// | `Transport` | yes | its `may_have_started_work` field: a generate call that was sent |
 /// | `Decode` | yes (a garbled status answer) | no |
@@ -461,8 +461,10 @@ impl Error {
             | Error::EventTooLarge { .. }
             | Error::OutcomeUnknown { .. } => true,
             Error::CreditsExhausted { locally, .. } => !locally,
-            Error::Timeout { kind, .. } => {
-                matches!(kind, TimeoutKind::Idle | TimeoutKind::Deadline)
+            // A deadline that passed before anything was sent (waiting for a
+            // generation slot, or for the token) started nothing.
+            Error::Timeout { kind, attempts, .. } => {
+                *attempts > 0 && matches!(kind, TimeoutKind::Idle | TimeoutKind::Deadline)
             }
             Error::Api {
                 may_have_started_work,
@@ -691,6 +693,14 @@ mod tests {
             every_variant().iter().map(Error::kind).collect();
         // Six timeouts share one kind.
         assert_eq!(kinds.len(), every_variant().len() - 5);
+    }
+
+    #[test]
+    fn a_deadline_that_passed_before_sending_started_nothing() {
+        let waited = Error::timeout(TimeoutKind::Deadline).with_attempts(0);
+        assert!(!waited.may_have_started_work());
+        assert!(Error::timeout(TimeoutKind::Deadline).may_have_started_work());
+        assert!(Error::timeout(TimeoutKind::Idle).may_have_started_work());
     }
 
     #[test]

@@ -492,7 +492,10 @@ impl Stream for Generation {
                         this.on_data(data);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => this.fail(Error::from_reqwest(e, TimeoutKind::Idle)),
+                // The body of an accepted generate call broke: work had started.
+                Poll::Ready(Some(Err(e))) => {
+                    this.fail(Error::from_reqwest(e, TimeoutKind::Idle).started_work(true))
+                }
                 Poll::Ready(None) => {
                     this.reader.end();
                     this.close();

@@ -12,7 +12,9 @@
 //! 2. [`Record::ProjectKnown`] as soon as the project id is known (before the event
 //!    that names it is handed to the caller);
 //! 3. [`Record::Settled`] with the outcome or the error's kind (before the terminal
-//!    item is handed to the caller).
+//!    item is handed to the caller); after a broken stream,
+//!    [`Client::finish_or_recover`](crate::Client::finish_or_recover) adds what its
+//!    poll found, the entry's last word.
 //!
 //! After a restart, [`Client::unfinished`](crate::Client::unfinished) lists the
 //! entries without an outcome, and [`Client::resume`](crate::Client::resume) settles
@@ -202,6 +204,16 @@ impl Settlement {
             may_have_started_work: error.may_have_started_work(),
         }
     }
+
+    /// The settlement of an entry whose project a poll found failed or gone
+    /// (`error`): the entry's call was sent and named its project, so it may have
+    /// started work, whatever the poll's own error says of the status call.
+    pub(crate) fn of_polled(error: &Error) -> Settlement {
+        Settlement::Failed {
+            error: error.kind().to_owned(),
+            may_have_started_work: true,
+        }
+    }
 }
 
 /// A journal in memory: for tests, and for services that journal elsewhere.
@@ -283,6 +295,10 @@ struct FileState {
     open: Open,
     /// Lines in the file now.
     lines: usize,
+    /// Bytes in the file now: where a write that fails is cut back to.
+    len: u64,
+    /// A failed write could not be cut back: nothing more may be appended after it.
+    broken: bool,
     torn: usize,
 }
 
@@ -357,12 +373,15 @@ impl FileJournal {
         } else if keep > 0 && !ends_with_newline(&path)? {
             file.write_all(b"\n").map_err(|e| io("cannot repair", e))?;
         }
+        let len = file.metadata().map_err(|e| io("cannot read", e))?.len();
         Ok(FileJournal {
             path,
             state: Mutex::new(FileState {
                 file,
                 open,
                 lines,
+                len,
+                broken: false,
                 torn,
             }),
         })
@@ -385,8 +404,24 @@ impl FileJournal {
             .map_err(|e| journal_error(&self.path, "cannot encode a record", e))?;
         line.push(b'\n');
         let io = |e| journal_error(&self.path, "cannot write", e);
-        state.file.write_all(&line).map_err(io)?;
-        state.file.sync_data().map_err(io)?;
+        if state.broken {
+            return Err(io(std::io::Error::other(
+                "an earlier failed write could not be undone",
+            )));
+        }
+        let written = state
+            .file
+            .write_all(&line)
+            .and_then(|()| state.file.sync_data());
+        if let Err(error) = written {
+            // The part of the line that reached the file must not stay: the next
+            // write would leave it in the middle, where no reader can tell it from
+            // corruption.
+            let len = state.len;
+            state.broken = state.file.set_len(len).is_err();
+            return Err(io(error));
+        }
+        state.len += line.len() as u64;
         state.lines += 1;
         state.open.apply(record);
         if state.lines > 4 * state.open.entries.len() + COMPACT_SLACK {
@@ -424,6 +459,11 @@ impl FileJournal {
             .append(true)
             .open(&self.path)
             .map_err(|e| io("cannot open", e))?;
+        state.len = state
+            .file
+            .metadata()
+            .map_err(|e| io("cannot read", e))?
+            .len();
         state.lines = lines;
         Ok(())
     }

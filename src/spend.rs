@@ -142,6 +142,34 @@ impl Spend {
         })
     }
 
+    /// Records what polling found for entry `local_id` after its stream broke: a
+    /// later [`Record::Settled`] than the stream's own, and the last word on it. A
+    /// poll that settled nothing (a timeout, say) records nothing.
+    pub(crate) async fn recovered(
+        &self,
+        local_id: Option<&LocalId>,
+        project_id: &ProjectId,
+        polled: std::result::Result<Option<String>, &Error>,
+    ) {
+        let (Some(journal), Some(local_id)) = (&self.journal, local_id) else {
+            return;
+        };
+        let outcome = match polled {
+            Ok(app_url) => Settlement::Succeeded { app_url },
+            Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
+                Settlement::of_polled(error)
+            }
+            Err(_) => return,
+        };
+        let record = Record::Settled {
+            local_id: local_id.clone(),
+            project_id: Some(project_id.clone()),
+            outcome,
+            at: SystemTime::now(),
+        };
+        write_quietly(Arc::clone(journal), record).await;
+    }
+
     /// Closes the breaker at once.
     pub(crate) fn reset_breaker(&self) {
         *lock(&self.breaker.tripped) = None;

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use laracopilot::{Client, Error, Event, Generation, Outcome};
+use laracopilot::journal::FileJournal;
+use laracopilot::{Client, ClientBuilder, Error, Event, Generation, Outcome};
 use serde_json::{json, Value};
 
 pub use display::{error_label, human_duration, note, Display};
@@ -24,10 +25,20 @@ pub struct Flags {
     ///
     /// generate, follow_up: {"event": TYPE, "data": EVENT} for each event, then
     /// {"outcome": {...}} or {"error": {...}}. project_status: the status answer, or
-    /// the error. build_script: the outcome (with "cached"), or the error. The
-    /// README's "JSON output" has the schema.
+    /// the error. build_script: the outcome (with "cached"), or the error. resume: an
+    /// outcome or error line per journal entry. The README's "JSON output" has the
+    /// schema.
     #[arg(long)]
     pub json: bool,
+
+    /// The journal FILE (one JSON object per line): generate and follow_up record each
+    /// generation in it, resume settles what a crash left unfinished there
+    ///
+    /// The intent is written before the request is sent, the project id as soon as it
+    /// is known, the outcome at the end. With --json the outcome line of generate and
+    /// follow_up gains "journal_id", the generation's entry.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// The "Environment" section of `--help`, for the examples that talk to LaraCopilot.
@@ -173,10 +184,10 @@ impl Connection {
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
 /// mock`. Says which on stderr. It takes the shared flags so that a flag that shapes
-/// the connection (none does yet) needs no change in the examples.
-pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
+/// the connection (`--journal`) needs no change in the examples.
+pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
-        let client = Client::from_env()?;
+        let client = journaled(Client::builder().from_env(), flags)?.build()?;
         note(
             "Using",
             &format!("the LaraCopilot API at {}", client.base_url()),
@@ -198,7 +209,7 @@ pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
             &format!("the embedded offline LaraCopilot ({why})"),
         );
         Ok(Connection {
-            client: mock.client(),
+            client: journaled(mock.client_builder(), flags)?.build()?,
             _mock: Some(mock),
         })
     }
@@ -207,6 +218,25 @@ pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
         "{} is not set; set it, or run with `--features mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
+}
+
+/// `builder` keeping the `--journal` file, when one is given (created if missing; a
+/// line torn by a crash in the middle of a write is dropped, and said on stderr).
+fn journaled(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Failure> {
+    let Some(path) = &flags.journal else {
+        return Ok(builder);
+    };
+    let journal = FileJournal::open(path)?;
+    if journal.torn_lines() > 0 {
+        note(
+            "Repaired",
+            &format!(
+                "{}: dropped the last line, cut short by a crash while it was written",
+                path.display()
+            ),
+        );
+    }
+    Ok(builder.journal(journal))
 }
 
 /// Starts the embedded offline LaraCopilot: the one place where the examples start
@@ -327,6 +357,10 @@ pub fn fail(failure: &Failure, json: bool) -> ExitCode {
 /// Runs a generation to its end, with the progress display on stderr, then prints
 /// the summary (people) or the JSON lines (`--json`) on stdout.
 pub async fn stream(generation: Generation, flags: &Flags) -> Result<Outcome, Failure> {
+    let journal_id = generation.journal_id().map(|id| id.to_string());
+    if let (Some(id), Some(path)) = (&journal_id, &flags.journal) {
+        note("Journal", &format!("entry {id} in {}", path.display()));
+    }
     let mut display = Display::new(flags.json, generation.progress().clone());
     let result = generation
         .finish_with(|event| {
@@ -336,7 +370,11 @@ pub async fn stream(generation: Generation, flags: &Flags) -> Result<Outcome, Fa
             display.event(event);
         })
         .await;
-    finish(display, result, flags)
+    let extra: Vec<(&str, Value)> = journal_id
+        .map(|id| ("journal_id", Value::from(id)))
+        .into_iter()
+        .collect();
+    finish(display, result, flags, &extra)
 }
 
 /// Ends the display, and prints the outcome (a summary, or its JSON line with
@@ -345,12 +383,13 @@ pub fn finish(
     mut display: Display,
     result: laracopilot::Result<Outcome>,
     flags: &Flags,
+    extra: &[(&str, Value)],
 ) -> Result<Outcome, Failure> {
     match result {
         Ok(outcome) => {
             display.finished(&outcome);
             if flags.json {
-                print_json(&outcome_json(&outcome, &[]));
+                print_json(&outcome_json(&outcome, extra));
             } else {
                 print_summary(&outcome);
             }

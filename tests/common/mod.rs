@@ -5,6 +5,8 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 #[cfg(feature = "mock")]
+pub mod journal;
+#[cfg(feature = "mock")]
 pub mod mock;
 #[cfg(feature = "__internal")]
 pub mod sse;
