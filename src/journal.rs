@@ -425,19 +425,40 @@ impl FileJournal {
         state.lines += 1;
         state.open.apply(record);
         if state.lines > 4 * state.open.entries.len() + COMPACT_SLACK {
-            self.compact(&mut state)?;
+            // The record is durable already: a compaction that fails leaves the old
+            // file whole, to be compacted at a later write.
+            if let Err(_error) = self.compact(&mut state) {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(error = %_error, "could not compact the laracopilot journal");
+            }
         }
         Ok(())
     }
 
     /// Rewrites the file with the unfinished entries only.
     fn compact(&self, state: &mut FileState) -> Result<()> {
-        let io = |what: &str, e| journal_error(&self.path, what, e);
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".compacting");
         let tmp = PathBuf::from(tmp_name);
-        let mut out = File::create(&tmp).map_err(|e| io("cannot compact", e))?;
+        let result = self.write_compacted(state, &tmp);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Writes the unfinished entries to `tmp`, renames it over the journal, and
+    /// appends to it from then on (the same open file: nothing to reopen).
+    fn write_compacted(&self, state: &mut FileState, tmp: &Path) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| journal_error(&self.path, what, e);
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)
+            .map_err(|e| io("cannot compact", e))?;
         let mut lines = 0;
+        let mut len = 0u64;
         for entry in state.open.in_order() {
             for record in entry_records(entry) {
                 let mut line = serde_json::to_vec(&Line::from_record(&record))
@@ -445,25 +466,20 @@ impl FileJournal {
                 line.push(b'\n');
                 out.write_all(&line).map_err(|e| io("cannot compact", e))?;
                 lines += 1;
+                len += line.len() as u64;
             }
         }
         out.sync_all().map_err(|e| io("cannot compact", e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| io("cannot compact", e))?;
+        fs::rename(tmp, &self.path).map_err(|e| io("cannot compact", e))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // The rename itself is durable once the directory is.
             if let Ok(dir) = File::open(dir) {
                 let _ = dir.sync_all();
             }
         }
-        state.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io("cannot open", e))?;
-        state.len = state
-            .file
-            .metadata()
-            .map_err(|e| io("cannot read", e))?
-            .len();
+        // The handle follows the file through the rename; its position is its end.
+        state.file = out;
+        state.len = len;
         state.lines = lines;
         Ok(())
     }
@@ -869,6 +885,9 @@ mod tests {
         }
         let lines = fs::read_to_string(&path).unwrap().lines().count();
         assert!(lines < COMPACT_SLACK + 16, "{lines} lines");
+        // Writes after a compaction land in the compacted file.
+        block_on(journal.write(known("keep", "p7")));
+        block_on(journal.write(Record::Started(entry("after", Kind::Generate, None))));
         let reopened = FileJournal::open(&path).unwrap();
         let open = block_on(reopened.unfinished());
         let ids: Vec<_> = open
@@ -877,7 +896,11 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [("keep", Some("p7".into())), ("known", Some("p8".into()))]
+            [
+                ("keep", Some("p7".into())),
+                ("known", Some("p8".into())),
+                ("after", None)
+            ]
         );
     }
 }
