@@ -28,6 +28,12 @@ pub struct Flags {
     /// README's "JSON output" has the schema.
     #[arg(long)]
     pub json: bool,
+
+    /// Record every exchange with LaraCopilot into this cassette file (JSON lines,
+    /// the token masked), to replay it later: `mock_server --replay FILE`, or
+    /// `MockServer::replay` in a test. Needs the `record` feature (`mock` has it)
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// The "Environment" section of `--help`, for the examples that talk to LaraCopilot.
@@ -172,11 +178,11 @@ impl Connection {
 
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
-/// mock`. Says which on stderr. It takes the shared flags so that a flag that shapes
-/// the connection (none does yet) needs no change in the examples.
-pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
+/// mock`. Says which on stderr. It takes the shared flags, which shape the
+/// connection (`--record`) without a change in the examples.
+pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
-        let client = Client::from_env()?;
+        let client = record(Client::builder().from_env(), flags)?.build()?;
         note(
             "Using",
             &format!("the LaraCopilot API at {}", client.base_url()),
@@ -198,7 +204,7 @@ pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
             &format!("the embedded offline LaraCopilot ({why})"),
         );
         Ok(Connection {
-            client: mock.client(),
+            client: record(mock.client_builder(), flags)?.build()?,
             _mock: Some(mock),
         })
     }
@@ -207,6 +213,30 @@ pub async fn connect(_flags: &Flags) -> Result<Connection, Failure> {
         "{} is not set; set it, or run with `--features mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
+}
+
+/// The builder, recording into the `--record` cassette when one is given (and says
+/// so on stderr).
+fn record(
+    builder: laracopilot::ClientBuilder,
+    flags: &Flags,
+) -> Result<laracopilot::ClientBuilder, Failure> {
+    let Some(path) = &flags.record else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "record")]
+    {
+        note("Recording", &format!("into {}", path.display()));
+        Ok(builder.record_to(path))
+    }
+    #[cfg(not(feature = "record"))]
+    {
+        let _ = builder;
+        Err(Failure::Usage(format!(
+            "--record {} needs the `record` feature: cargo run --features record (or mock) --example ...",
+            path.display()
+        )))
+    }
 }
 
 /// Starts the embedded offline LaraCopilot: the one place where the examples start

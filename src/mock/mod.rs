@@ -120,13 +120,16 @@
 
 mod demo;
 mod fault;
+mod replay;
 mod routes;
 mod script;
 mod server;
 mod state;
 mod stream;
 
+pub use crate::cassette::Cassette;
 pub use fault::{Fault, Reply};
+pub use replay::{Unmatched, UNMATCHED_STATUS};
 pub use server::{
     MockError, MockServer, MockServerBuilder, DEFAULT_CREDITS, DEFAULT_MIN_PROMPT_LEN,
     DEFAULT_READ_TIMEOUT,
