@@ -3,7 +3,8 @@
 //! body's chunks split it.
 //!
 //! A spelling is matched character by character, each character written as itself,
-//! as a JSON escape (`\/`, `\u0061`, a surrogate pair) or percent-encoded (`%61`), so
+//! as a JSON escape (`\/`, `\u0061`, a surrogate pair; with its backslash doubled
+//! for each level of JSON quoted in JSON: `\\/`) or percent-encoded (`%61`), so
 //! mixed spellings are found too. The needles are the token and the parts of its
 //! base64 encodings (standard and URL-safe, at the three alignments it can have
 //! inside a larger value such as `user:token`) that depend on the token alone.
@@ -18,6 +19,10 @@ use crate::Token;
 /// A run of at least this many characters that begins a spelling of the token is
 /// masked even when the spelling does not go on (a truncated echo).
 pub(crate) const MIN_PIECE: usize = 12;
+
+/// The longest run of backslashes before an escape that is looked at: six levels of
+/// JSON quoted in JSON. Bounded, so that a body of backslashes costs linear time.
+const MAX_BACKSLASHES: usize = 64;
 
 /// Base64 parts shorter than this are not looked for: they would match ordinary
 /// text of a tiny token.
@@ -193,10 +198,28 @@ impl Needle {
 }
 
 /// Whether `text` starts with a spelling of the character, runs out inside one, or
-/// neither.
+/// neither. An escape may start with more backslashes than one: JSON quoted inside
+/// a JSON string (an echoed body inside another) doubles them at each level (`\\/`,
+/// PHP's `\\\/`).
 fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
-    let mut short = false;
+    let backslashes = text
+        .iter()
+        .take(MAX_BACKSLASHES + 1)
+        .take_while(|&&b| b == b'\\')
+        .count();
+    if backslashes > MAX_BACKSLASHES {
+        return Spelled::No;
+    }
+    let mut short = backslashes > 0 && backslashes == text.len();
     for spelling in spellings {
+        let escape = spelling.bytes.first() == Some(&b'\\');
+        // Bytes before the spelling: the backslashes beyond the escape's own.
+        let extra = if escape {
+            backslashes.saturating_sub(1)
+        } else {
+            0
+        };
+        let text = text.get(extra..).unwrap_or_default();
         let wanted: &[u8] = &spelling.bytes;
         let same = |a: &[u8], b: &[u8]| {
             if spelling.fold {
@@ -206,7 +229,7 @@ fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
             }
         };
         match text.get(..wanted.len()) {
-            Some(head) if same(head, wanted) => return Spelled::Yes(wanted.len()),
+            Some(head) if same(head, wanted) => return Spelled::Yes(extra + wanted.len()),
             Some(_) => {}
             None => {
                 short |= wanted
@@ -408,6 +431,23 @@ mod tests {
             r.text("nothing here: lcp_live_other"),
             "nothing here: lcp_live_other"
         );
+    }
+
+    #[test]
+    fn escapes_quoted_in_json_again_are_masked_and_backslashes_cost_linear_time() {
+        let r = redactor();
+        let php = SECRET.replace('/', "\\/");
+        for text in [
+            php.replace('\\', "\\\\"),
+            php.replace('\\', "\\\\\\"),
+            php.replace('\\', &"\\".repeat(16)),
+        ] {
+            assert_eq!(r.text(&text), "****9f8e", "{text}");
+        }
+        let backslashes = "\\".repeat(200_000);
+        let started = std::time::Instant::now();
+        assert_eq!(r.text(&backslashes), backslashes);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
