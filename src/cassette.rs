@@ -74,7 +74,7 @@
 //! {"x":1,"request":{"method":"POST","path":"/agent/generate","headers":{"accept":"text/event-stream","authorization":"Bearer ****9f8e","content-type":"application/json","user-agent":"laracopilot-rust/0.1.0"},"body":"{\"prompt\":\"Build a task management app\"}"}}
 //! {"x":1,"t":41.2,"status":200,"headers":[["content-type","text/event-stream"],["cache-control","no-cache"]]}
 //! {"x":1,"t":41.9,"data":"data: {\"type\":\"project_created\",\"project_id\":\"p1\",\"app_url\":\"https://p1.laracopilot.com\"}\n\n"}
-//! {"x":1,"t":102.3,"b64":"ZGF0YTogeyJ0eXBlIjoiY29udGFpbmVyX3Byb2dyZXNzIiwibWVzc2FnZSI6IkluIMOp"}
+//! {"x":1,"t":102.3,"b64":"ZGF0YTogeyJ0eXBlIjoiY29udGFpbmVyX3Byb2dyZXNzIiwibWVzc2FnZSI6Ikluc3RhbGHD"}
 //! {"x":1,"t":2043.0,"end":"complete"}
 //! ```
 //!
@@ -84,19 +84,23 @@
 //! | request | `x`; `request`: `method`, `path` (relative to the base URL, so `/agent/generate`), `headers` (`accept`, `content-type`, `user-agent`, and `authorization` as the token's mask, `Bearer ****9f8e`), `body` (text) or `body_b64` |
 //! | answer head | `x`, `t`, `status`, `headers` (name and value pairs, in order) |
 //! | body chunk | `x`, `t`, and `data` (the bytes as text, when they are valid UTF-8) or `b64` (standard base64, when not: a chunk may end inside a character) |
-//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first), `stalled` (only in [fault variants](Cassette::stall_before): nothing more is sent, the connection stays open) |
+//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in [fault variants](Cassette::stall_before): nothing more is sent, the connection stays open) |
 //!
-//! An exchange without a head line got no answer. An exchange without an end line
-//! was cut off by the end of the recording (a crash): its replay resets the
-//! connection after the last chunk. Framing headers (`content-length`,
-//! `transfer-encoding`, `connection`, `keep-alive`) are not kept: a replay sends every
-//! body chunked. Unknown fields are ignored, so later versions of this crate may
-//! add some; a different `cassette` version is refused.
+//! A replay ends each body as its end line says: `complete` and `dropped` end it
+//! cleanly, `reset` breaks the connection, `stalled` keeps it open and silent. An
+//! exchange without an end line was cut off by the end of the recording (a crash): its
+//! replay breaks the connection after the last chunk. An exchange without a head line
+//! got no answer: its replay breaks the connection (`reset`) or never answers.
+//! Framing headers (`content-length`, `transfer-encoding`, `connection`,
+//! `keep-alive`) are not kept: a replay sends every body chunked. Unknown fields are
+//! ignored, so later versions of this crate may add some; another `cassette` version
+//! is refused.
 //!
-//! Size: the offline LaraCopilot's default new-project stream ("Build a task
-//! management app": 35 events, 12 files) makes a cassette of about 9 KB, 1.5 times the
-//! body it holds (whose own size is about 6 KB); a real generation's tape grows with
-//! its events the same way.
+//! Size: a tape is its bodies JSON-escaped (quotes cost two bytes) plus about 26 bytes
+//! per chunk line and a few hundred per exchange. The offline LaraCopilot's default
+//! new-project stream ("Build a task management app": 34 events in 34 chunks, a
+//! 3,316-byte body) makes a 5,247-byte cassette, 1.6 times its body; a real
+//! generation's tape grows with its events the same way.
 //!
 //! # Secrets
 //!

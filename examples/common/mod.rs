@@ -321,6 +321,15 @@ pub fn message(error: &Error) -> String {
             text.push_str(&format!("; {field}: {}", messages.join(" ")));
         }
     }
+    // What the server said about an unexpected answer (a replay's "not on the tape"
+    // names the request and what the tape expected).
+    if let Error::Api {
+        message: Some(said),
+        ..
+    } = error
+    {
+        text.push_str(&format!(": {said}"));
+    }
     text
 }
 

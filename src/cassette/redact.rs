@@ -89,13 +89,18 @@ impl Redactor {
             }
         }
         let mut starts = [false; 256];
+        let mut mark = |byte: u8| {
+            if let Some(start) = starts.get_mut(usize::from(byte)) {
+                *start = true;
+            }
+        };
         for needle in &needles {
             for spelling in needle.chars.first().into_iter().flatten() {
                 if let Some(&first) = spelling.bytes.first() {
-                    starts[usize::from(first)] = true;
+                    mark(first);
                     if spelling.fold {
-                        starts[usize::from(first.to_ascii_lowercase())] = true;
-                        starts[usize::from(first.to_ascii_uppercase())] = true;
+                        mark(first.to_ascii_lowercase());
+                        mark(first.to_ascii_uppercase());
                     }
                 }
             }
@@ -124,7 +129,10 @@ impl Redactor {
         let mut spans = Vec::new();
         let mut at = 0;
         while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
-            let starts = rest.first().is_some_and(|&b| self.starts[usize::from(b)]);
+            let starts = rest
+                .first()
+                .and_then(|&b| self.starts.get(usize::from(b)))
+                .is_some_and(|&starts| starts);
             if !starts {
                 at += 1;
                 continue;

@@ -326,7 +326,7 @@ impl MockServer {
     ///     br#"{"cassette":1}
     /// {"x":1,"request":{"method":"GET","path":"/agent/project/p1"}}
     /// {"x":1,"t":3,"status":200,"headers":[["content-type","application/json"]]}
-    /// {"x":1,"t":4,"data":"{"status":true,"project_id":"p1","project_status":"ready"}"}
+    /// {"x":1,"t":4,"data":"{\"status\":true,\"project_id\":\"p1\",\"project_status\":\"ready\"}"}
     /// {"x":1,"t":4,"end":"complete"}
     /// "#,
     /// )?;
