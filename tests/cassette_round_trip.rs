@@ -157,19 +157,16 @@ async fn the_tape_holds_every_chunk_as_it_arrived_with_its_time() {
     );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"b64\":"), "{text}");
-    // Times grow, gaps as the server paced them (at least; the machine may be slow).
+    // Times grow, and span the server's pauses (a loaded machine may read a chunk
+    // late, which shortens the next gap: compare the whole).
     let times: Vec<Duration> = exchange.chunks.iter().map(|c| c.at).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
-    for (gap, (pause, _)) in times
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .zip(plan().into_iter().skip(1))
-    {
-        assert!(
-            gap + Duration::from_millis(15) >= pause,
-            "gap {gap:?} < pause {pause:?}"
-        );
-    }
+    let paused: Duration = plan().iter().skip(1).map(|(pause, _)| *pause).sum();
+    let span = times[times.len() - 1] - times[0];
+    assert!(
+        span + Duration::from_millis(30) >= paused,
+        "{span:?} for {paused:?} of pauses"
+    );
     let end = exchange.end.as_ref().expect("an end");
     // The SDK stops reading after `stream_end`: the body ended, or the reader stopped.
     assert!(

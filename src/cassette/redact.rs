@@ -31,8 +31,9 @@ const MIN_BASE64_NEEDLE: usize = 8;
 /// Finds and masks the spellings of one token.
 pub(crate) struct Redactor {
     needles: Vec<Needle>,
-    /// Bytes that can start a spelling of some needle.
-    starts: [bool; 256],
+    /// For each byte, the needles (bit `i` for needle `i`) a spelling of which can
+    /// start with it.
+    starts: [u16; 256],
     mask: Vec<u8>,
 }
 
@@ -88,13 +89,16 @@ impl Redactor {
                 }
             }
         }
-        let mut starts = [false; 256];
-        let mut mark = |byte: u8| {
-            if let Some(start) = starts.get_mut(usize::from(byte)) {
-                *start = true;
-            }
-        };
-        for needle in &needles {
+        // The token and at most six base64 parts: seven needles, one bit each.
+        needles.truncate(16);
+        let mut starts = [0u16; 256];
+        for (i, needle) in needles.iter().enumerate() {
+            let bit = 1u16 << i;
+            let mut mark = |byte: u8| {
+                if let Some(start) = starts.get_mut(usize::from(byte)) {
+                    *start |= bit;
+                }
+            };
             for spelling in needle.chars.first().into_iter().flatten() {
                 if let Some(&first) = spelling.bytes.first() {
                     mark(first);
@@ -129,18 +133,20 @@ impl Redactor {
         let mut spans = Vec::new();
         let mut at = 0;
         while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
-            let starts = rest
+            let candidates = rest
                 .first()
                 .and_then(|&b| self.starts.get(usize::from(b)))
-                .is_some_and(|&starts| starts);
-            if !starts {
+                .copied()
+                .unwrap_or(0);
+            if candidates == 0 {
                 at += 1;
                 continue;
             }
             let mut full = 0;
             let mut piece = 0;
             let mut open = false;
-            for needle in &self.needles {
+            let needles = self.needles.iter().enumerate();
+            for (_, needle) in needles.filter(|(i, _)| candidates & (1 << i) != 0) {
                 match needle.match_at(rest) {
                     Outcome::Full(bytes) => full = full.max(bytes),
                     Outcome::Partial {
@@ -343,6 +349,13 @@ impl BodyRedactor {
         at: Duration,
         data: &[u8],
     ) -> Vec<(Duration, Vec<u8>)> {
+        if self.pending.is_empty() {
+            // The common case: nothing held, and this chunk ends outside a spelling.
+            let (spans, open) = redactor.scan(data, false);
+            if open.is_none() {
+                return vec![(at, apply(data, 0, &spans, &redactor.mask))];
+            }
+        }
         self.pending.push((at, data.to_vec()));
         self.release(redactor, false)
     }
@@ -353,18 +366,8 @@ impl BodyRedactor {
     }
 
     fn release(&mut self, redactor: &Redactor, last: bool) -> Vec<(Duration, Vec<u8>)> {
-        if self.pending.len() == 1 && !last {
-            // The common case: one chunk, nothing held.
-            if let Some((_, data)) = self.pending.first() {
-                let (spans, open) = redactor.scan(data, false);
-                if open.is_none() {
-                    return self
-                        .pending
-                        .drain(..)
-                        .map(|(at, data)| (at, apply(&data, 0, &spans, &redactor.mask)))
-                        .collect();
-                }
-            }
+        if self.pending.is_empty() {
+            return Vec::new();
         }
         let joined: Vec<u8> = self.pending.iter().flat_map(|(_, d)| d.clone()).collect();
         let (spans, open) = redactor.scan(&joined, last);
