@@ -84,13 +84,14 @@
 //! | request | `x`; `request`: `method`, `path` (relative to the base URL, so `/agent/generate`), `headers` (`accept`, `content-type`, `user-agent`, and `authorization` as the token's mask, `Bearer ****9f8e`), `body` (text) or `body_b64` |
 //! | answer head | `x`, `t`, `status`, `headers` (name and value pairs, in order) |
 //! | body chunk | `x`, `t`, and `data` (the bytes as text, when they are valid UTF-8) or `b64` (standard base64, when not: a chunk may end inside a character) |
-//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in [fault variants](Cassette::stall_before): nothing more is sent, the connection stays open) |
+//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in [fault variants](Cassette::stall_before): nothing more is sent, the connection stays open), `unsent` (the connection could not be made: the request never reached the server) |
 //!
 //! A replay ends each body as its end line says: `complete` and `dropped` end it
 //! cleanly, `reset` breaks the connection, `stalled` keeps it open and silent. An
 //! exchange without an end line was cut off by the end of the recording (a crash): its
 //! replay breaks the connection after the last chunk. An exchange without a head line
-//! got no answer: its replay breaks the connection (`reset`) or never answers.
+//! got no answer: its replay breaks the connection (`reset`) or never answers; one
+//! that was `unsent` is skipped (the client's resend is answered by the next one).
 //! Framing headers (`content-length`, `transfer-encoding`, `connection`,
 //! `keep-alive`) are not kept: a replay sends every body chunked. Unknown fields are
 //! ignored, so later versions of this crate may add some; another `cassette` version
@@ -116,7 +117,8 @@
 //! # Crash safety
 //!
 //! Each line is written with one write as its chunk passes by (no buffering of a
-//! body, nothing added to the caller's latency beyond that write; no `fsync`):
+//! body; the caller waits for that write only, about 2 µs a chunk with the masking
+//! of the token; no `fsync`):
 //! a process killed mid-stream leaves a cassette that [`Cassette::load`] reads up to
 //! the last complete line, and a torn last line is reported by
 //! [`Cassette::torn_line`], not an error. The one chunk that may wait is one whose
@@ -222,7 +224,8 @@ pub struct End {
     pub at: Duration,
     /// How.
     pub how: Ending,
-    /// What the client's HTTP stack said, for [`Ending::Reset`].
+    /// What the client's HTTP stack said, for [`Ending::Reset`] and
+    /// [`Ending::Unsent`].
     pub error: Option<String>,
 }
 
@@ -238,16 +241,21 @@ pub enum Ending {
     Dropped,
     /// Nothing more comes, and the connection stays open (fault variants only).
     Stalled,
+    /// The request never reached the server: the connection could not be made (the
+    /// SDK may then have sent it again). A replay skips it: the server it stands for
+    /// never saw it.
+    Unsent,
 }
 
 impl Ending {
-    /// The name in the file: `complete`, `reset`, `dropped` or `stalled`.
+    /// The name in the file: `complete`, `reset`, `dropped`, `stalled` or `unsent`.
     pub fn as_str(self) -> &'static str {
         match self {
             Ending::Complete => "complete",
             Ending::Reset => "reset",
             Ending::Dropped => "dropped",
             Ending::Stalled => "stalled",
+            Ending::Unsent => "unsent",
         }
     }
 
@@ -257,6 +265,7 @@ impl Ending {
             Ending::Reset,
             Ending::Dropped,
             Ending::Stalled,
+            Ending::Unsent,
         ]
         .into_iter()
         .find(|e| e.as_str() == text)

@@ -298,3 +298,46 @@ async fn a_generation_tape_is_small_enough_to_commit() {
         "{file} bytes for a {body}-byte body"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_never_reached_the_server_is_on_tape_as_unsent_and_skipped() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = cassette_support::dir();
+    let path = dir.path().join("refused.cassette");
+    let client = Client::builder()
+        .token(common::token())
+        .base_url(format!("http://127.0.0.1:{port}/api/v1"))
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(10)),
+        )
+        .record_to(&path)
+        .build()
+        .unwrap();
+    let error = common::bounded(client.project("p7")).await.unwrap_err();
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    let refused = Cassette::load(&path).unwrap();
+    assert_eq!(refused.len(), 3, "every attempt is on tape");
+    for exchange in refused.exchanges() {
+        assert!(exchange.answer.is_none());
+        assert_eq!(exchange.end.as_ref().unwrap().how, Ending::Unsent);
+    }
+
+    // Refused attempts, then the answer that came once the server was up: the
+    // replay skips what its server never saw, and answers the first attempt.
+    let mut tape = refused.clone();
+    let answered = Cassette::parse(HAND_WRITTEN.as_bytes()).unwrap();
+    let mut success = answered.exchange(2).unwrap().clone();
+    success.id = 9;
+    tape.exchanges_mut().push(success);
+    let server = MockServer::replay(tape);
+    let project = one_attempt(&server).project("p7").await.unwrap();
+    assert_eq!(project.name.as_deref(), Some("Seven"));
+    assert_eq!(server.unplayed(), 0);
+    assert!(server.unmatched().is_empty());
+}

@@ -219,7 +219,12 @@ impl Recording {
         } else {
             cause.to_string()
         };
-        self.end(Ending::Reset, Some(why));
+        let how = if error.is_connect() {
+            Ending::Unsent
+        } else {
+            Ending::Reset
+        };
+        self.end(how, Some(why));
     }
 
     fn elapsed(&self) -> Duration {

@@ -293,8 +293,9 @@ fn read_line(line: Line, exchanges: &mut Vec<Exchange>, index: &mut Index) -> Re
         };
         exchange.chunks.push(Chunk { at, data });
     } else if let Some(end) = line.end {
-        let how = Ending::parse(&end)
-            .ok_or_else(|| format!("unknown end {end:?} (complete, reset, dropped or stalled)"))?;
+        let how = Ending::parse(&end).ok_or_else(|| {
+            format!("unknown end {end:?} (complete, reset, dropped, stalled or unsent)")
+        })?;
         exchange.end = Some(End {
             at,
             how,

@@ -306,8 +306,8 @@ impl ClientBuilder {
     ///
     /// [`build`](ClientBuilder::build) creates the file (or empties it); clients of
     /// the same process recording to the same path at the same time share it, their
-    /// exchanges kept apart. A write that fails stops the recording (with a `tracing`
-    /// warning), never the stream.
+    /// exchanges kept apart. A write that fails stops the recording (with a warning
+    /// under the `tracing` feature), never the stream.
     ///
     /// ```no_run
     /// let client = laracopilot::Client::builder()

@@ -109,6 +109,16 @@
 //! reports [`Error::CreditsExhausted`](crate::Error::CreditsExhausted) with the
 //! project id.
 //!
+//! # Replaying cassettes
+//!
+//! [`MockServer::replay`] serves a [`Cassette`] instead of all of the above: a real
+//! session recorded with [`ClientBuilder::record_to`](crate::ClientBuilder::record_to),
+//! or one of its fault variants ([`Cassette::cut_after`], [`Cassette::revoked`], ...),
+//! answered as recorded, chunk for chunk, with the recorded pacing times
+//! [`MockServerBuilder::replay_pacing`]. A request that is not on the tape gets a
+//! [`UNMATCHED_STATUS`] (501) answer naming it, and is listed by
+//! [`MockServer::unmatched`]. The format is described in [`crate::cassette`].
+//!
 //! # Bounds
 //!
 //! One task per connection, no thread per request. A stream renders one event at a

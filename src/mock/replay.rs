@@ -96,10 +96,15 @@ impl Replay {
     /// Replays `cassette` with its times multiplied by `pacing` (0: at once).
     pub(crate) fn new(cassette: Cassette, pacing: f64) -> Self {
         let exchanges = cassette.exchanges().to_vec();
+        // A request that never reached the server is not the server's to answer.
+        let played = exchanges
+            .iter()
+            .map(|e| e.end.as_ref().is_some_and(|end| end.how == Ending::Unsent))
+            .collect();
         Replay {
             pacing,
             state: Mutex::new(State {
-                played: vec![false; exchanges.len()],
+                played,
                 exchanges,
                 unmatched: VecDeque::new(),
             }),
