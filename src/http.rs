@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::answer::{self, error_from_response, is_content_type, Answer, EVENT_STREAM, JSON};
+#[cfg(feature = "record")]
+use crate::cassette;
 use crate::error::{BoxError, TimeoutKind};
 use crate::tokens::{Lease, TokenSource};
 use crate::trace::CallSpan;
@@ -53,6 +55,8 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     user_agent: HeaderValue,
     request_timeout: Duration,
+    #[cfg(feature = "record")]
+    recorder: Option<cassette::Recorder>,
 }
 
 /// One API call.
@@ -149,7 +153,16 @@ impl Transport {
             retry: settings.retry,
             user_agent,
             request_timeout: settings.request_timeout,
+            #[cfg(feature = "record")]
+            recorder: None,
         })
+    }
+
+    /// The same transport, recording every exchange with `recorder`.
+    #[cfg(feature = "record")]
+    pub(crate) fn recording(mut self, recorder: cassette::Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// The base URL requests go to.
@@ -397,6 +410,18 @@ impl Transport {
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, JSON).body(body.clone());
         }
+        #[cfg(feature = "record")]
+        let recording = self.recorder.as_ref().map(|recorder| {
+            let outgoing = cassette::Outgoing {
+                method: call.method.as_str(),
+                path: cassette::relative_path(&self.base, &call.url),
+                accept: call.accept,
+                content_type: call.body.as_ref().map(|_| JSON),
+                user_agent: &self.user_agent,
+                body: call.body.as_deref(),
+            };
+            recorder.start(outgoing, &lease.token)
+        });
         let (limit, kind) = bounded(call.wait, call.deadline);
         let started = Instant::now();
         let timed_out = |error: Error| Failure {
@@ -415,8 +440,20 @@ impl Transport {
             }
         };
         match sent {
-            Ok(response) => Ok((response, started.elapsed())),
+            Ok(response) => {
+                let took = started.elapsed();
+                #[cfg(feature = "record")]
+                let response = match recording {
+                    Some(recording) => recording.tee(response),
+                    None => response,
+                };
+                Ok((response, took))
+            }
             Err(e) => {
+                #[cfg(feature = "record")]
+                if let Some(recording) = recording {
+                    recording.failed(&e);
+                }
                 let unsent = e.is_connect();
                 let error = Error::from_reqwest(e, kind).started_work(call.starts_work && !unsent);
                 Err(Failure {

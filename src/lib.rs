@@ -123,6 +123,8 @@ mod answer;
 mod http;
 pub mod tokens;
 // Model and base.
+#[cfg(feature = "record")]
+pub mod cassette;
 mod error;
 mod event;
 mod id;

@@ -39,6 +39,12 @@ pub struct Flags {
     /// follow_up gains "journal_id", the generation's entry.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<std::path::PathBuf>,
+
+    /// Record every exchange with LaraCopilot into this cassette file (JSON lines,
+    /// the token masked), to replay it later: `mock_server --replay FILE`, or
+    /// `MockServer::replay` in a test. Needs the `record` feature (`mock` has it)
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// The "Environment" section of `--help`, for the examples that talk to LaraCopilot.
@@ -183,11 +189,11 @@ impl Connection {
 
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
-/// mock`. Says which on stderr. It takes the shared flags so that a flag that shapes
-/// the connection (`--journal`) needs no change in the examples.
+/// mock`. Says which on stderr. It takes the shared flags, which shape the
+/// connection (`--journal`, `--record`) without a change in the examples.
 pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
-        let client = journaled(Client::builder().from_env(), flags)?.build()?;
+        let client = shaped(Client::builder().from_env(), flags)?.build()?;
         note(
             "Using",
             &format!("the LaraCopilot API at {}", client.base_url()),
@@ -209,7 +215,7 @@ pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
             &format!("the embedded offline LaraCopilot ({why})"),
         );
         Ok(Connection {
-            client: journaled(mock.client_builder(), flags)?.build()?,
+            client: shaped(mock.client_builder(), flags)?.build()?,
             _mock: Some(mock),
         })
     }
@@ -218,6 +224,11 @@ pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
         "{} is not set; set it, or run with `--features mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV
     )))
+}
+
+/// `builder` as the shared flags shape it: `--journal`, `--record`.
+fn shaped(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Failure> {
+    record(journaled(builder, flags)?, flags)
 }
 
 /// `builder` keeping the `--journal` file, when one is given (created if missing; a
@@ -237,6 +248,30 @@ fn journaled(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Fai
         );
     }
     Ok(builder.journal(journal))
+}
+
+/// The builder, recording into the `--record` cassette when one is given (and says
+/// so on stderr).
+fn record(
+    builder: laracopilot::ClientBuilder,
+    flags: &Flags,
+) -> Result<laracopilot::ClientBuilder, Failure> {
+    let Some(path) = &flags.record else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "record")]
+    {
+        note("Recording", &format!("into {}", path.display()));
+        Ok(builder.record_to(path))
+    }
+    #[cfg(not(feature = "record"))]
+    {
+        let _ = builder;
+        Err(Failure::Usage(format!(
+            "--record {} needs the `record` feature: cargo run --features record (or mock) --example ...",
+            path.display()
+        )))
+    }
 }
 
 /// Starts the embedded offline LaraCopilot: the one place where the examples start
@@ -323,6 +358,15 @@ pub fn message(error: &Error) -> String {
         for (field, messages) in errors {
             text.push_str(&format!("; {field}: {}", messages.join(" ")));
         }
+    }
+    // What the server said about an unexpected answer (a replay's "not on the tape"
+    // names the request and what the tape expected).
+    if let Error::Api {
+        message: Some(said),
+        ..
+    } = error
+    {
+        text.push_str(&format!(": {said}"));
     }
     text
 }

@@ -66,6 +66,8 @@ pub struct ClientBuilder {
     journal: Option<Arc<dyn Journal>>,
     max_concurrent: Option<usize>,
     credits_cooldown: Option<Duration>,
+    #[cfg(feature = "record")]
+    record_to: Option<std::path::PathBuf>,
     /// What a setter found wrong, reported by `build`.
     error: Option<Error>,
 }
@@ -91,6 +93,8 @@ impl Default for ClientBuilder {
             journal: None,
             max_concurrent: None,
             credits_cooldown: Some(DEFAULT_CREDITS_COOLDOWN),
+            #[cfg(feature = "record")]
+            record_to: None,
             error: None,
         }
     }
@@ -289,6 +293,35 @@ impl ClientBuilder {
         self
     }
 
+    /// Records every exchange of the client (and its clones) into the
+    /// [cassette](crate::cassette) at `path`, to replay it later with
+    /// [`MockServer::replay`](crate::mock::MockServer::replay) (feature `record`).
+    ///
+    /// Each request goes on the tape with its method, path, body and the headers that
+    /// matter (`Authorization` as the token's mask, `Bearer ****abcd`); each answer
+    /// with its status, headers and body chunk by chunk as it arrives, with its time.
+    /// Streams are unchanged for the caller: each chunk's line is written as the
+    /// chunk passes, nothing is buffered. The token never reaches the file, however
+    /// the server echoes it (see [Secrets](crate::cassette#secrets)).
+    ///
+    /// [`build`](ClientBuilder::build) creates the file (or empties it); clients of
+    /// the same process recording to the same path at the same time share it, their
+    /// exchanges kept apart. A write that fails stops the recording (with a warning
+    /// under the `tracing` feature), never the stream.
+    ///
+    /// ```no_run
+    /// let client = laracopilot::Client::builder()
+    ///     .from_env()
+    ///     .record_to("tests/cassettes/task-app.cassette")
+    ///     .build()?;
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    #[cfg(feature = "record")]
+    pub fn record_to(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.record_to = Some(path.into());
+        self
+    }
+
     /// Reads `LARACOPILOT_API_TOKEN`, `LARACOPILOT_BASE_URL` (when set and not
     /// empty) and `LARACOPILOT_OFFLINE` ([`OFFLINE_ENV`]). A missing or invalid token
     /// is reported by [`build`](ClientBuilder::build), like every other setting.
@@ -340,7 +373,8 @@ impl ClientBuilder {
     /// [`allow_http`](ClientBuilder::allow_http)), or not loopback for an
     /// [offline](ClientBuilder::offline) client, it is `https` in a build without a
     /// TLS feature, the user agent is not a valid header value, a timeout or
-    /// `max_concurrent_generations` is zero, or the HTTP client cannot be created.
+    /// `max_concurrent_generations` is zero, the HTTP client cannot be created, or
+    /// the [cassette](ClientBuilder::record_to) cannot be created.
     pub fn build(self) -> Result<Client> {
         if let Some(error) = self.error {
             return Err(error);
@@ -378,6 +412,15 @@ impl ClientBuilder {
             tokens: TokenSource::new(tokens, self.token_expiry),
             retry: self.retry,
         })?;
+        #[cfg(feature = "record")]
+        let transport = match &self.record_to {
+            Some(path) => {
+                transport.recording(crate::cassette::Recorder::open(path).map_err(|e| {
+                    Error::config(format!("cannot record to {}: {e}", path.display()))
+                })?)
+            }
+            None => transport,
+        };
         let spend = Spend::new(self.journal, self.max_concurrent, self.credits_cooldown);
         Ok(Client::new(transport, self.stream, spend))
     }

@@ -109,6 +109,16 @@
 //! reports [`Error::CreditsExhausted`](crate::Error::CreditsExhausted) with the
 //! project id.
 //!
+//! # Replaying cassettes
+//!
+//! [`MockServer::replay`] serves a [`Cassette`] instead of all of the above: a real
+//! session recorded with [`ClientBuilder::record_to`](crate::ClientBuilder::record_to),
+//! or one of its fault variants ([`Cassette::cut_after`], [`Cassette::revoked`], ...),
+//! answered as recorded, chunk for chunk, with the recorded pacing times
+//! [`MockServerBuilder::replay_pacing`]. A request that is not on the tape gets a
+//! [`UNMATCHED_STATUS`] (501) answer naming it, and is listed by
+//! [`MockServer::unmatched`]. The format is described in [`crate::cassette`].
+//!
 //! # Bounds
 //!
 //! One task per connection, no thread per request. A stream renders one event at a
@@ -120,13 +130,16 @@
 
 mod demo;
 mod fault;
+mod replay;
 mod routes;
 mod script;
 mod server;
 mod state;
 mod stream;
 
+pub use crate::cassette::Cassette;
 pub use fault::{Fault, Reply};
+pub use replay::{Unmatched, UNMATCHED_STATUS};
 pub use server::{
     MockError, MockServer, MockServerBuilder, DEFAULT_CREDITS, DEFAULT_MIN_PROMPT_LEN,
     DEFAULT_READ_TIMEOUT,

@@ -25,7 +25,7 @@ use crate::Token;
 /// The API's path prefix.
 pub(crate) const PREFIX: &str = "/api/v1";
 /// Request bodies larger than this are refused with 413 (and not read further).
-const MAX_REQUEST_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 const SERVER_ERROR_HTML: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Server Error</title></head>\n<body><div class=\"code\">500</div><div class=\"message\">Server Error</div></body>\n</html>\n";
 
@@ -378,7 +378,7 @@ fn answer(
 }
 
 /// The request as recorded, with the credentials in `Authorization` masked.
-fn recorded(parts: &Parts, body: &[u8]) -> RecordedRequest {
+pub(crate) fn recorded(parts: &Parts, body: &[u8]) -> RecordedRequest {
     let headers = parts
         .headers
         .iter()

@@ -17,9 +17,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::fault::{Fault, Reply};
+use super::replay::{self, Replay, Unmatched};
 use super::routes::{self, PREFIX};
 use super::script::{ScriptEvent, MIN_EVENTS};
 use super::state::{Config, MockProject, RecordedRequest, Shared, TokenState};
+use crate::cassette::Cassette;
 use crate::{Client, ClientBuilder, Token};
 
 /// The credit balance of a new server: enough for any test, including a load test of
@@ -105,6 +107,7 @@ pub struct MockServer {
     addr: SocketAddr,
     base_url: String,
     token: Token,
+    replay: Option<Arc<Replay>>,
     running: Option<Running>,
 }
 
@@ -119,6 +122,7 @@ impl fmt::Debug for MockServer {
         f.debug_struct("MockServer")
             .field("base_url", &self.base_url)
             .field("credits", &self.credits())
+            .field("replay", &self.replay.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +135,8 @@ pub struct MockServerBuilder {
     credits: u64,
     port: u16,
     token: Option<String>,
+    replay: Option<Cassette>,
+    replay_pacing: f64,
 }
 
 impl fmt::Debug for MockServerBuilder {
@@ -140,6 +146,8 @@ impl fmt::Debug for MockServerBuilder {
             .field("credits", &self.credits)
             .field("port", &self.port)
             .field("custom_token", &self.token.is_some())
+            .field("replay", &self.replay.as_ref().map(Cassette::len))
+            .field("replay_pacing", &self.replay_pacing)
             .finish()
     }
 }
@@ -206,6 +214,22 @@ impl MockServerBuilder {
         self
     }
 
+    /// Serves `cassette` instead of the offline LaraCopilot's own behaviour: every
+    /// request is answered from the tape (see [`MockServer::replay`]).
+    pub fn replay(mut self, cassette: Cassette) -> Self {
+        self.replay = Some(cassette);
+        self
+    }
+
+    /// How a [replay](MockServerBuilder::replay) is paced: the recorded times
+    /// multiplied by `factor`. 0 (the default) sends everything as fast as the client
+    /// reads it, chunk boundaries kept; 1 is real time, as recorded; 2 twice as slow.
+    /// Must be finite and not negative.
+    pub fn replay_pacing(mut self, factor: f64) -> Self {
+        self.replay_pacing = factor;
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving from the server's own thread. Needs no
     /// Tokio runtime, and works inside one too.
     ///
@@ -213,8 +237,9 @@ impl MockServerBuilder {
     ///
     /// [`MockError::Config`] when
     /// [`events_per_generation`](MockServerBuilder::events_per_generation) is below 9,
-    /// the [`token`](MockServerBuilder::token) value is not a valid token or the
-    /// [`read_timeout`](MockServerBuilder::read_timeout) is zero;
+    /// the [`token`](MockServerBuilder::token) value is not a valid token, the
+    /// [`read_timeout`](MockServerBuilder::read_timeout) is zero or the
+    /// [`replay_pacing`](MockServerBuilder::replay_pacing) is negative or not finite;
     /// [`MockError::Bind`] when the port cannot be bound; [`MockError::Thread`] when
     /// the thread or its runtime cannot be started.
     pub fn start(self) -> Result<MockServer, MockError> {
@@ -229,6 +254,13 @@ impl MockServerBuilder {
         if self.config.read_timeout.is_zero() {
             return invalid("read_timeout must not be zero");
         }
+        if !self.replay_pacing.is_finite() || self.replay_pacing < 0.0 {
+            return invalid("replay_pacing must be a finite number, 0 or more");
+        }
+        let pacing = self.replay_pacing;
+        let replay = self
+            .replay
+            .map(|cassette| Arc::new(Replay::new(cassette, pacing)));
         let value = self.token.unwrap_or_else(random_token);
         let Ok(token) = Token::new(value.as_str()) else {
             return invalid("the token must be non-empty, without whitespace");
@@ -240,15 +272,32 @@ impl MockServerBuilder {
         let addr = listener.local_addr().map_err(bind)?;
         let shared = Arc::new(Shared::new(self.config, self.credits));
         shared.set_token(&value, TokenState::Valid);
-        let running = Running::spawn(listener, Arc::clone(&shared), addr.port())
+        let running = Running::spawn(listener, Arc::clone(&shared), replay.clone(), addr.port())
             .map_err(|source| MockError::Thread { source })?;
         Ok(MockServer {
             shared,
             addr,
             base_url: format!("http://{addr}{PREFIX}"),
             token,
+            replay,
             running: Some(running),
         })
+    }
+}
+
+/// The server, or the documented panic of the convenience constructors (the
+/// builder gives the error instead), naming the cause.
+#[allow(
+    clippy::panic,
+    reason = "the documented convenience of a test helper; the builder gives the error"
+)]
+fn started(result: Result<MockServer, MockError>) -> MockServer {
+    match result {
+        Ok(server) => server,
+        Err(e) => match std::error::Error::source(&e) {
+            Some(cause) => panic!("could not start the mock LaraCopilot: {e}: {cause}"),
+            None => panic!("could not start the mock LaraCopilot: {e}"),
+        },
     }
 }
 
@@ -260,18 +309,71 @@ impl MockServer {
     ///
     /// When no port of 127.0.0.1 can be bound or no thread started (use
     /// [`MockServer::builder`] to get an error instead).
-    #[allow(
-        clippy::panic,
-        reason = "the documented convenience of a test helper; the builder gives the error"
-    )]
     pub fn start() -> MockServer {
-        match MockServer::builder().start() {
-            Ok(server) => server,
-            Err(e) => match std::error::Error::source(&e) {
-                Some(cause) => panic!("could not start the mock LaraCopilot: {e}: {cause}"),
-                None => panic!("could not start the mock LaraCopilot: {e}"),
-            },
-        }
+        started(MockServer::builder().start())
+    }
+
+    /// Starts a server that replays `cassette` (a [recorded](crate::ClientBuilder::record_to)
+    /// session, or one of its [fault variants](Cassette::cut_after)) from its own
+    /// thread, as fast as the client reads (see [`MockServerBuilder::replay_pacing`]
+    /// for real time). Needs no Tokio runtime.
+    ///
+    /// Each request is answered by the first exchange of the tape not yet replayed
+    /// with the same method, path (under `/api/v1`) and body (the same bytes, or the
+    /// same JSON); the token is not checked. The answer has the recorded status and
+    /// headers, and its body goes out in the recorded chunks, each its own HTTP/1.1
+    /// chunk, then ends as recorded (complete, reset, or, for a stall, never). A
+    /// request that matches nothing gets 501 with a JSON body naming what was asked
+    /// and what the tape expected next, and is kept in [`unmatched`](MockServer::unmatched).
+    /// The offline LaraCopilot's own routes, scripts and faults are not served.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use laracopilot::mock::{Cassette, MockServer};
+    ///
+    /// let tape = Cassette::parse(
+    ///     br#"{"cassette":1}
+    /// {"x":1,"request":{"method":"GET","path":"/agent/project/p1"}}
+    /// {"x":1,"t":3,"status":200,"headers":[["content-type","application/json"]]}
+    /// {"x":1,"t":4,"data":"{\"status\":true,\"project_id\":\"p1\",\"project_status\":\"ready\"}"}
+    /// {"x":1,"t":4,"end":"complete"}
+    /// "#,
+    /// )?;
+    /// let server = MockServer::replay(tape);
+    /// let client = server.client_builder().retry_policy(laracopilot::RetryPolicy::none()).build()?;
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # runtime.block_on(async {
+    /// assert_eq!(client.project("p1").await?.project_status.as_deref(), Some("ready"));
+    /// let error = client.project("p2").await.unwrap_err();
+    /// assert_eq!(error.status(), Some(501));
+    /// # Ok::<(), laracopilot::Error>(()) })?;
+    /// assert_eq!(server.unmatched()[0].request.path, "/api/v1/agent/project/p2");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When no port of 127.0.0.1 can be bound or no thread started (use
+    /// [`MockServerBuilder::replay`] to get an error instead).
+    pub fn replay(cassette: Cassette) -> MockServer {
+        started(MockServer::builder().replay(cassette).start())
+    }
+
+    /// The requests a [replay](MockServer::replay) found on no exchange of its tape,
+    /// oldest first (at most the last 1,000), each with what the tape expected next.
+    /// Always empty for a server that does not replay.
+    pub fn unmatched(&self) -> Vec<Unmatched> {
+        self.replay
+            .as_ref()
+            .map(|replay| replay.unmatched())
+            .unwrap_or_default()
+    }
+
+    /// How many exchanges of a [replay](MockServer::replay)'s tape were not asked
+    /// for yet: 0 once the code under test made every recorded request. Always 0 for
+    /// a server that does not replay.
+    pub fn unplayed(&self) -> usize {
+        self.replay.as_ref().map_or(0, |replay| replay.unplayed())
     }
 
     /// A builder for a server with custom settings.
@@ -286,6 +388,8 @@ impl MockServer {
             credits: DEFAULT_CREDITS,
             port: 0,
             token: None,
+            replay: None,
+            replay_pacing: 0.0,
         }
     }
 
@@ -434,7 +538,12 @@ impl Drop for MockServer {
 impl Running {
     /// Serves `listener` from a new thread running a `current_thread` runtime, built
     /// here so that its errors reach the caller.
-    fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>, port: u16) -> io::Result<Self> {
+    fn spawn(
+        listener: std::net::TcpListener,
+        shared: Arc<Shared>,
+        replay: Option<Arc<Replay>>,
+        port: u16,
+    ) -> io::Result<Self> {
         let runtime = Background(Some(
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -452,7 +561,7 @@ impl Running {
             .name(format!("laracopilot-mock-{port}"))
             .spawn(move || {
                 if let Some(handle) = &runtime.0 {
-                    handle.block_on(accept_loop(listener, shared, stopped));
+                    handle.block_on(accept_loop(listener, shared, replay, stopped));
                 }
             })?;
         Ok(Running { stop, thread })
@@ -474,7 +583,12 @@ impl Drop for Background {
 
 /// Accepts connections until `stop` fires (or its sender is dropped), then closes
 /// every open one.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    replay: Option<Arc<Replay>>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -484,7 +598,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, Arc::clone(&shared)));
+                    connections.spawn(serve(stream, Arc::clone(&shared), replay.clone()));
                 }
                 // Out of file descriptors or a connection reset before it was
                 // accepted: back off briefly instead of spinning.
@@ -496,17 +610,27 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
     connections.shutdown().await;
 }
 
-/// Serves one connection until it closes.
-async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+/// Serves one connection until it closes: the offline LaraCopilot's routes, or the
+/// tape of a replay.
+async fn serve(stream: TcpStream, shared: Arc<Shared>, replay: Option<Arc<Replay>>) {
     // Events are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let timeout = shared.config.read_timeout;
-    let service = service_fn(move |request| routes::handle(Arc::clone(&shared), request));
-    let _ = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(shared.config.read_timeout);
+    let io = TokioIo::new(stream);
+    match replay {
+        Some(replay) => {
+            let service = service_fn(move |request| {
+                replay::handle(Arc::clone(&shared), Arc::clone(&replay), request)
+            });
+            let _ = http.serve_connection(io, service).await;
+        }
+        None => {
+            let service = service_fn(move |request| routes::handle(Arc::clone(&shared), request));
+            let _ = http.serve_connection(io, service).await;
+        }
+    }
 }
 
 /// `lcp_mock_` and 32 hex digits from the standard library's randomly seeded hasher

@@ -1,0 +1,486 @@
+//! Keeping the token off the tape: every spelling of it (plain, JSON-escaped,
+//! percent-encoded, base64) is replaced by its mask in what is recorded, also when a
+//! body's chunks split it.
+//!
+//! A spelling is matched character by character, each character written as itself,
+//! as a JSON escape (`\/`, `\u0061`, a surrogate pair; with its backslash doubled
+//! for each level of JSON quoted in JSON: `\\/`) or percent-encoded (`%61`), so
+//! mixed spellings are found too. The needles are the token and the parts of its
+//! base64 encodings (standard and URL-safe, at the three alignments it can have
+//! inside a larger value such as `user:token`) that depend on the token alone.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use zeroize::Zeroizing;
+
+use crate::Token;
+
+/// A run of at least this many characters that begins a spelling of the token is
+/// masked even when the spelling does not go on (a truncated echo).
+pub(crate) const MIN_PIECE: usize = 12;
+
+/// The longest run of backslashes before an escape that is looked at: six levels of
+/// JSON quoted in JSON. Bounded, so that a body of backslashes costs linear time.
+const MAX_BACKSLASHES: usize = 64;
+
+/// Base64 parts shorter than this are not looked for: they would match ordinary
+/// text of a tiny token.
+const MIN_BASE64_NEEDLE: usize = 8;
+
+/// Finds and masks the spellings of one token.
+pub(crate) struct Redactor {
+    needles: Vec<Needle>,
+    /// For each byte, the needles (bit `i` for needle `i`) a spelling of which can
+    /// start with it.
+    starts: [u16; 256],
+    mask: Vec<u8>,
+}
+
+/// One sequence of characters to look for: per character, its spellings.
+struct Needle {
+    chars: Vec<Vec<Spelling>>,
+}
+
+/// The bytes of one way to write one character; `fold`: compared ASCII
+/// case-insensitively (the hex digits of escapes).
+struct Spelling {
+    bytes: Zeroizing<Vec<u8>>,
+    fold: bool,
+}
+
+/// How far a needle matches at a position.
+enum Outcome {
+    Full(usize),
+    Partial {
+        chars: usize,
+        bytes: usize,
+        /// The text ended while the spelling was still going.
+        at_end: bool,
+    },
+}
+
+enum Spelled {
+    Yes(usize),
+    Short,
+    No,
+}
+
+impl Redactor {
+    /// The redactor of `token`, masked as [`Token::masked`] shows it.
+    pub(crate) fn new(token: &Token) -> Self {
+        // The header is the one place where the crate exposes the token; the
+        // redactor needs its value to find it, and keeps it only in zeroized buffers.
+        let header = token.authorization();
+        let value = header.as_bytes();
+        let value = value.strip_prefix(b"Bearer ").unwrap_or(value);
+        let secret = Zeroizing::new(String::from_utf8_lossy(value).into_owned());
+        let mut needles = vec![Needle::of(&secret)];
+        let mut cores: Vec<Zeroizing<String>> = Vec::new();
+        for engine in [
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            for align in 0..3 {
+                let core = base64_core(&engine, secret.as_bytes(), align);
+                if core.len() >= MIN_BASE64_NEEDLE && !cores.iter().any(|c| **c == *core) {
+                    needles.push(Needle::of(&core));
+                    cores.push(core);
+                }
+            }
+        }
+        // The token and at most six base64 parts: seven needles, one bit each.
+        needles.truncate(16);
+        let mut starts = [0u16; 256];
+        for (i, needle) in needles.iter().enumerate() {
+            let bit = 1u16 << i;
+            let mut mark = |byte: u8| {
+                if let Some(start) = starts.get_mut(usize::from(byte)) {
+                    *start |= bit;
+                }
+            };
+            for spelling in needle.chars.first().into_iter().flatten() {
+                if let Some(&first) = spelling.bytes.first() {
+                    mark(first);
+                    if spelling.fold {
+                        mark(first.to_ascii_lowercase());
+                        mark(first.to_ascii_uppercase());
+                    }
+                }
+            }
+        }
+        Redactor {
+            needles,
+            starts,
+            mask: token.masked().into_bytes(),
+        }
+    }
+
+    /// `text` with every spelling masked.
+    pub(crate) fn text(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.bytes(text.as_bytes())).into_owned()
+    }
+
+    /// `data` with every spelling masked.
+    pub(crate) fn bytes(&self, data: &[u8]) -> Vec<u8> {
+        let (spans, _) = self.scan(data, true);
+        apply(data, 0, &spans, &self.mask)
+    }
+
+    /// The spans of `buf` to mask, and, unless `last`, where a spelling that `buf`
+    /// ends in the middle of begins (nothing from there on is decided).
+    fn scan(&self, buf: &[u8], last: bool) -> (Vec<(usize, usize)>, Option<usize>) {
+        let mut spans = Vec::new();
+        let mut at = 0;
+        while let Some(rest) = buf.get(at..).filter(|rest| !rest.is_empty()) {
+            let candidates = rest
+                .first()
+                .and_then(|&b| self.starts.get(usize::from(b)))
+                .copied()
+                .unwrap_or(0);
+            if candidates == 0 {
+                at += 1;
+                continue;
+            }
+            let mut full = 0;
+            let mut piece = 0;
+            let mut open = false;
+            let needles = self.needles.iter().enumerate();
+            for (_, needle) in needles.filter(|(i, _)| candidates & (1 << i) != 0) {
+                match needle.match_at(rest) {
+                    Outcome::Full(bytes) => full = full.max(bytes),
+                    Outcome::Partial {
+                        chars,
+                        bytes,
+                        at_end,
+                    } => {
+                        if at_end && !last {
+                            open = true;
+                        } else if chars >= MIN_PIECE {
+                            piece = piece.max(bytes);
+                        }
+                    }
+                }
+            }
+            if full > 0 {
+                spans.push((at, at + full));
+                at += full;
+            } else if open {
+                return (spans, Some(at));
+            } else if piece > 0 {
+                spans.push((at, at + piece));
+                at += piece;
+            } else {
+                at += 1;
+            }
+        }
+        (spans, None)
+    }
+}
+
+impl Needle {
+    fn of(text: &str) -> Needle {
+        Needle {
+            chars: text.chars().map(spellings).collect(),
+        }
+    }
+
+    fn match_at(&self, text: &[u8]) -> Outcome {
+        let mut at = 0;
+        for (i, spellings) in self.chars.iter().enumerate() {
+            let rest = text.get(at..).unwrap_or_default();
+            match spell(rest, spellings) {
+                Spelled::Yes(n) => at += n,
+                Spelled::Short => {
+                    return Outcome::Partial {
+                        chars: i,
+                        bytes: at,
+                        at_end: true,
+                    }
+                }
+                Spelled::No => {
+                    return Outcome::Partial {
+                        chars: i,
+                        bytes: at,
+                        at_end: false,
+                    }
+                }
+            }
+        }
+        Outcome::Full(at)
+    }
+}
+
+/// Whether `text` starts with a spelling of the character, runs out inside one, or
+/// neither. An escape may start with more backslashes than one: JSON quoted inside
+/// a JSON string (an echoed body inside another) doubles them at each level (`\\/`,
+/// PHP's `\\\/`).
+fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
+    let backslashes = text
+        .iter()
+        .take(MAX_BACKSLASHES + 1)
+        .take_while(|&&b| b == b'\\')
+        .count();
+    if backslashes > MAX_BACKSLASHES {
+        return Spelled::No;
+    }
+    let mut short = backslashes > 0 && backslashes == text.len();
+    for spelling in spellings {
+        let escape = spelling.bytes.first() == Some(&b'\\');
+        // Bytes before the spelling: the backslashes beyond the escape's own.
+        let extra = if escape {
+            backslashes.saturating_sub(1)
+        } else {
+            0
+        };
+        let text = text.get(extra..).unwrap_or_default();
+        let wanted: &[u8] = &spelling.bytes;
+        let same = |a: &[u8], b: &[u8]| {
+            if spelling.fold {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        match text.get(..wanted.len()) {
+            Some(head) if same(head, wanted) => return Spelled::Yes(extra + wanted.len()),
+            Some(_) => {}
+            None => {
+                short |= wanted
+                    .get(..text.len())
+                    .is_some_and(|start| same(text, start))
+            }
+        }
+    }
+    if short {
+        Spelled::Short
+    } else {
+        Spelled::No
+    }
+}
+
+/// The ways to write `c`: itself, its JSON escapes, percent-encoded.
+fn spellings(c: char) -> Vec<Spelling> {
+    let exact = |bytes: Vec<u8>| Spelling {
+        bytes: Zeroizing::new(bytes),
+        fold: false,
+    };
+    let folded = |text: String| Spelling {
+        bytes: Zeroizing::new(text.into_bytes()),
+        fold: true,
+    };
+    let mut utf8 = [0u8; 4];
+    let literal = c.encode_utf8(&mut utf8).as_bytes().to_vec();
+    let mut out = vec![exact(literal.clone())];
+    let simple = match c {
+        '"' => Some(b'"'),
+        '\\' => Some(b'\\'),
+        '/' => Some(b'/'),
+        '\u{8}' => Some(b'b'),
+        '\u{c}' => Some(b'f'),
+        '\n' => Some(b'n'),
+        '\r' => Some(b'r'),
+        '\t' => Some(b't'),
+        _ => None,
+    };
+    if let Some(letter) = simple {
+        out.push(exact(vec![b'\\', letter]));
+    }
+    let mut units = [0u16; 2];
+    let escaped: String = c
+        .encode_utf16(&mut units)
+        .iter()
+        .map(|unit| format!("\\u{unit:04x}"))
+        .collect();
+    out.push(folded(escaped));
+    let percent: String = literal.iter().map(|b| format!("%{b:02x}")).collect();
+    out.push(folded(percent));
+    utf8.fill(0);
+    out
+}
+
+/// The characters of the base64 encoding of `secret`, placed `align` bytes into a
+/// 3-byte group, that depend on the secret's bytes alone.
+fn base64_core(
+    engine: &base64::engine::GeneralPurpose,
+    secret: &[u8],
+    align: usize,
+) -> Zeroizing<String> {
+    let mut padded = Zeroizing::new(vec![0u8; align]);
+    padded.extend_from_slice(secret);
+    let encoded = Zeroizing::new(engine.encode(&*padded));
+    let first = (8 * align).div_ceil(6);
+    let last = 8 * (align + secret.len()) / 6;
+    Zeroizing::new(encoded.get(first..last).unwrap_or_default().to_owned())
+}
+
+/// The bytes `[start, start + data.len())` of the stream with every span that
+/// overlaps them masked: the mask where a span begins, nothing for its other bytes.
+fn apply(data: &[u8], start: usize, spans: &[(usize, usize)], mask: &[u8]) -> Vec<u8> {
+    let end = start + data.len();
+    let mut out = Vec::with_capacity(data.len());
+    let mut at = start;
+    for &(from, to) in spans.iter().filter(|(from, to)| *to > start && *from < end) {
+        if from > at {
+            out.extend_from_slice(data.get(at - start..from - start).unwrap_or_default());
+        }
+        if from >= start {
+            out.extend_from_slice(mask);
+        }
+        at = to.min(end);
+    }
+    out.extend_from_slice(data.get(at - start..).unwrap_or_default());
+    out
+}
+
+/// A body's chunks on their way to the tape: each is handed on masked, at once
+/// unless its last bytes could begin a spelling of the token, which the next chunk
+/// (or the end) decides.
+#[derive(Default)]
+pub(crate) struct BodyRedactor {
+    pending: Vec<(Duration, Vec<u8>)>,
+}
+
+impl BodyRedactor {
+    /// Takes a chunk that arrived at `at`; returns the chunks now ready, masked.
+    pub(crate) fn push(
+        &mut self,
+        redactor: &Redactor,
+        at: Duration,
+        data: &[u8],
+    ) -> Vec<(Duration, Vec<u8>)> {
+        if self.pending.is_empty() {
+            // The common case: nothing held, and this chunk ends outside a spelling.
+            let (spans, open) = redactor.scan(data, false);
+            if open.is_none() {
+                return vec![(at, apply(data, 0, &spans, &redactor.mask))];
+            }
+        }
+        self.pending.push((at, data.to_vec()));
+        self.release(redactor, false)
+    }
+
+    /// The body ended: every chunk still held, masked.
+    pub(crate) fn finish(&mut self, redactor: &Redactor) -> Vec<(Duration, Vec<u8>)> {
+        self.release(redactor, true)
+    }
+
+    fn release(&mut self, redactor: &Redactor, last: bool) -> Vec<(Duration, Vec<u8>)> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let joined: Vec<u8> = self.pending.iter().flat_map(|(_, d)| d.clone()).collect();
+        let (spans, open) = redactor.scan(&joined, last);
+        let hold = open.unwrap_or(joined.len() + 1);
+        let mut ready = Vec::new();
+        let mut kept = Vec::new();
+        let mut start = 0;
+        for (at, data) in self.pending.drain(..) {
+            let end = start + data.len();
+            if end <= hold {
+                ready.push((at, apply(&data, start, &spans, &redactor.mask)));
+            } else {
+                // Bytes at its start that a span already written covers stay out.
+                let covered = spans
+                    .iter()
+                    .filter(|(from, to)| *from < start && *to > start)
+                    .map(|(_, to)| to.min(&end) - start)
+                    .max()
+                    .unwrap_or(0);
+                kept.push((at, data.get(covered..).unwrap_or_default().to_vec()));
+            }
+            start = end;
+        }
+        self.pending = kept;
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "lcp_live_S3CR3T-t0k3n/never+print-9f8e";
+
+    fn redactor() -> Redactor {
+        Redactor::new(&Token::new(SECRET).unwrap())
+    }
+
+    #[test]
+    fn every_spelling_is_masked() {
+        let r = redactor();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let url = |s: &str| base64::engine::general_purpose::URL_SAFE.encode(s);
+        let json_u: String = SECRET
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
+        let percent: String = SECRET.bytes().map(|b| format!("%{b:02X}")).collect();
+        for text in [
+            SECRET.to_owned(),
+            SECRET.replace('/', "\\/"),
+            json_u,
+            percent,
+            b64(SECRET),
+            b64(&format!("api:{SECRET}")),
+            b64(&format!("someone@example.com:{SECRET}")),
+            b64(&format!("{SECRET}:")),
+            url(&format!("ab:{SECRET}")),
+            b64(&format!("api:{SECRET}")).replace('/', "\\/"),
+            SECRET.get(..20).unwrap().to_owned(),
+        ] {
+            let masked = r.text(&format!("<{text}>"));
+            assert!(masked.contains("****9f8e"), "{text} -> {masked}");
+            for window in SECRET.as_bytes().windows(MIN_PIECE) {
+                assert!(
+                    !masked.as_bytes().windows(MIN_PIECE).any(|w| w == window),
+                    "{masked}"
+                );
+            }
+        }
+        assert_eq!(
+            r.text("nothing here: lcp_live_other"),
+            "nothing here: lcp_live_other"
+        );
+    }
+
+    #[test]
+    fn escapes_quoted_in_json_again_are_masked_and_backslashes_cost_linear_time() {
+        let r = redactor();
+        let php = SECRET.replace('/', "\\/");
+        for text in [
+            php.replace('\\', "\\\\"),
+            php.replace('\\', "\\\\\\"),
+            php.replace('\\', &"\\".repeat(16)),
+        ] {
+            assert_eq!(r.text(&text), "****9f8e", "{text}");
+        }
+        let backslashes = "\\".repeat(200_000);
+        let started = std::time::Instant::now();
+        assert_eq!(r.text(&backslashes), backslashes);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_secret_split_over_chunks_is_masked_and_other_chunks_pass_at_once() {
+        let r = redactor();
+        let body = format!("data: {{\"echo\":\"Bearer {SECRET}\"}}\n\n");
+        for size in [1, 2, 3, 5, 7, 11, 16, 64] {
+            let mut body_redactor = BodyRedactor::default();
+            let mut out = Vec::new();
+            for piece in body.as_bytes().chunks(size) {
+                out.extend(body_redactor.push(&r, Duration::ZERO, piece));
+            }
+            out.extend(body_redactor.finish(&r));
+            let joined: Vec<u8> = out.into_iter().flat_map(|(_, d)| d).collect();
+            assert_eq!(
+                String::from_utf8(joined).unwrap(),
+                "data: {\"echo\":\"Bearer ****9f8e\"}\n\n",
+                "chunks of {size}"
+            );
+        }
+        let mut body_redactor = BodyRedactor::default();
+        let ready = body_redactor.push(&r, Duration::ZERO, b"data: {}\n\n");
+        assert_eq!(ready.len(), 1, "an ordinary chunk is not held");
+    }
+}

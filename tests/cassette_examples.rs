@@ -1,0 +1,184 @@
+//! The record-and-replay workflow through the examples, as the README shows it:
+//! `generate --record FILE` (and `follow_up --record FILE`), then the same command
+//! against `mock_server --replay FILE` (or `MockServer::replay`) through
+//! `LARACOPILOT_BASE_URL`, prints the same events and outcome.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
+#![cfg(feature = "mock")]
+
+mod cassette_support;
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{example, run_bounded};
+use laracopilot::mock::{Cassette, MockServer};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const PROMPT: &str = "Build a task management app";
+/// Any value: a replay does not check the token.
+const ANY_TOKEN: &str = "lcp_replay_needs_no_real_token";
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// The event lines, and the outcome without its timing.
+fn comparable(stdout: &str) -> (Vec<Value>, Value) {
+    let mut lines = json_lines(stdout);
+    let mut outcome = lines.pop().expect("an outcome line");
+    outcome["outcome"]
+        .as_object_mut()
+        .expect("an outcome")
+        .remove("elapsed_ms");
+    (lines, outcome)
+}
+
+fn record(name: &str, args: &[&str], path: &Path) -> Option<String> {
+    let bin = example(name)?;
+    let path = path.to_str().unwrap();
+    let mut all = vec!["--json", "--record", path];
+    all.extend_from_slice(args);
+    let (status, stdout, stderr) = run_bounded(&bin, &all, &[], LIMIT);
+    assert!(status.success(), "{name}: {stderr}");
+    assert!(
+        stderr.contains(&format!("Recording into {path}")),
+        "{stderr}"
+    );
+    Some(stdout)
+}
+
+fn against(name: &str, args: &[&str], base_url: &str) -> String {
+    let bin = example(name).expect("built");
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let env = [
+        ("LARACOPILOT_API_TOKEN", ANY_TOKEN),
+        ("LARACOPILOT_BASE_URL", base_url),
+    ];
+    let (status, stdout, stderr) = run_bounded(&bin, &all, &env, LIMIT);
+    assert!(
+        status.success(),
+        "{name} against the replay: {stderr}\n{stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn generate_records_offline_and_replays_the_same_events_and_outcome() {
+    let dir = cassette_support::dir();
+    let path = dir.path().join("generate.cassette");
+    let Some(recorded) = record("generate", &[PROMPT], &path) else {
+        return;
+    };
+    let tape = Cassette::load(&path).unwrap();
+    assert_eq!(tape.len(), 1);
+    assert_eq!(tape.events(), 34);
+
+    let server = MockServer::replay(tape);
+    let replayed = against("generate", &[PROMPT], server.base_url());
+    assert_eq!(comparable(&replayed), comparable(&recorded));
+    assert!(server.unmatched().is_empty(), "{:?}", server.unmatched());
+}
+
+#[test]
+fn follow_up_records_both_calls_and_replays_the_follow_up() {
+    let dir = cassette_support::dir();
+    let path = dir.path().join("follow_up.cassette");
+    let Some(recorded) = record(
+        "follow_up",
+        &["any", "Add a dark mode with a toggle"],
+        &path,
+    ) else {
+        return;
+    };
+    let tape = Cassette::load(&path).unwrap();
+    let paths: Vec<&str> = tape
+        .exchanges()
+        .iter()
+        .map(|e| e.request.path.as_str())
+        .collect();
+    assert_eq!(paths, ["/agent/generate", "/agent/generate/p1"]);
+
+    let server = MockServer::replay(tape);
+    let replayed = against(
+        "follow_up",
+        &["p1", "Add a dark mode with a toggle"],
+        server.base_url(),
+    );
+    assert_eq!(comparable(&replayed), comparable(&recorded));
+    assert_eq!(
+        server.unplayed(),
+        1,
+        "the preparing generation was not asked for"
+    );
+}
+
+#[test]
+fn mock_server_replays_a_cassette_for_any_program() {
+    let dir = cassette_support::dir();
+    let path = dir.path().join("served.cassette");
+    let Some(recorded) = record("generate", &[PROMPT], &path) else {
+        return;
+    };
+    let Some(mock_server) = example("mock_server") else {
+        return;
+    };
+    let out_path = dir.path().join("mock_server.out");
+    let mut child = Command::new(mock_server)
+        .args(["--port", "0", "--replay-pacing", "0", "--replay"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mock_server starts");
+    let started = Instant::now();
+    let base_url = loop {
+        let mut printed = String::new();
+        if let Ok(mut file) = std::fs::File::open(&out_path) {
+            let _ = file.read_to_string(&mut printed);
+        }
+        if let Some(url) = printed
+            .lines()
+            .find_map(|line| line.strip_prefix("Offline LaraCopilot listening at "))
+        {
+            assert!(printed.contains("Replaying"), "{printed}");
+            break url.trim().to_owned();
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mock_server printed no address: {printed}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let replayed = against("generate", &[PROMPT], &base_url);
+    // A second run is not on the tape: a 501, reported as an API error.
+    let bin = example("generate").unwrap();
+    let env = [
+        ("LARACOPILOT_API_TOKEN", ANY_TOKEN),
+        ("LARACOPILOT_BASE_URL", base_url.as_str()),
+    ];
+    let (status, stdout, _) = run_bounded(&bin, &["--json", PROMPT], &env, LIMIT);
+    child.kill().expect("stop mock_server");
+    child.wait().unwrap();
+    assert_eq!(comparable(&replayed), comparable(&recorded));
+    assert_eq!(status.code(), Some(1));
+    let error = &json_lines(&stdout)[0]["error"];
+    assert_eq!(error["status"], 501, "{stdout}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("is not on the tape"), "{stdout}");
+}
