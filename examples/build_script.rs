@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{Failure, Flags};
+use common::{Failure, Flags, JournalFlag};
 use laracopilot::{blocking, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,9 @@ Environment:
 struct Cli {
     #[command(flatten)]
     flags: Flags,
+
+    #[command(flatten)]
+    journal: JournalFlag,
 
     /// The cache file [default: $LARACOPILOT_CACHE, else target/laracopilot-cache.json]
     #[arg(long, value_name = "PATH")]
@@ -104,7 +107,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     };
     // Building a client sends nothing: it only reads the environment.
     let api_client = match std::env::var_os(laracopilot::TOKEN_ENV) {
-        Some(_) => Some(blocking::Client::from_env()?),
+        Some(_) => Some(
+            common::shaped(
+                laracopilot::Client::builder().from_env(),
+                &cli.flags,
+                &cli.journal,
+            )?
+            .build_blocking()?,
+        ),
         None => None,
     };
     let api = api_client
@@ -132,7 +142,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             );
             (client, None)
         }
-        None => offline()?,
+        None => offline(cli)?,
     };
     let generation = client.generate(prompt.as_str())?;
     let mut display = common::Display::new(cli.flags.json, generation.progress().clone());
@@ -166,7 +176,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 
 /// The embedded offline LaraCopilot (it serves from its own thread).
 #[cfg(feature = "mock")]
-fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
+fn offline(cli: &Cli) -> Result<(blocking::Client, Option<impl Sized>), Failure> {
     let builder =
         laracopilot::mock::MockServer::builder().pacing(std::time::Duration::from_millis(20));
     let mock = common::start_mock(builder)?;
@@ -175,12 +185,13 @@ fn offline() -> Result<(blocking::Client, Option<impl Sized>), Failure> {
         "Using",
         &format!("the embedded offline LaraCopilot ({why})"),
     );
-    let client = mock.client_builder().build_blocking()?;
+    let client =
+        common::shaped(mock.client_builder(), &cli.flags, &cli.journal)?.build_blocking()?;
     Ok((client, Some(mock)))
 }
 
 #[cfg(not(feature = "mock"))]
-fn offline() -> Result<(blocking::Client, Option<()>), Failure> {
+fn offline(_cli: &Cli) -> Result<(blocking::Client, Option<()>), Failure> {
     Err(Failure::Config(format!(
         "{} is not set; set it, or run with `--features blocking,mock` to use the embedded offline LaraCopilot",
         laracopilot::TOKEN_ENV

@@ -13,7 +13,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{Failure, Flags};
+use common::{Failure, Flags, JournalFlag};
 
 /// Continues an existing project with a new prompt and shows its progress.
 ///
@@ -28,6 +28,9 @@ use common::{Failure, Flags};
 struct Cli {
     #[command(flatten)]
     flags: Flags,
+
+    #[command(flatten)]
+    journal: JournalFlag,
 
     /// The project to continue, as `project_created` named it
     #[arg(value_name = "PROJECT_ID")]
@@ -52,7 +55,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     if prompt.trim().is_empty() {
         return Err(Failure::Usage("the prompt is empty".into()));
     }
-    let connection = common::connect(&cli.flags).await?;
+    let connection = common::connect(&cli.flags, &cli.journal).await?;
     let id = if connection.offline() {
         common::note("Preparing", "an offline project to follow up on");
         let outcome = connection

@@ -16,7 +16,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::{Failure, Flags};
+use common::{Failure, Flags, JournalFlag};
 
 const DEFAULT_PROMPT: &str = "Build a task management app";
 
@@ -32,6 +32,9 @@ const DEFAULT_PROMPT: &str = "Build a task management app";
 struct Cli {
     #[command(flatten)]
     flags: Flags,
+
+    #[command(flatten)]
+    journal: JournalFlag,
 
     /// What to build; several words are joined with spaces
     #[arg(value_name = "PROMPT", default_value = DEFAULT_PROMPT)]
@@ -52,7 +55,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         blank if blank.trim().is_empty() => DEFAULT_PROMPT.to_owned(),
         prompt => prompt,
     };
-    let connection = common::connect(&cli.flags).await?;
+    let connection = common::connect(&cli.flags, &cli.journal).await?;
     let generation = connection.client.generate(prompt).await?;
     common::stream(generation, &cli.flags).await?;
     Ok(())

@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> Result<(), Failure> {
-    let connection = common::connect(&cli.flags).await?;
+    let connection = common::connect(&cli.flags, &common::JournalFlag::default()).await?;
     let project = connection.client.project(cli.project_id.as_str()).await?;
     if cli.flags.json {
         let raw: serde_json::Value = serde_json::from_str(project.raw_json()).unwrap_or_default();

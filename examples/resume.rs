@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{Failure, Flags};
+use common::{Failure, Flags, JournalFlag};
 use laracopilot::journal::Entry;
 use laracopilot::WaitOptions;
 use serde_json::Value;
@@ -64,6 +64,9 @@ struct Cli {
     #[command(flatten)]
     flags: Flags,
 
+    #[command(flatten)]
+    journal: JournalFlag,
+
     /// How long to wait for each project to settle, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     timeout: u64,
@@ -80,11 +83,11 @@ async fn main() -> ExitCode {
 
 /// Resumes every entry; the exit code.
 async fn run(cli: &Cli) -> Result<u8, Failure> {
-    let connection = common::connect(&cli.flags).await?;
+    let connection = common::connect(&cli.flags, &cli.journal).await?;
     let client = &connection.client;
     let entries = client.unfinished().await?;
     let path = cli
-        .flags
+        .journal
         .journal
         .as_deref()
         .map_or_else(String::new, |p| p.display().to_string());

@@ -451,6 +451,64 @@ fn build_script_json_reports_the_outcome_then_reuses_the_cache() {
     assert_eq!(lines[0]["outcome"]["files"], last["outcome"]["files"]);
 }
 
+/// A flag an example takes reaches its client: the blocking build_script journals
+/// its generation and tapes it like the async examples; project_status, which
+/// starts no generation, has no `--journal` to ignore.
+#[test]
+fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journal() {
+    let (Some(build), Some(status_bin)) = (example("build_script"), example("project_status"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (cache, journal, tape) = (path("cache.json"), path("app.journal"), path("app.tape"));
+    let args = [
+        "--json",
+        "--cache",
+        &cache,
+        "--journal",
+        &journal,
+        "--record",
+        &tape,
+        "Build a blog",
+    ];
+    let (status, stdout, stderr) = run_bounded(&build, &args, &[], LIMIT);
+    assert!(status.success(), "{stderr}");
+    let outcome = json_lines(&stdout).pop().unwrap();
+    let project = outcome["outcome"]["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let journal = std::fs::read_to_string(&journal).unwrap();
+    let entries: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        entries.len() >= 2,
+        "an intent and an outcome at least: {journal}"
+    );
+    assert!(journal.contains("Build a blog"), "{journal}");
+    assert!(
+        journal.contains(&project),
+        "the project id is journaled: {journal}"
+    );
+    let tape = std::fs::read_to_string(&tape).unwrap();
+    assert!(tape.starts_with("{\"cassette\":"), "{tape}");
+    assert!(tape.contains("/agent/generate"), "{tape}");
+
+    let (status, stdout, stderr) = run_bounded(
+        &status_bin,
+        &["--json", "--journal", "x.journal", "p1"],
+        &[],
+        LIMIT,
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(json_lines(&stdout)[0]["error"]["kind"], "usage");
+}
+
 /// Every example answers `--help` on stdout, exit 0, naming its arguments and the
 /// exit codes.
 #[test]

@@ -7,6 +7,7 @@ mod display;
 
 use std::fmt;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -31,20 +32,26 @@ pub struct Flags {
     #[arg(long)]
     pub json: bool,
 
-    /// The journal FILE (one JSON object per line): generate and follow_up record each
-    /// generation in it, resume settles what a crash left unfinished there
+    /// Record every exchange with LaraCopilot into this cassette file (JSON lines,
+    /// the token masked), to replay it later: `mock_server --replay FILE`, or
+    /// `MockServer::replay` in a test. Needs the `record` feature (`mock` has it)
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+}
+
+/// `--journal`, flattened only into the examples that start generations or settle
+/// them (generate, follow_up, build_script, resume): a status poll has nothing to
+/// journal, so project_status does not take it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct JournalFlag {
+    /// The journal FILE (one JSON object per line): each generation is recorded in
+    /// it; resume settles what a crash left unfinished there
     ///
     /// The intent is written before the request is sent, the project id as soon as it
     /// is known, the outcome at the end. With --json the outcome line of generate and
     /// follow_up gains "journal_id", the generation's entry.
     #[arg(long, value_name = "FILE")]
-    pub journal: Option<std::path::PathBuf>,
-
-    /// Record every exchange with LaraCopilot into this cassette file (JSON lines,
-    /// the token masked), to replay it later: `mock_server --replay FILE`, or
-    /// `MockServer::replay` in a test. Needs the `record` feature (`mock` has it)
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<std::path::PathBuf>,
+    pub journal: Option<PathBuf>,
 }
 
 /// The "Environment" section of `--help`, for the examples that talk to LaraCopilot.
@@ -189,11 +196,11 @@ impl Connection {
 
 /// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
 /// given); otherwise the embedded offline LaraCopilot when built with `--features
-/// mock`. Says which on stderr. It takes the shared flags, which shape the
-/// connection (`--journal`, `--record`) without a change in the examples.
-pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
+/// mock`. Says which on stderr. The shared flags and the `journal` file shape the
+/// connection (see [`shaped`]).
+pub async fn connect(flags: &Flags, journal: &JournalFlag) -> Result<Connection, Failure> {
     if std::env::var_os(laracopilot::TOKEN_ENV).is_some() {
-        let client = shaped(Client::builder().from_env(), flags)?.build()?;
+        let client = shaped(Client::builder().from_env(), flags, journal)?.build()?;
         note(
             "Using",
             &format!("the LaraCopilot API at {}", client.base_url()),
@@ -215,7 +222,7 @@ pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
             &format!("the embedded offline LaraCopilot ({why})"),
         );
         Ok(Connection {
-            client: shaped(mock.client_builder(), flags)?.build()?,
+            client: shaped(mock.client_builder(), flags, journal)?.build()?,
             _mock: Some(mock),
         })
     }
@@ -226,15 +233,21 @@ pub async fn connect(flags: &Flags) -> Result<Connection, Failure> {
     )))
 }
 
-/// `builder` as the shared flags shape it: `--journal`, `--record`.
-fn shaped(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Failure> {
-    record(journaled(builder, flags)?, flags)
+/// `builder` as the flags shape it: keeping the `--journal` file, recording into
+/// the `--record` cassette. The one place where a flag reaches the client, for the
+/// async examples and the blocking one alike.
+pub fn shaped(
+    builder: ClientBuilder,
+    flags: &Flags,
+    journal: &JournalFlag,
+) -> Result<ClientBuilder, Failure> {
+    record(journaled(builder, journal)?, flags)
 }
 
 /// `builder` keeping the `--journal` file, when one is given (created if missing; a
 /// line torn by a crash in the middle of a write is dropped, and said on stderr).
-fn journaled(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Failure> {
-    let Some(path) = &flags.journal else {
+fn journaled(builder: ClientBuilder, flag: &JournalFlag) -> Result<ClientBuilder, Failure> {
+    let Some(path) = &flag.journal else {
         return Ok(builder);
     };
     let journal = FileJournal::open(path)?;
@@ -247,15 +260,13 @@ fn journaled(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Fai
             ),
         );
     }
+    note("Journal", &format!("{}", path.display()));
     Ok(builder.journal(journal))
 }
 
 /// The builder, recording into the `--record` cassette when one is given (and says
 /// so on stderr).
-fn record(
-    builder: laracopilot::ClientBuilder,
-    flags: &Flags,
-) -> Result<laracopilot::ClientBuilder, Failure> {
+fn record(builder: ClientBuilder, flags: &Flags) -> Result<ClientBuilder, Failure> {
     let Some(path) = &flags.record else {
         return Ok(builder);
     };
@@ -402,8 +413,8 @@ pub fn fail(failure: &Failure, json: bool) -> ExitCode {
 /// the summary (people) or the JSON lines (`--json`) on stdout.
 pub async fn stream(generation: Generation, flags: &Flags) -> Result<Outcome, Failure> {
     let journal_id = generation.journal_id().map(|id| id.to_string());
-    if let (Some(id), Some(path)) = (&journal_id, &flags.journal) {
-        note("Journal", &format!("entry {id} in {}", path.display()));
+    if let Some(id) = &journal_id {
+        note("Journal", &format!("entry {id}"));
     }
     let mut display = Display::new(flags.json, generation.progress().clone());
     let result = generation
