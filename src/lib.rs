@@ -69,8 +69,9 @@
 //! - **Build tools and CI**: [`blocking`] (feature `blocking`) offers the same calls
 //!   without async, from a plain thread or from inside a tokio runtime.
 //! - **Tests that spend no credits**: [`mock`] (feature `mock`) serves an offline
-//!   LaraCopilot on 127.0.0.1 that your tests can script, faults included; unit-test
-//!   an event handler with [`Event::from_json`].
+//!   LaraCopilot on 127.0.0.1 that your tests can script, faults included, and
+//!   replays a real session recorded once into a [`cassette`] (feature `record`);
+//!   unit-test an event handler with [`Event::from_json`].
 //!
 //! # Cargo features
 //!
@@ -79,7 +80,10 @@
 //!   `https` base URL is refused at [`ClientBuilder::build`].
 //! - `blocking`: the blocking facade, [`blocking`].
 //! - `mock`: the offline LaraCopilot, [`mock`] (a hyper server on loopback, on its
-//!   own thread).
+//!   own thread); it replays cassettes, so it includes `record`.
+//! - `record`: [`ClientBuilder::record_to`] tapes a client's exchanges into a
+//!   [`cassette`], the token masked, to replay them offline. It adds no server
+//!   dependency, so a production-like run can record.
 //! - `tracing`: a span per call (method, path, status, attempts, project id, time to
 //!   first event, event count) and a warning per retry, through `tracing`; never a
 //!   header value or the token.

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::raw::{self, on_thread, within, RawServer, Step, PATIENCE};
+#[cfg(feature = "blocking")]
+use common::raw::on_thread;
+use common::raw::{self, within, RawServer, Step, PATIENCE};
 use common::TOKEN;
 use laracopilot::tokens::{Expiration, TokenInfo};
 use laracopilot::{Client, ClientBuilder, Error, RetryPolicy, TimeoutKind, Token, WaitOptions};
@@ -117,6 +119,7 @@ async fn duration_max_everywhere_builds_streams_polls_and_retries_a_429() {
     }
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn duration_max_everywhere_works_through_the_blocking_client() {
     let server = server();

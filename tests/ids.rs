@@ -14,7 +14,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::raw::{self, on_thread, within, RawServer, Step, PATIENCE};
+#[cfg(feature = "blocking")]
+use common::raw::on_thread;
+use common::raw::{self, within, RawServer, Step, PATIENCE};
 use laracopilot::{Error, WaitOptions};
 
 /// Ids that would leave their path segment, once parsed, decoded or normalized.
@@ -159,6 +161,7 @@ async fn ids_that_a_url_parser_would_rewrite_are_refused_before_any_connection()
     assert_eq!(server.connections(), 1);
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn the_blocking_client_refuses_the_same_ids_before_any_connection() {
     let server = server();
@@ -262,6 +265,7 @@ async fn odd_but_safe_ids_reach_exactly_the_one_path_they_name() {
     assert_eq!(received, expected);
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn the_blocking_client_sends_odd_but_safe_ids_to_the_same_paths() {
     let server = server();

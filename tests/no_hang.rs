@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::raw::{self, on_thread, within, H2Server, RawServer, Step, PATIENCE};
+#[cfg(feature = "blocking")]
+use common::raw::on_thread;
+use common::raw::{self, within, H2Server, RawServer, Step, PATIENCE};
 use common::{token, TOKEN};
 use laracopilot::tokens::{FnToken, TokenCheck, TokenFuture, TokenProvider};
 use laracopilot::{BoxError, Client, Error, Event, RetryPolicy, TimeoutKind, Token, WaitOptions};
@@ -224,6 +226,7 @@ async fn a_2xx_body_too_short_to_tell_what_it_is_that_stalls_ends_within_the_tim
     }
 }
 
+#[cfg(feature = "blocking")]
 #[test]
 fn the_blocking_client_from_a_plain_thread_is_bounded_by_the_request_timeout_too() {
     let server = RawServer::start(|_| stalled_error(500));
