@@ -117,6 +117,15 @@ pub enum Reply {
     Status(u16, String),
     /// No answer at all; from [`Reply::hang`].
     Hang,
+    /// A status, its headers and the start of a body, then nothing more; from
+    /// [`Reply::stalled_body`].
+    #[non_exhaustive]
+    StalledBody {
+        /// The status sent.
+        status: u16,
+        /// The part of the body sent before the stall.
+        partial: String,
+    },
     /// Another reply, after a delay; from [`Reply::delayed`].
     #[non_exhaustive]
     Delayed {
@@ -157,6 +166,36 @@ impl Reply {
     /// never sees a byte of an answer.
     pub fn hang() -> Reply {
         Reply::Hang
+    }
+
+    /// `status` (as `application/json`) and its headers, then `partial`, the start of
+    /// a body, and then nothing: the connection stays open, the body never ends, until
+    /// the client goes away or the server stops. A status outside 100..=999 is sent as
+    /// 500. What a client's request timeout must bound, and what it may keep of the
+    /// body it read.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use laracopilot::mock::{MockServer, Reply};
+    ///
+    /// let server = MockServer::start();
+    /// let client = server
+    ///     .client_builder()
+    ///     .request_timeout(Duration::from_millis(200))
+    ///     .retry_policy(laracopilot::RetryPolicy::none())
+    ///     .build()?;
+    /// server.reply_next(1, Reply::stalled_body(500, r#"{"message": "Server Er"#));
+    /// let error = client.project("p1").await.unwrap_err();
+    /// assert_eq!(error.status(), Some(500));
+    /// assert!(matches!(&error, laracopilot::Error::Api { body, .. } if body.contains("Server Er")));
+    /// # Ok(()) }
+    /// ```
+    pub fn stalled_body(status: u16, partial: impl Into<String>) -> Reply {
+        Reply::StalledBody {
+            status,
+            partial: partial.into(),
+        }
     }
 
     /// `reply` after `delay`, e.g. a gateway's 503 after many seconds

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Either, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::http::request::Parts;
@@ -19,7 +19,7 @@ use super::demo;
 use super::fault::{FaultPlan, Reply};
 use super::script::{DefaultScript, Kind, Script};
 use super::state::{RecordedRequest, Shared, TokenState};
-use super::stream::{EventStream, MockBody};
+use super::stream::{EventStream, Fixed, MockBody};
 use crate::Token;
 
 /// The API's path prefix.
@@ -339,6 +339,12 @@ async fn canned(mut reply: Reply) -> Response<MockBody> {
         }
         // Dropped (and the connection closed) when the client goes or the server stops.
         Reply::Hang => std::future::pending().await,
+        Reply::StalledBody { status, partial } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut answer = Response::new(Either::Left(Fixed::stalled(partial.into())));
+            *answer.status_mut() = status;
+            with(answer, CONTENT_TYPE, "application/json")
+        }
         // `Delayed` was unwrapped above.
         Reply::ServerErrorHtml | Reply::Delayed { .. } => answer(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -372,7 +378,7 @@ fn answer(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<MockBody> {
-    let mut answer = Response::new(Either::Left(Full::new(body.into())));
+    let mut answer = Response::new(Either::Left(Fixed::whole(body.into())));
     *answer.status_mut() = status;
     with(answer, CONTENT_TYPE, content_type)
 }

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame};
-use http_body_util::{Either, Full};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Either;
 use tokio::time::Sleep;
 
 use super::fault::FaultPlan;
@@ -25,9 +25,69 @@ const MAX_PIECE: usize = 64 * 1024;
 /// full size.
 static PAD: [u8; MAX_PIECE] = [b'x'; MAX_PIECE];
 
-/// A response body: a complete one (JSON or HTML, sent with a `Content-Length`), or
-/// an event stream.
-pub(crate) type MockBody = Either<Full<Bytes>, EventStream>;
+/// A response body: a fixed one (JSON or HTML), or an event stream.
+pub(crate) type MockBody = Either<Fixed, EventStream>;
+
+/// A fixed body: sent whole with its `Content-Length`, or, for
+/// [`Reply::stalled_body`](super::Reply::stalled_body), its first part and then
+/// nothing ever again (no length announced: chunked over HTTP/1.1).
+pub(crate) struct Fixed {
+    data: Option<Bytes>,
+    stalls: bool,
+    len: u64,
+}
+
+impl Fixed {
+    /// The whole body.
+    pub(crate) fn whole(data: Bytes) -> Fixed {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        Fixed {
+            data: Some(data),
+            stalls: false,
+            len,
+        }
+    }
+
+    /// `partial`, then a body that never ends.
+    pub(crate) fn stalled(partial: Bytes) -> Fixed {
+        Fixed {
+            data: Some(partial).filter(|data| !data.is_empty()),
+            stalls: true,
+            len: 0,
+        }
+    }
+}
+
+impl Body for Fixed {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        match this.data.take() {
+            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            // Never woken: the connection task is dropped when the client goes or the
+            // server stops.
+            None if this.stalls => Poll::Pending,
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.stalls && self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.stalls {
+            SizeHint::default()
+        } else {
+            SizeHint::with_exact(self.len)
+        }
+    }
+}
 
 impl Body for EventStream {
     type Data = Bytes;

@@ -208,3 +208,44 @@ async fn a_delayed_reply_comes_after_its_delays_added_up() {
         "the next request is served"
     );
 }
+
+/// A body that stalls after its first bytes is bounded by the request timeout on
+/// every call; the error keeps the status and what was read, and the next request
+/// is served as usual.
+#[tokio::test]
+async fn a_stalled_error_body_ends_within_the_request_timeout_keeping_what_was_read() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let server = MockServer::start();
+    let client = server
+        .client_builder()
+        .request_timeout(TIMEOUT)
+        .retry_policy(laracopilot::RetryPolicy::none())
+        .build()
+        .unwrap();
+    for status in [500, 403] {
+        for call in ["generate", "follow_up", "project"] {
+            server.reply_next(1, Reply::stalled_body(status, r#"{"message": "Serv"#));
+            let started = Instant::now();
+            let error = bounded(async {
+                match call {
+                    "generate" => client.generate(PROMPT).await.map(drop),
+                    "follow_up" => client.follow_up("p1", PROMPT).await.map(drop),
+                    _ => client.project("p1").await.map(drop),
+                }
+            })
+            .await
+            .unwrap_err();
+            let waited = started.elapsed();
+            assert!(waited >= TIMEOUT / 2, "{call}: ended after {waited:?}");
+            let Error::Api {
+                status: got, body, ..
+            } = &error
+            else {
+                panic!("{call}: {error:?}")
+            };
+            assert_eq!(*got, status, "{call}");
+            assert!(body.contains(r#"{"message": "Serv"#), "{call}: {body:?}");
+        }
+    }
+    finish_ok(&client, PROMPT).await;
+}
