@@ -308,6 +308,53 @@ async fn a_request_that_is_never_answered_times_out_and_is_never_resent() {
 }
 
 #[tokio::test]
+async fn an_error_body_that_stalls_ends_within_the_request_timeout_and_is_never_resent() {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    for status in [500, 403] {
+        for call in CALLS {
+            let server = MockServer::start();
+            let client = server
+                .client_builder()
+                .idle_timeout(Some(Duration::from_millis(400)))
+                .request_timeout(TIMEOUT)
+                .retry_policy(quick_retries())
+                .build()
+                .unwrap();
+            let stalled = run(&server, &client, call, |s| {
+                s.reply_next(1, Reply::stalled_body(status, r#"{"message": "Unauth"#))
+            });
+            let run = tokio::time::timeout(Duration::from_secs(10), stalled)
+                .await
+                .expect("the call ends within its request timeout");
+            let Err(Error::Api {
+                status: got, body, ..
+            }) = &run.end
+            else {
+                panic!("{call:?} {status}: {:?}", run.end)
+            };
+            assert_eq!(*got, status, "{call:?}");
+            assert!(body.contains("Unauth"), "{call:?}: what was read is kept");
+            assert_eq!(
+                run.end.as_ref().unwrap_err().project_id(),
+                run.project.as_ref(),
+                "{call:?}: the follow-up's project id is kept"
+            );
+            assert!(run.events.is_empty());
+            let posts = server
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST")
+                .count();
+            assert_eq!(
+                posts,
+                if call == Call::Generate { 1 } else { 2 },
+                "{call:?}: sent once"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_event_is_refused_with_the_events_before_it_kept() {
     for call in CALLS {
         let reference = baseline(call).await;
