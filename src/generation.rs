@@ -75,8 +75,9 @@ pub struct Generation {
     /// Who keeps records of this stream, and whether it heard of the project id.
     watcher: Option<Box<dyn Watcher>>,
     id_watched: bool,
-    /// An item held back until the watcher's write for it is done.
-    held: Option<(Write, Result<Event>)>,
+    /// An item held back until the watcher's write for it is done (boxed: rare, and
+    /// four times the size of the pointer in every open stream).
+    held: Option<Box<(Write, Result<Event>)>>,
     journal_id: Option<LocalId>,
     progress: Progress,
 }
@@ -344,7 +345,7 @@ impl Generation {
         }
         if let Some(item) = self.reader.pop() {
             if let Some(write) = self.on_item(&item) {
-                self.held = Some((write, item));
+                self.held = Some(Box::new((write, item)));
                 return None;
             }
             return Some(Some(item));
@@ -460,12 +461,12 @@ impl Stream for Generation {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some((write, _)) = this.held.as_mut() {
-                if write.as_mut().poll(cx).is_pending() {
+            if let Some(held) = this.held.as_mut() {
+                if held.0.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                if let Some((_, item)) = this.held.take() {
-                    return Poll::Ready(Some(item));
+                if let Some(held) = this.held.take() {
+                    return Poll::Ready(Some(held.1));
                 }
             }
             if let Some(item) = this.next_buffered() {
