@@ -66,8 +66,9 @@ pub struct Generation {
     reader: EventReader,
     idle_timeout: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
-    /// The stream's total deadline (from sending the request), and its timer.
-    deadline: Option<(Instant, Pin<Box<Sleep>>)>,
+    /// The timer of the stream's total deadline (from sending the request); the
+    /// deadline itself is the timer's.
+    deadline: Option<Pin<Box<Sleep>>>,
     clock: Clock,
     span: CallSpan,
     /// The project id was reported to the span.
@@ -192,7 +193,7 @@ impl Generation {
             idle: config
                 .idle_timeout
                 .map(|limit| Box::pin(tokio::time::sleep(limit))),
-            deadline: deadline.map(|at| (at, Box::pin(tokio::time::sleep_until(at)))),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             clock: Clock {
                 sent,
                 last_byte: Instant::now(),
@@ -482,7 +483,7 @@ impl Stream for Generation {
             if this
                 .deadline
                 .as_ref()
-                .is_some_and(|(at, _)| Instant::now() >= *at)
+                .is_some_and(|timer| Instant::now() >= timer.deadline())
             {
                 this.fail(Error::timeout(TimeoutKind::Deadline));
                 continue;
@@ -507,10 +508,9 @@ impl Stream for Generation {
                             .as_mut()
                             .is_some_and(|s| s.as_mut().poll(cx).is_ready())
                     };
-                    let deadline = this.deadline.as_mut().map(|(_, timer)| timer);
                     let kind = if fired(&mut this.idle, cx) {
                         TimeoutKind::Idle
-                    } else if deadline.is_some_and(|timer| timer.as_mut().poll(cx).is_ready()) {
+                    } else if fired(&mut this.deadline, cx) {
                         TimeoutKind::Deadline
                     } else {
                         return Poll::Pending;
