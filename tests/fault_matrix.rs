@@ -58,6 +58,20 @@ fn quick_retries() -> RetryPolicy {
         .max_delay(Duration::from_millis(20))
 }
 
+/// The POSTs of `call` that reached `server`, beyond a follow-up's set-up
+/// generation: 1 when the call was sent once.
+fn posts_of(server: &MockServer, call: Call) -> usize {
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    match call {
+        Call::Generate => posts,
+        Call::FollowUp => posts.saturating_sub(1),
+    }
+}
+
 /// A project to follow up on, made with a fault-free generation.
 async fn existing_project(client: &Client) -> ProjectId {
     let outcome = finish_ok(client, PROMPT).await;
@@ -294,16 +308,7 @@ async fn a_request_that_is_never_answered_times_out_and_is_never_resent() {
             run.end
         );
         assert!(run.events.is_empty());
-        let posts = server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST")
-            .count();
-        assert_eq!(
-            posts,
-            if call == Call::Generate { 1 } else { 2 },
-            "{call:?}: sent once"
-        );
+        assert_eq!(posts_of(&server, call), 1, "{call:?}: sent once");
     }
 }
 
@@ -340,16 +345,7 @@ async fn an_error_body_that_stalls_ends_within_the_request_timeout_and_is_never_
                 "{call:?}: the follow-up's project id is kept"
             );
             assert!(run.events.is_empty());
-            let posts = server
-                .requests()
-                .iter()
-                .filter(|r| r.method == "POST")
-                .count();
-            assert_eq!(
-                posts,
-                if call == Call::Generate { 1 } else { 2 },
-                "{call:?}: sent once"
-            );
+            assert_eq!(posts_of(&server, call), 1, "{call:?}: sent once");
         }
     }
 }
@@ -385,14 +381,9 @@ async fn rate_limits_and_unavailability_before_the_stream_are_retried_to_success
             let run = run(&server, &client, call, |s| s.reply_next(1, reply.clone())).await;
             assert!(run.end.is_ok(), "{call:?} {reply:?}: {:?}", run.end);
             assert_eq!(run.signatures(), reference, "{call:?} {reply:?}");
-            let posts = server
-                .requests()
-                .iter()
-                .filter(|r| r.method == "POST")
-                .count();
-            let expected = if call == Call::Generate { 2 } else { 3 };
             assert_eq!(
-                posts, expected,
+                posts_of(&server, call),
+                2,
                 "{call:?} {reply:?}: one refused attempt, one accepted"
             );
         }
@@ -438,16 +429,7 @@ async fn a_500_html_page_before_a_generation_is_never_retried() {
             "{call:?}: {:?}",
             run.end
         );
-        let posts = server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST")
-            .count();
-        assert_eq!(
-            posts,
-            if call == Call::Generate { 1 } else { 2 },
-            "{call:?}"
-        );
+        assert_eq!(posts_of(&server, call), 1, "{call:?}");
     }
 }
 
@@ -595,17 +577,7 @@ async fn a_gateway_503_after_the_application_had_time_to_start_is_never_resent()
         assert_eq!(error.status(), Some(503), "{call:?}: {error:?}");
         assert!(error.may_have_started_work(), "{call:?}: {error:?}");
         assert_eq!(error.attempts(), 1, "{call:?}: {error:?}");
-        let posts = server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST")
-            .count();
-        let expected = match call {
-            Call::Generate => 1,
-            // The set-up generation, then the follow-up.
-            Call::FollowUp => 2,
-        };
-        assert_eq!(posts, expected, "{call:?}: sent once only");
+        assert_eq!(posts_of(&server, call), 1, "{call:?}: sent once only");
     }
 }
 
