@@ -173,6 +173,100 @@ pub mod __private {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// What the API's shape refuses outside this crate, so that it can grow without
+/// breaking anyone. Each block must fail to compile, with the error code named;
+/// the last one compiles, the same match written the way that keeps working.
+///
+/// An [`Error`] cannot be built outside the crate:
+///
+/// ```compile_fail,E0639
+/// let _ = laracopilot::Error::Config { message: String::new() };
+/// ```
+///
+/// A variant's fields cannot be matched without `..` (a field may be added):
+///
+/// ```compile_fail,E0638
+/// fn message(error: &laracopilot::Error) -> Option<&str> {
+///     match error {
+///         laracopilot::Error::Config { message } => Some(message),
+///         _ => None,
+///     }
+/// }
+/// ```
+///
+/// A match on `Error` or `Event` needs a `_` arm (a variant may be added):
+///
+/// ```compile_fail,E0004
+/// fn transient(error: &laracopilot::Error) -> bool {
+///     match error {
+///         laracopilot::Error::Config { .. } => false,
+///         laracopilot::Error::Timeout { .. } => true,
+///     }
+/// }
+/// ```
+///
+/// ```compile_fail,E0004
+/// fn is_end(event: &laracopilot::Event) -> bool {
+///     match event {
+///         laracopilot::Event::StreamEnd(_) => true,
+///         laracopilot::Event::ToolProgress(_) => false,
+///     }
+/// }
+/// ```
+///
+/// A struct with public fields cannot be built with a literal:
+///
+/// ```compile_fail,E0639
+/// let _ = laracopilot::Stats { events: 0, ..Default::default() };
+/// ```
+///
+/// A `Generation` left unused is a warning (`unused_must_use`), an error here:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// async fn start(client: &laracopilot::Client) -> laracopilot::Result<()> {
+///     client.generate("Build a task management app").await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// The same code written to last compiles (and shows that every name above exists,
+/// so each block above fails for the reason it names):
+///
+/// ```
+/// #![deny(unused_must_use)]
+/// fn message(error: &laracopilot::Error) -> Option<&str> {
+///     match error {
+///         laracopilot::Error::Config { message, .. } => Some(message),
+///         _ => None,
+///     }
+/// }
+/// fn transient(error: &laracopilot::Error) -> bool {
+///     match error {
+///         laracopilot::Error::Config { .. } => false,
+///         laracopilot::Error::Timeout { .. } => true,
+///         _ => error.is_transient(),
+///     }
+/// }
+/// fn is_end(event: &laracopilot::Event) -> bool {
+///     match event {
+///         laracopilot::Event::StreamEnd(_) => true,
+///         laracopilot::Event::ToolProgress(_) => false,
+///         _ => false,
+///     }
+/// }
+/// fn stats() -> laracopilot::Stats {
+///     laracopilot::Stats::default()
+/// }
+/// async fn start(client: &laracopilot::Client) -> laracopilot::Result<()> {
+///     let outcome = client.generate("Build a task management app").await?.finish().await?;
+///     assert!(outcome.stats.events >= stats().events);
+///     Ok(())
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct ApiShape;
+
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
