@@ -71,11 +71,11 @@ pub struct Generation {
     deadline: Option<Pin<Box<Sleep>>>,
     clock: Clock,
     span: CallSpan,
-    /// The project id was reported to the span.
+    /// The project id was reported to the span and to the watcher (a follow-up's
+    /// id is theirs from the start).
     id_reported: bool,
-    /// Who keeps records of this stream, and whether it heard of the project id.
+    /// Who keeps records of this stream.
     watcher: Option<Box<dyn Watcher>>,
-    id_watched: bool,
     /// An item held back until the watcher's write for it is done (boxed: rare, and
     /// four times the size of the pointer in every open stream).
     held: Option<Box<(Write, Result<Event>)>>,
@@ -205,7 +205,6 @@ impl Generation {
             span,
             id_reported,
             watcher,
-            id_watched: id_reported,
             held: None,
             journal_id,
             progress,
@@ -351,7 +350,7 @@ impl Generation {
             }
             return Some(Some(item));
         }
-        (self.body.is_none() && self.held.is_none()).then_some(None)
+        self.body.is_none().then_some(None)
     }
 
     /// Ends the stream with `error` after the items already queued.
@@ -414,9 +413,13 @@ impl Generation {
             self.clock.first_event = Some(after);
             self.span.first_event(after);
         }
+        let mut writes = Vec::new();
         if !self.id_reported {
             if let Some(id) = self.reader.project_id() {
                 self.span.project(id);
+                if let Some(watcher) = self.watcher.as_mut() {
+                    writes.extend(watcher.project_known(id));
+                }
                 self.id_reported = true;
             }
         }
@@ -425,13 +428,6 @@ impl Generation {
             self.close();
         }
         let watcher = self.watcher.as_mut()?;
-        let mut writes = Vec::new();
-        if !self.id_watched {
-            if let Some(id) = self.reader.project_id() {
-                self.id_watched = true;
-                writes.extend(watcher.project_known(id));
-            }
-        }
         if terminal {
             writes.extend(watcher.ended(item, self.reader.project_id()));
             // Its slot, if it held one, is free from here on.

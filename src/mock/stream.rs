@@ -34,17 +34,14 @@ pub(crate) type MockBody = Either<Fixed, EventStream>;
 pub(crate) struct Fixed {
     data: Option<Bytes>,
     stalls: bool,
-    len: u64,
 }
 
 impl Fixed {
     /// The whole body.
     pub(crate) fn whole(data: Bytes) -> Fixed {
-        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
         Fixed {
             data: Some(data),
             stalls: false,
-            len,
         }
     }
 
@@ -53,7 +50,6 @@ impl Fixed {
         Fixed {
             data: Some(partial).filter(|data| !data.is_empty()),
             stalls: true,
-            len: 0,
         }
     }
 }
@@ -82,10 +78,11 @@ impl Body for Fixed {
 
     fn size_hint(&self) -> SizeHint {
         if self.stalls {
-            SizeHint::default()
-        } else {
-            SizeHint::with_exact(self.len)
+            return SizeHint::default();
         }
+        // What is left to send: all of it, then nothing.
+        let left = self.data.as_ref().map_or(0, Bytes::len);
+        SizeHint::with_exact(u64::try_from(left).unwrap_or(u64::MAX))
     }
 }
 
