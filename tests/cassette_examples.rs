@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{example, run_bounded};
+use common::{example, json_lines, run_bounded};
 use laracopilot::mock::{Cassette, MockServer};
 use serde_json::Value;
 
@@ -27,13 +27,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 const PROMPT: &str = "Build a task management app";
 /// Any value: a replay does not check the token.
 const ANY_TOKEN: &str = "lcp_replay_needs_no_real_token";
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
 
 /// The event lines, and the outcome without its timing.
 fn comparable(stdout: &str) -> (Vec<Value>, Value) {

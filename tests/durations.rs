@@ -18,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(feature = "blocking")]
 use common::raw::on_thread;
-use common::raw::{self, within, RawServer, Step, PATIENCE};
+use common::raw::{self, wait_timeout, within, RawServer, Step, PATIENCE};
 use common::TOKEN;
 use laracopilot::tokens::{Expiration, TokenInfo};
-use laracopilot::{Client, ClientBuilder, Error, RetryPolicy, TimeoutKind, Token, WaitOptions};
+use laracopilot::{Client, ClientBuilder, Error, RetryPolicy, Token, WaitOptions};
 
 const MAX: Duration = Duration::MAX;
 
@@ -143,29 +143,8 @@ async fn a_wait_with_an_interval_of_duration_max_still_ends_at_its_timeout() {
     let options = WaitOptions::default()
         .timeout(Duration::from_secs(1))
         .interval(MAX, MAX);
-    let started = Instant::now();
-    let error = within(
-        PATIENCE,
-        "wait_for_project",
-        client.wait_for_project("p1", options),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Timeout {
-                kind: TimeoutKind::Wait,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    let (_, took) = wait_timeout(&client, options).await;
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(server.count("GET"), 1);
 }
 
@@ -182,23 +161,7 @@ async fn a_retry_delay_of_duration_max_is_cut_by_a_wait_or_a_stream_deadline() {
     let options = WaitOptions::default()
         .timeout(Duration::from_millis(1_500))
         .interval(Duration::from_millis(100), Duration::from_millis(100));
-    let error = within(
-        PATIENCE,
-        "wait_for_project",
-        client.wait_for_project("p1", options),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::Timeout {
-                kind: TimeoutKind::Wait,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    wait_timeout(&client, options).await;
     let error = within(PATIENCE, "generate", client.generate("Build an app"))
         .await
         .unwrap_err();

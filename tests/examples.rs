@@ -42,13 +42,6 @@ async fn against(
     .expect("the example ran")
 }
 
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
 #[test]
 fn generate_json_offline_prints_every_event_then_the_outcome() {
     let Some(bin) = example("generate") else {

@@ -16,7 +16,7 @@ use std::time::Duration;
 mod common;
 
 use common::finish_ok;
-use common::mock::signature;
+use common::mock::{posts, signature};
 use laracopilot::mock::{Fault, MockServer, Reply, TokenState};
 use laracopilot::{Client, Error, Event, ProjectId, RetryPolicy};
 
@@ -61,11 +61,7 @@ fn quick_retries() -> RetryPolicy {
 /// The POSTs of `call` that reached `server`, beyond a follow-up's set-up
 /// generation: 1 when the call was sent once.
 fn posts_of(server: &MockServer, call: Call) -> usize {
-    let posts = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count();
+    let posts = posts(server);
     match call {
         Call::Generate => posts,
         Call::FollowUp => posts.saturating_sub(1),

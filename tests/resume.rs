@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::journal::file_lines;
-use common::{example, run_bounded};
+use common::{example, json_lines, run_bounded};
 use laracopilot::mock::{Fault, MockServer, ProjectStatus};
 use serde_json::Value;
 
@@ -45,13 +45,6 @@ fn against(
     let env = env(server);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_bounded(bin, args, &env, LIMIT)
-}
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
 }
 
 /// Starts example `bin` against `server` without waiting for it.

@@ -20,29 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::mock::PROMPT;
+use common::mock::{posts, posts_with_prompt, PROMPT};
 use common::{bounded, finish, finish_ok};
 use laracopilot::mock::{MockServer, ProjectStatus};
 use laracopilot::{Client, Error, TimeoutKind, Token};
-
-/// The POST requests the mock has received, all generate calls.
-fn posts(server: &MockServer) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count()
-}
-
-/// The POSTs whose prompt is `prompt`.
-fn posts_of(server: &MockServer, prompt: &str) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .filter(|r| r.json().is_some_and(|b| b["prompt"] == prompt))
-        .count()
-}
 
 fn prompt(i: usize) -> String {
     format!("Build a task management app, number {i}")
@@ -319,7 +300,7 @@ async fn a_dropped_generation_frees_its_slot() {
     let second = bounded(client.generate(prompt(3))).await.unwrap();
     assert!(second.stats().slot_wait < Duration::from_secs(1));
     second.finish().await.unwrap();
-    assert_eq!(posts_of(&server, &prompt(2)), 0);
+    assert_eq!(posts_with_prompt(&server, &prompt(2)), 0);
 }
 
 #[tokio::test]
@@ -368,7 +349,7 @@ async fn a_dropped_waiting_call_gives_up_its_place_and_sends_nothing() {
     assert!(released.elapsed() < Duration::from_secs(2));
     assert!(stats.slot_wait >= Duration::from_millis(50), "{stats:?}");
     assert_eq!(
-        posts_of(&server, &prompt(2)),
+        posts_with_prompt(&server, &prompt(2)),
         0,
         "the dropped call sent nothing"
     );
@@ -402,7 +383,7 @@ async fn the_wait_for_a_slot_ends_at_the_stream_deadline_without_sending() {
     assert_eq!(error.attempts(), 0);
     assert!(waited >= Duration::from_millis(290), "{waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");
-    assert_eq!(posts_of(&server, &prompt(2)), 0);
+    assert_eq!(posts_with_prompt(&server, &prompt(2)), 0);
     drop(first);
 }
 
@@ -463,7 +444,7 @@ async fn resetting_the_breaker_lets_the_next_call_through() {
     server.set_credits(1_000);
     client.reset_credits_breaker();
     finish_ok(&client, &prompt(3)).await;
-    assert_eq!(posts_of(&server, &prompt(3)), 1);
+    assert_eq!(posts_with_prompt(&server, &prompt(3)), 1);
 }
 
 #[tokio::test]
@@ -479,7 +460,7 @@ async fn the_breaker_closes_by_itself_after_its_cooldown() {
     server.set_credits(1_000);
     tokio::time::sleep(Duration::from_millis(350)).await;
     finish_ok(&client, &prompt(3)).await;
-    assert_eq!(posts_of(&server, &prompt(3)), 1);
+    assert_eq!(posts_with_prompt(&server, &prompt(3)), 1);
 }
 
 #[tokio::test]
@@ -497,7 +478,7 @@ async fn without_a_cooldown_there_is_no_breaker() {
         matches!(error, Error::CreditsExhausted { locally: false, .. }),
         "{error:?}"
     );
-    assert_eq!(posts_of(&server, &prompt(2)), 1);
+    assert_eq!(posts_with_prompt(&server, &prompt(2)), 1);
 }
 
 #[tokio::test]
@@ -522,5 +503,5 @@ async fn a_call_waiting_for_a_slot_is_refused_when_the_breaker_trips_meanwhile()
     let error = bounded(first.finish()).await.unwrap_err();
     assert!(matches!(error, Error::CreditsExhausted { .. }), "{error:?}");
     refused_locally(bounded(waiting).await.unwrap());
-    assert_eq!(posts_of(&server, &prompt(2)), 0);
+    assert_eq!(posts_with_prompt(&server, &prompt(2)), 0);
 }

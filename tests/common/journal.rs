@@ -106,18 +106,9 @@ impl<J: Journal> Checked<J> {
     }
 }
 
-/// The generate requests `server` has received.
-pub fn posts(server: &MockServer) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count()
-}
-
 impl<J: Journal> Journal for Checked<J> {
     fn write(&self, record: Record) -> JournalFuture<'_, ()> {
-        let posts = self.server.as_deref().map_or(0, posts);
+        let posts = self.server.as_deref().map_or(0, super::mock::posts);
         self.log.push(Step::Wrote {
             record: describe(&record),
             posts,

@@ -33,6 +33,24 @@ pub fn one_attempt(server: &MockServer) -> Client {
         .unwrap()
 }
 
+/// The POSTs (generate and follow-up calls) `server` received.
+pub fn posts(server: &MockServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count()
+}
+
+/// The POSTs whose JSON body asks for `prompt`.
+pub fn posts_with_prompt(server: &MockServer, prompt: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.json().is_some_and(|b| b["prompt"] == prompt))
+        .count()
+}
+
 /// The events of a generation that must succeed.
 pub async fn events(generation: Generation) -> Vec<Event> {
     collect(generation)

@@ -244,6 +244,15 @@ pub fn example(name: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// The lines of an example's `--json` stdout, each parsed (a line that is not JSON
+/// fails the test, naming it).
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
 /// Runs `program` with `args` and `env`, bounded to `limit`; returns its exit status,
 /// stdout and stderr. Output goes through files, so a chatty child never blocks.
 pub fn run_bounded(

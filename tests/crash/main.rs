@@ -44,6 +44,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::journal::file_lines;
+use common::mock::{posts, posts_with_prompt};
 use laracopilot::journal::{FileJournal, Journal, JournalFuture, LocalId, Record};
 use laracopilot::mock::{Fault, MockServer, ProjectStatus};
 use laracopilot::{Client, Token, WaitOptions};
@@ -261,7 +262,7 @@ fn crash_and_resume(run: usize, scenario: &Scenario, tally: &mut Tally) {
                 let text = prompt(run, i, *step);
                 match step {
                     Step::BeforeFirstByte => eventually("the POST reached the mock", || {
-                        posts_of(&server, &text) == 1
+                        posts_with_prompt(&server, &text) == 1
                     }),
                     // What the child saw is in the file: ProjectKnown was written first.
                     Step::AfterProject | Step::MidStream => {
@@ -307,7 +308,7 @@ fn crash_and_resume(run: usize, scenario: &Scenario, tally: &mut Tally) {
     tally.cuts_opened += every_cut_of_the_last_line_opens(&path, (run > 0).then_some(12));
 
     // A restarted program settles what is left: in a new process every other run.
-    let posts_before = all_posts(&server);
+    let posts_before = posts(&server);
     let (torn_lines, resumed) = if run % 2 == 1 {
         tally.resumed_in_child += 1;
         let child = ChildProcess::spawn("resume", run, "", &server, &path);
@@ -334,12 +335,12 @@ fn crash_and_resume(run: usize, scenario: &Scenario, tally: &mut Tally) {
     };
     assert_eq!(torn_lines, usize::from(torn_expected));
     tally.torn_lines += torn_lines;
-    assert_eq!(all_posts(&server), posts_before, "resume never POSTs");
+    assert_eq!(posts(&server), posts_before, "resume never POSTs");
 
     // Each generation, accounted for.
     for (text, step) in &prompts {
         tally.generations += 1;
-        let sent = posts_of(&server, text);
+        let sent = posts_with_prompt(&server, text);
         if sent > 1 {
             tally.double_sends += 1;
         }

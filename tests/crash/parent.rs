@@ -149,23 +149,6 @@ pub(super) fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// The POSTs the mock received with `prompt`.
-pub(super) fn posts_of(server: &MockServer, prompt: &str) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.json().is_some_and(|b| b["prompt"] == prompt))
-        .count()
-}
-
-pub(super) fn all_posts(server: &MockServer) -> usize {
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count()
-}
-
 /// The journal's lines about the entry started with `prompt`: its local id and
 /// its records' names.
 pub(super) fn entry_lines<'a>(

@@ -33,8 +33,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::journal::{file_lines, posts, Checked, Log, Step};
-use common::mock::{eventually, PROMPT};
+use common::journal::{file_lines, Checked, Log, Step};
+use common::mock::{eventually, posts, PROMPT};
 use laracopilot::journal::{FileJournal, Journal, Kind, MemoryJournal, Record};
 use laracopilot::mock::{Fault, MockServer, ProjectStatus, Reply};
 use laracopilot::{Client, ClientBuilder, Error, Outcome, RetryPolicy, TimeoutKind, WaitOptions};

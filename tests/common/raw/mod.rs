@@ -552,6 +552,30 @@ pub async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Out
     }
 }
 
+/// Waits for project `p1` with `options`, which must end in a wait timeout (bounded
+/// by [`PATIENCE`]); the error and how long the wait took.
+pub async fn wait_timeout(
+    client: &laracopilot::Client,
+    options: laracopilot::WaitOptions,
+) -> (laracopilot::Error, Duration) {
+    let started = Instant::now();
+    let error = within(PATIENCE, "the wait", client.wait_for_project("p1", options))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            error,
+            laracopilot::Error::Timeout {
+                kind: laracopilot::TimeoutKind::Wait,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    (error, took)
+}
+
 /// Runs `f` on a new plain thread and returns its result, failing the test if it
 /// takes longer than `limit` (the thread is then left behind; the test fails).
 pub fn on_thread<T: Send + 'static>(
