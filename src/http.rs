@@ -7,7 +7,6 @@
 //! timeout, the answer's headers by the call's own limit, and everything by the
 //! call's overall deadline when it has one (a wait for a project, a stream deadline).
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -565,15 +564,14 @@ fn parse_base_url(text: &str, allow_http: bool) -> Result<Url> {
     Ok(url)
 }
 
-/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`. (An
+/// http(s) URL's IP address is always parsed into its own host kind, never left as
+/// a domain name.)
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => {
-            name.eq_ignore_ascii_case("localhost")
-                || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         None => false,
     }
 }
@@ -593,6 +591,31 @@ mod tests {
         ));
         for status in [500, 502, 504, 200, 401] {
             assert!(!refused_before_work(status, Duration::ZERO), "{status}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_in_every_spelling_the_url_parser_accepts() {
+        let loopback = |text: &str| is_loopback(&Url::parse(text).unwrap());
+        for url in [
+            "http://127.0.0.1/",
+            "http://127.9.8.7:1/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://[::1]/",
+            "http://[0:0:0:0:0:0:0:1]/",
+            "http://localhost/",
+            "http://LocalHost:8/",
+        ] {
+            assert!(loopback(url), "{url}");
+        }
+        for url in [
+            "http://128.0.0.1/",
+            "http://[::2]/",
+            "http://localhost.example/",
+            "http://example.com/",
+        ] {
+            assert!(!loopback(url), "{url}");
         }
     }
 
