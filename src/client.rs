@@ -391,28 +391,20 @@ impl Client {
                 local_id: entry.local_id.clone(),
             });
         };
-        match self.wait_for_project(&id, options).await {
-            Ok(project) => {
-                let app_url = project.app_url.clone();
-                let outcome = Settlement::Succeeded {
-                    app_url: app_url.clone(),
-                };
-                record(settle(Some(id.clone()), outcome)).await?;
-                Ok(Outcome {
-                    project_id: Some(id.clone()),
-                    app_url,
-                    files: Vec::new(),
-                    stats: Stats::default(),
-                    progress: crate::Progress::new().with_project_id(Some(id)),
-                    recovered: Some(project),
-                })
-            }
-            Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
-                record(settle(Some(id), Settlement::of_polled(&error))).await?;
-                Err(error)
-            }
-            Err(error) => Err(error),
+        let polled = self.wait_for_project(&id, options).await;
+        let app_url = polled.as_ref().map(|project| project.app_url.clone());
+        if let Some(outcome) = Settlement::of_poll(app_url) {
+            record(settle(Some(id.clone()), outcome)).await?;
         }
+        let project = polled?;
+        Ok(Outcome {
+            project_id: Some(id.clone()),
+            app_url: project.app_url.clone(),
+            files: Vec::new(),
+            stats: Stats::default(),
+            progress: crate::Progress::new().with_project_id(Some(id)),
+            recovered: Some(project),
+        })
     }
 
     fn journal(&self) -> Result<&Arc<dyn crate::journal::Journal>> {

@@ -205,13 +205,23 @@ impl Settlement {
         }
     }
 
-    /// The settlement of an entry whose project a poll found failed or gone
-    /// (`error`): the entry's call was sent and named its project, so it may have
-    /// started work, whatever the poll's own error says of the status call.
-    pub(crate) fn of_polled(error: &Error) -> Settlement {
-        Settlement::Failed {
-            error: error.kind().to_owned(),
-            may_have_started_work: true,
+    /// What a poll of an entry's project settles: success (with the app URL), or a
+    /// project that failed or is gone. A failed or gone project's call was sent and
+    /// named its project, so it may have started work, whatever the poll's own error
+    /// says of the status call. Any other outcome of the poll (a timeout, say)
+    /// settles nothing: `None`.
+    pub(crate) fn of_poll(
+        polled: std::result::Result<Option<String>, &Error>,
+    ) -> Option<Settlement> {
+        match polled {
+            Ok(app_url) => Some(Settlement::Succeeded { app_url }),
+            Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
+                Some(Settlement::Failed {
+                    error: error.kind().to_owned(),
+                    may_have_started_work: true,
+                })
+            }
+            Err(_) => None,
         }
     }
 }

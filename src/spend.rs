@@ -154,12 +154,8 @@ impl Spend {
         let (Some(journal), Some(local_id)) = (&self.journal, local_id) else {
             return;
         };
-        let outcome = match polled {
-            Ok(app_url) => Settlement::Succeeded { app_url },
-            Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
-                Settlement::of_polled(error)
-            }
-            Err(_) => return,
+        let Some(outcome) = Settlement::of_poll(polled) else {
+            return;
         };
         let record = Record::Settled {
             local_id: local_id.clone(),
