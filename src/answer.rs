@@ -299,9 +299,10 @@ pub(crate) async fn project_from_response(
     let mut response = answer.response;
     let mut bytes = answer.prefix.to_vec();
     if let Some(coding) = unasked_coding(response.headers()) {
-        return Err(unexpected_status_answer(
-            format!("the body is compressed (Content-Encoding: {coding}), which the SDK did not ask for"),
+        return Err(not_a_project(
+            Some(format!("the body is compressed (Content-Encoding: {coding}), which the SDK did not ask for")),
             String::new(),
+            None,
             attempts,
         ));
     }
@@ -331,32 +332,31 @@ pub(crate) async fn project_from_response(
             if let Some(message) = &mut message {
                 token.redact(message);
             }
-            Err(Error::Api {
-                status: 200,
-                message,
-                body: snippet(&text),
-                retry_after: None,
-                project_id,
-                attempts,
-                may_have_started_work: false,
-            })
+            Err(not_a_project(message, snippet(&text), project_id, attempts))
         }
         Ok(StatusAnswer::Unexpected(mut why)) => {
             token.redact(&mut text);
             token.redact(&mut why);
-            Err(unexpected_status_answer(why, snippet(&text), attempts))
+            Err(not_a_project(Some(why), snippet(&text), None, attempts))
         }
         Err(e) => Err(Error::decode("project status", e)),
     }
 }
 
-fn unexpected_status_answer(why: String, body: String, attempts: u32) -> Error {
+/// A 200 status answer that is not the project asked for (refused, about another
+/// project, or unreadable as sent): an API error that started no work.
+fn not_a_project(
+    message: Option<String>,
+    body: String,
+    project_id: Option<ProjectId>,
+    attempts: u32,
+) -> Error {
     Error::Api {
         status: 200,
-        message: Some(why),
+        message,
         body,
         retry_after: None,
-        project_id: None,
+        project_id,
         attempts,
         may_have_started_work: false,
     }
@@ -388,20 +388,27 @@ pub(crate) async fn read_capped(
     into: &mut Vec<u8>,
 ) -> Result<Read, reqwest::Error> {
     while into.len() < cap {
-        let chunk = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, response.chunk()).await {
-                Ok(chunk) => chunk?,
-                Err(_) => return Ok(Read::Stalled),
-            },
-            None => response.chunk().await?,
+        let Some(chunk) = next_chunk(response, deadline).await else {
+            return Ok(Read::Stalled);
         };
-        let Some(chunk) = chunk else {
+        let Some(chunk) = chunk? else {
             return Ok(Read::Whole);
         };
         let room = cap - into.len();
         into.extend_from_slice(chunk.get(..room).unwrap_or(&chunk));
     }
     Ok(Read::Capped)
+}
+
+/// The next chunk of `response`'s body, or `None` when `deadline` passed first.
+pub(crate) async fn next_chunk(
+    response: &mut Response,
+    deadline: Option<Instant>,
+) -> Option<reqwest::Result<Option<Bytes>>> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, response.chunk()).await.ok(),
+        None => Some(response.chunk().await),
+    }
 }
 
 /// The start of `body`, cut on a character boundary.

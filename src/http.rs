@@ -491,16 +491,10 @@ async fn sniff(answer: &mut Answer, deadline: Option<Instant>) -> bool {
         if start.len() >= SNIFF {
             break false;
         }
-        let chunk = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, answer.response.chunk()).await {
-                Ok(chunk) => chunk,
-                Err(_) => break false,
-            },
-            None => answer.response.chunk().await,
-        };
-        match chunk {
-            Ok(Some(chunk)) => start.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break false,
+        match answer::next_chunk(&mut answer.response, deadline).await {
+            Some(Ok(Some(chunk))) => start.extend_from_slice(&chunk),
+            // The body ended, broke or stalled before it looked like a stream.
+            Some(Ok(None) | Err(_)) | None => break false,
         }
     };
     answer.prefix = Bytes::from(start);
