@@ -40,7 +40,7 @@
 //! - **on a current-thread tokio runtime** (a plain `#[tokio::test]`), whose only
 //!   thread the call blocks: when no other task lives on that runtime, the call runs
 //!   on a helper thread started for it (servers on their own threads, such as
-//!   wiremock's or the [offline LaraCopilot](crate::mock), answer as usual); when
+//!   wiremock's or the offline LaraCopilot of `laracopilot-mock`, answer as usual); when
 //!   other tasks live there (a server spawned on that runtime, say), it fails at once
 //!   with [`Error::Config`] instead of waiting for them for good. From
 //!   `spawn_blocking` it counts the other tasks likewise.

@@ -1,6 +1,6 @@
 //! Cassettes: a client's real exchanges with LaraCopilot, recorded once and replayed
-//! exactly, as often as needed (feature `record`; replaying is
-//! [`MockServer::replay`](crate::mock::MockServer::replay), feature `mock`).
+//! exactly, as often as needed (feature `record`; replaying is `MockServer::replay`
+//! of the [`laracopilot-mock`](https://docs.rs/laracopilot-mock) crate).
 //!
 //! Record one real session (a real token, real credits spent once), commit the
 //! file, and replay it in CI for ever: the server's own chunk boundaries, its pacing,
@@ -18,15 +18,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Then in a test (feature `mock`), with no token and no network:
+//! Then in a test (with `laracopilot-mock` as a dev-dependency), with no token and no
+//! network:
 //!
 //! ```
-//! # #[cfg(feature = "mock")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile_dir();
 //! # let path = dir.join("task-app.cassette");
 //! # record_a_session(&path)?;
-//! use laracopilot::mock::{Cassette, MockServer};
+//! use laracopilot::cassette::Cassette;
+//! use laracopilot_mock::{CassetteExt, MockServer};
 //!
 //! let tape = Cassette::load(&path)?;
 //! let server = MockServer::replay(tape.clone());
@@ -43,22 +44,18 @@
 //! assert!(server.unmatched().is_empty());
 //! # std::fs::remove_dir_all(dir)?;
 //! # Ok(()) }
-//! # #[cfg(feature = "mock")]
 //! # fn tempfile_dir() -> std::path::PathBuf {
 //! #     let dir = std::env::temp_dir().join(format!("laracopilot-doc-{}", std::process::id()));
 //! #     std::fs::create_dir_all(&dir).unwrap();
 //! #     dir
 //! # }
-//! # #[cfg(feature = "mock")]
 //! # fn record_a_session(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-//! #     let live = laracopilot::mock::MockServer::start();
+//! #     let live = laracopilot_mock::MockServer::start();
 //! #     let client = live.client_builder().record_to(path).build()?;
 //! #     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! #     runtime.block_on(async { client.generate("Build a task management app").await?.finish().await })?;
 //! #     Ok(())
 //! # }
-//! # #[cfg(not(feature = "mock"))]
-//! # fn main() {}
 //! ```
 //!
 //! # The format (version 1)
@@ -84,7 +81,7 @@
 //! | request | `x`; `request`: `method`, `path` (relative to the base URL, so `/agent/generate`), `headers` (`accept`, `content-type`, `user-agent`, and `authorization` as the token's mask, `Bearer ****9f8e`), `body` (text) or `body_b64` |
 //! | answer head | `x`, `t`, `status`, `headers` (name and value pairs, in order) |
 //! | body chunk | `x`, `t`, and `data` (the bytes as text, when they are valid UTF-8) or `b64` (standard base64, when not: a chunk may end inside a character) |
-//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in [fault variants](Cassette::stall_before): nothing more is sent, the connection stays open), `unsent` (the connection could not be made: the request never reached the server) |
+//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in the mock crate's fault variants: nothing more is sent, the connection stays open), `unsent` (the connection could not be made: the request never reached the server) |
 //!
 //! A replay ends each body as its end line says: `complete` and `dropped` end it
 //! cleanly, `reset` breaks the connection, `stalled` keeps it open and silent. An
@@ -133,7 +130,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-mod faults;
 mod record;
 mod redact;
 mod wire;
@@ -147,13 +143,10 @@ pub const FORMAT_VERSION: u64 = 1;
 /// requests were sent. See the [module documentation](self) for the file format.
 ///
 /// Load one with [`Cassette::load`], replay it with
-/// [`MockServer::replay`](crate::mock::MockServer::replay), and turn it into its
-/// faulty variants ([`cut_after`](Cassette::cut_after),
-/// [`reset_after`](Cassette::reset_after), [`stall_before`](Cassette::stall_before),
-/// [`crlf`](Cassette::crlf), [`chunk_size`](Cassette::chunk_size),
-/// [`rate_limited`](Cassette::rate_limited), [`unavailable`](Cassette::unavailable),
-/// [`revoked`](Cassette::revoked), [`expired`](Cassette::expired)) to test every
-/// failure on real traffic.
+/// `MockServer::replay` of the [`laracopilot-mock`](https://docs.rs/laracopilot-mock)
+/// crate, and turn it into its faulty variants there (`CassetteExt`: `cut_after`,
+/// `reset_after`, `stall_before`, `crlf`, `chunk_size`, `rate_limited`,
+/// `unavailable`, `revoked`, `expired`) to test every failure on real traffic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cassette {
     exchanges: Vec<Exchange>,
@@ -330,11 +323,79 @@ impl Exchange {
     /// How many server-sent events the body holds (blocks of `data` lines ended by
     /// a blank line), for an event stream; 0 otherwise.
     pub fn events(&self) -> usize {
+        self.event_ends().len()
+    }
+
+    /// Where each server-sent event of the body ends, for an event stream (empty
+    /// otherwise): the offset just after the blank line that dispatches it. Lines end
+    /// in LF, CRLF or CR; a block without a `data` line that holds something (a
+    /// comment, a keep-alive) is not an event. For cutting a tape at an event.
+    pub fn event_ends(&self) -> Vec<usize> {
         if self.is_event_stream() {
-            faults::event_ends(&self.body()).len()
+            event_ends(&self.body())
         } else {
-            0
+            Vec::new()
         }
+    }
+}
+
+/// Where each server-sent event of `body` ends (see [`Exchange::event_ends`]).
+fn event_ends(body: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut has_data = false;
+    let mut line_start = 0;
+    let mut at = 0;
+    while let Some(&byte) = body.get(at) {
+        if byte != b'\n' && byte != b'\r' {
+            at += 1;
+            continue;
+        }
+        let line = body.get(line_start..at).unwrap_or_default();
+        let next = if byte == b'\r' && body.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            at + 1
+        };
+        if line.is_empty() {
+            if has_data {
+                ends.push(next);
+            }
+            has_data = false;
+        } else if let Some(rest) = line.strip_prefix(b"data") {
+            // The field is `data` only when the name ends there.
+            if let Some(value) = rest.strip_prefix(b":") {
+                has_data |= !value.trim_ascii().is_empty();
+            }
+        }
+        line_start = next;
+        at = next;
+    }
+    ends
+}
+
+impl Chunk {
+    /// A chunk of `data` that arrived `at` after the request was sent.
+    pub fn new(at: Duration, data: Bytes) -> Self {
+        Chunk { at, data }
+    }
+}
+
+impl Answer {
+    /// An answer head with `status` and `headers` (lowercase names), arrived `at`.
+    pub fn new(at: Duration, status: u16, headers: Vec<(String, String)>) -> Self {
+        Answer {
+            at,
+            status,
+            headers,
+        }
+    }
+}
+
+impl End {
+    /// An end `how` at `at`, with the client's `error` for a reset or an unsent
+    /// request.
+    pub fn new(at: Duration, how: Ending, error: Option<String>) -> Self {
+        End { at, how, error }
     }
 }
 
@@ -457,9 +518,26 @@ impl Cassette {
         &self.exchanges
     }
 
-    /// The exchanges, to edit (a variant of your own).
-    pub fn exchanges_mut(&mut self) -> &mut Vec<Exchange> {
+    /// The exchanges, to edit in place (a variant of your own).
+    pub fn exchanges_mut(&mut self) -> &mut [Exchange] {
         &mut self.exchanges
+    }
+
+    /// Inserts `exchange` at position `index` (at the end when `index` is past it);
+    /// give it an id of its own ([`next_exchange_id`](Cassette::next_exchange_id)).
+    pub fn insert_exchange(&mut self, index: usize, exchange: Exchange) {
+        let index = index.min(self.exchanges.len());
+        self.exchanges.insert(index, exchange);
+    }
+
+    /// An exchange id that no exchange of the cassette has yet.
+    pub fn next_exchange_id(&self) -> u64 {
+        self.exchanges
+            .iter()
+            .map(|e| e.id)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1)
     }
 
     /// The exchange with id `id`.
@@ -493,15 +571,6 @@ impl Cassette {
     /// its header.
     pub fn recorder(&self) -> Option<&str> {
         self.recorder.as_deref()
-    }
-
-    fn next_id(&self) -> u64 {
-        self.exchanges
-            .iter()
-            .map(|e| e.id)
-            .max()
-            .unwrap_or(0)
-            .saturating_add(1)
     }
 }
 

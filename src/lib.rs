@@ -68,10 +68,12 @@
 //!   [`Client::unfinished`] and [`Client::resume`] at start-up.
 //! - **Build tools and CI**: [`blocking`] (feature `blocking`) offers the same calls
 //!   without async, from a plain thread or from inside a tokio runtime.
-//! - **Tests that spend no credits**: [`mock`] (feature `mock`) serves an offline
-//!   LaraCopilot on 127.0.0.1 that your tests can script, faults included, and
-//!   replays a real session recorded once into a [`cassette`] (feature `record`);
-//!   unit-test an event handler with [`Event::from_json`].
+//! - **Tests that spend no credits**: the
+//!   [`laracopilot-mock`](https://docs.rs/laracopilot-mock) crate (a
+//!   `[dev-dependencies]` entry) serves an offline LaraCopilot on 127.0.0.1 that
+//!   your tests can script, faults included, and replays a real session recorded
+//!   once into a [`cassette`] (feature `record`); unit-test an event handler with
+//!   [`Event::from_json`].
 //!
 //! # Cargo features
 //!
@@ -79,8 +81,6 @@
 //! - `native-tls`: TLS through the platform's library instead. Without either, an
 //!   `https` base URL is refused at [`ClientBuilder::build`].
 //! - `blocking`: the blocking facade, [`blocking`].
-//! - `mock`: the offline LaraCopilot, [`mock`] (a hyper server on loopback, on its
-//!   own thread); it replays cassettes, so it includes `record`.
 //! - `record`: [`ClientBuilder::record_to`] tapes a client's exchanges into a
 //!   [`cassette`], the token masked, to replay them offline. It adds no server
 //!   dependency, so a production-like run can record.
@@ -92,7 +92,7 @@
 //!
 //! The crate follows semantic versioning. What may grow does so without breaking
 //! you: `Error` and every one of its variants, `Event` and its payloads, `TimeoutKind`,
-//! `ProjectState`, `Phase`, the journal's records and the mock's replies are
+//! `ProjectState`, `Phase` and the journal's records are
 //! `#[non_exhaustive]`, so new variants and new fields are minor changes; match them
 //! with `_` and `..`. An [`Error`] cannot be built outside this crate. Structs with
 //! public fields (`Outcome`, `Stats`, `Project`) are `#[non_exhaustive]` too: read
@@ -114,8 +114,6 @@
 pub mod blocking;
 mod client;
 pub mod journal;
-#[cfg(feature = "mock")]
-pub mod mock;
 mod spend;
 // Stream.
 mod generation;

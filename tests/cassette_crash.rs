@@ -10,16 +10,16 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use laracopilot::cassette::Cassette;
 use laracopilot::cassette::Ending;
-use laracopilot::mock::{Cassette, MockServer};
 use laracopilot::{Error, Event};
+use laracopilot_mock::{CassetteExt, MockServer};
 
 const PROMPT: &str = "Build a task management app";
 

@@ -9,7 +9,6 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
@@ -20,7 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{example, json_lines, run_bounded};
-use laracopilot::mock::{Cassette, MockServer};
+use laracopilot::cassette::Cassette;
+use laracopilot_mock::{CassetteExt, MockServer};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);

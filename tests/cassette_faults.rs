@@ -10,17 +10,17 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
 
 use std::time::Duration;
 
-use laracopilot::mock::{Cassette, MockServer};
+use laracopilot::cassette::Cassette;
 use laracopilot::{
     Client, Error, Event, Outcome, ProjectId, RetryPolicy, TimeoutKind, WaitOptions,
 };
+use laracopilot_mock::{CassetteExt, MockServer};
 
 const PROMPT: &str = "Build a task management app";
 const FOLLOW_UP: &str = "Add a dark mode with a toggle";

@@ -12,7 +12,6 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
@@ -21,8 +20,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cassette_support::{RawReply, RawRequest, RawServer};
-use laracopilot::mock::{Cassette, MockServer};
+use laracopilot::cassette::Cassette;
 use laracopilot::{Client, Error, RetryPolicy, Token};
+use laracopilot_mock::{CassetteExt, MockServer};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 /// A token with characters that every spelling writes differently: `/` (PHP's

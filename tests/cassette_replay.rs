@@ -9,7 +9,6 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
@@ -17,9 +16,10 @@ mod common;
 use std::time::Duration;
 
 use cassette_support::raw_client;
+use laracopilot::cassette::Cassette;
 use laracopilot::cassette::{CassetteError, Ending, FORMAT_VERSION};
-use laracopilot::mock::{Cassette, MockError, MockServer, Unmatched, UNMATCHED_STATUS};
 use laracopilot::{Client, Error, RetryPolicy, TimeoutKind};
+use laracopilot_mock::{CassetteExt, MockError, MockServer, Unmatched, UNMATCHED_STATUS};
 
 const PROMPT: &str = "Build a task management app";
 
@@ -281,7 +281,6 @@ fn the_public_names_exist() {
     let _builder = MockServer::builder()
         .replay(Cassette::default())
         .replay_pacing(0.0);
-    let _same: fn(laracopilot::cassette::Cassette) -> laracopilot::mock::Cassette = |c| c;
 }
 
 #[tokio::test]
@@ -341,7 +340,7 @@ async fn a_request_that_never_reached_the_server_is_on_tape_as_unsent_and_skippe
     let answered = Cassette::parse(HAND_WRITTEN.as_bytes()).unwrap();
     let mut success = answered.exchange(2).unwrap().clone();
     success.id = 9;
-    tape.exchanges_mut().push(success);
+    tape.insert_exchange(usize::MAX, success);
     let server = MockServer::replay(tape);
     let project = one_attempt(&server).project("p7").await.unwrap();
     assert_eq!(project.name.as_deref(), Some("Seven"));

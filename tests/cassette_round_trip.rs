@@ -10,7 +10,6 @@
     clippy::panic,
     reason = "test code: a failed unwrap or index is a failed test"
 )]
-#![cfg(feature = "mock")]
 
 mod cassette_support;
 mod common;
@@ -18,9 +17,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cassette_support::{frames, raw_generate, RawReply, RawServer};
+use laracopilot::cassette::Cassette;
 use laracopilot::cassette::Ending;
-use laracopilot::mock::{Cassette, MockServer};
 use laracopilot::{Client, Event};
+use laracopilot_mock::{CassetteExt, MockServer};
 
 const PROMPT: &str = "Build a task management app";
 

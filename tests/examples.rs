@@ -3,7 +3,6 @@
 //! then an outcome or an error object; human messages on stderr), the plain lines
 //! people and logs get when no terminal is attached, `--help` on every example, and
 //! the exit codes.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

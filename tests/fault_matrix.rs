@@ -2,7 +2,6 @@
 //! generation and on a follow-up, ends in the documented typed outcome (or a
 //! recovery), with every event before the fault delivered exactly once and in order,
 //! and the project id never lost.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,8 +16,8 @@ mod common;
 
 use common::finish_ok;
 use common::mock::{posts, signature};
-use laracopilot::mock::{Fault, MockServer, Reply, TokenState};
 use laracopilot::{Client, Error, Event, ProjectId, RetryPolicy};
+use laracopilot_mock::{Fault, MockServer, Reply, TokenState};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Call {

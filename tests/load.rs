@@ -11,7 +11,6 @@
 //!
 //! Figures (wall time, peak memory) come from `examples/load.rs` in release mode,
 //! not from here.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,7 +24,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock::{signature, PROMPT};
-use laracopilot::mock::MockServer;
+use laracopilot_mock::MockServer;
 
 const EVENTS: usize = 300;
 

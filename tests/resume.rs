@@ -2,7 +2,6 @@
 //! (their JSON outcome names the entry), and `examples/resume.rs`, a service's
 //! start-up, driven as a shell would: a generation killed with SIGKILL, then resumed
 //! against the same server, one JSON line per entry.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::journal::file_lines;
 use common::{example, json_lines, run_bounded};
-use laracopilot::mock::{Fault, MockServer, ProjectStatus};
+use laracopilot_mock::{Fault, MockServer, ProjectStatus};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);

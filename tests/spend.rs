@@ -4,7 +4,6 @@
 //! streams in flight over clones, the wait reported, bounded and given up when
 //! dropped) and the credits breaker (no request while it is open, status calls
 //! unaffected, reset, cool-down, off).
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::mock::{posts, posts_with_prompt, PROMPT};
 use common::{bounded, finish, finish_ok};
-use laracopilot::mock::{MockServer, ProjectStatus};
 use laracopilot::{Client, Error, TimeoutKind, Token};
+use laracopilot_mock::{MockServer, ProjectStatus};
 
 fn prompt(i: usize) -> String {
     format!("Build a task management app, number {i}")
@@ -316,7 +315,7 @@ async fn a_finished_generation_frees_its_slot_at_its_terminal_event() {
         assert!(outcome.stats.slot_wait < Duration::from_secs(1));
     }
     // A stream that ends in an error frees it too.
-    server.fault_next(laracopilot::mock::Fault::DropAfter(3));
+    server.fault_next(laracopilot_mock::Fault::DropAfter(3));
     assert!(finish(&client, &prompt(3)).await.is_err());
     finish_ok(&client, &prompt(4)).await;
 }

@@ -295,7 +295,7 @@ impl ClientBuilder {
 
     /// Records every exchange of the client (and its clones) into the
     /// [cassette](crate::cassette) at `path`, to replay it later with
-    /// [`MockServer::replay`](crate::mock::MockServer::replay) (feature `record`).
+    /// `MockServer::replay` of the `laracopilot-mock` crate (feature `record`).
     ///
     /// Each request goes on the tape with its method, path, body and the headers that
     /// matter (`Authorization` as the token's mask, `Bearer ****abcd`); each answer

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use laracopilot::journal::{Entry, Journal, JournalFuture, Record, Settlement};
-use laracopilot::mock::MockServer;
+use laracopilot_mock::MockServer;
 use serde_json::Value;
 
 /// One thing that happened, in order.

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::MockServer;
 use laracopilot::{Client, Event, Generation, RetryPolicy};
+use laracopilot_mock::MockServer;
 
 use super::collect;
 

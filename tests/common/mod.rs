@@ -4,9 +4,7 @@
 //! [`sse`].
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
-#[cfg(feature = "mock")]
 pub mod journal;
-#[cfg(feature = "mock")]
 pub mod mock;
 #[cfg(feature = "__internal")]
 pub mod sse;

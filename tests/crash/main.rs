@@ -17,7 +17,7 @@
 //! `child.rs` is what runs in the child process; `parent.rs` starts, holds, kills
 //! and reaps children and reads what they left; this file has the plans and the
 //! test that adds it all up.
-#![cfg(all(feature = "mock", unix))]
+#![cfg(unix)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -46,8 +46,8 @@ use std::time::{Duration, Instant};
 use common::journal::file_lines;
 use common::mock::{posts, posts_with_prompt};
 use laracopilot::journal::{FileJournal, Journal, JournalFuture, LocalId, Record};
-use laracopilot::mock::{Fault, MockServer, ProjectStatus};
 use laracopilot::{Client, Token, WaitOptions};
+use laracopilot_mock::{Fault, MockServer, ProjectStatus};
 use serde_json::{json, Value};
 
 /// Selects the child entry point, and its mode (`run`, `chaos`, `resume`).

@@ -12,7 +12,6 @@
 //! Every write is checked as it happens by a journal wrapper that logs it next to
 //! the requests the offline LaraCopilot had received at that moment, in one log with
 //! what the caller saw.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,8 +35,8 @@ use std::time::{Duration, SystemTime};
 use common::journal::{file_lines, Checked, Log, Step};
 use common::mock::{eventually, posts, PROMPT};
 use laracopilot::journal::{FileJournal, Journal, Kind, MemoryJournal, Record};
-use laracopilot::mock::{Fault, MockServer, ProjectStatus, Reply};
 use laracopilot::{Client, ClientBuilder, Error, Outcome, RetryPolicy, TimeoutKind, WaitOptions};
+use laracopilot_mock::{Fault, MockServer, ProjectStatus, Reply};
 
 /// Where a test keeps its journal.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::{Fault, MockServer, ProjectStatus};
 use laracopilot::{Error, Event, TimeoutKind};
+use laracopilot_mock::{Fault, MockServer, ProjectStatus};
 use serde_json::json;
 
 use crate::common::mock::*;

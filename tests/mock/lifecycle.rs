@@ -5,8 +5,8 @@
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::{Fault, MockError, MockServer, Reply};
 use laracopilot::Error;
+use laracopilot_mock::{Fault, MockError, MockServer, Reply};
 
 use crate::common::mock::*;
 use crate::common::*;

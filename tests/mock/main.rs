@@ -2,7 +2,6 @@
 //! raw sockets, one file per concern: routes and validation, tokens, scripts and
 //! credits, faults, canned replies, recorded requests and caps, read timeouts, and
 //! the server's lifecycle on every kind of test and runtime.
-#![cfg(feature = "mock")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,9 +25,9 @@ mod tokens;
 #[allow(dead_code, reason = "compile-time assertion only")]
 fn mock_types_can_be_shared_between_threads() {
     fn send_sync<T: Send + Sync>() {}
-    send_sync::<laracopilot::mock::MockServer>();
-    send_sync::<laracopilot::mock::MockServerBuilder>();
-    send_sync::<laracopilot::mock::RecordedRequest>();
-    send_sync::<laracopilot::mock::MockProject>();
-    send_sync::<laracopilot::mock::MockError>();
+    send_sync::<laracopilot_mock::MockServer>();
+    send_sync::<laracopilot_mock::MockServerBuilder>();
+    send_sync::<laracopilot_mock::RecordedRequest>();
+    send_sync::<laracopilot_mock::MockProject>();
+    send_sync::<laracopilot_mock::MockError>();
 }

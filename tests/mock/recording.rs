@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use laracopilot::mock::{
+use laracopilot_mock::{
     MockServer, MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES,
     MAX_RECORDED_REQUESTS,
 };

@@ -4,8 +4,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::{MockServer, Reply};
 use laracopilot::{Error, TimeoutKind};
+use laracopilot_mock::{MockServer, Reply};
 
 use crate::common::mock::*;
 use crate::common::*;

@@ -2,8 +2,8 @@
 //! the wire format of events and status answers. Raw requests run in plain
 //! `#[test]`s: the server needs no runtime from the test.
 
-use laracopilot::mock::MockServer;
 use laracopilot::Error;
+use laracopilot_mock::MockServer;
 use serde_json::json;
 
 use crate::common::mock::*;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::{MockError, MockServer, ProjectStatus};
 use laracopilot::{Error, Event, ProjectId};
+use laracopilot_mock::{MockError, MockServer, ProjectStatus};
 use serde::Serialize;
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use laracopilot::mock::MockServer;
+use laracopilot_mock::MockServer;
 
 use crate::common::mock::*;
 

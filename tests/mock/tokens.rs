@@ -1,8 +1,8 @@
 //! Token states: valid, expired, revoked and unknown tokens get their documented
 //! answers, and revocation takes effect at once.
 
-use laracopilot::mock::{MockServer, TokenState};
 use laracopilot::{Error, Token};
+use laracopilot_mock::{MockServer, TokenState};
 use serde_json::json;
 
 use crate::common::mock::*;

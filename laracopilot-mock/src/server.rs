@@ -21,8 +21,8 @@ use super::replay::{self, Replay, Unmatched};
 use super::routes::{self, PREFIX};
 use super::script::{ScriptEvent, MIN_EVENTS};
 use super::state::{Config, MockProject, RecordedRequest, Shared, TokenState};
-use crate::cassette::Cassette;
-use crate::{Client, ClientBuilder, Token};
+use laracopilot::cassette::Cassette;
+use laracopilot::{Client, ClientBuilder, Token};
 
 /// The credit balance of a new server: enough for any test, including a load test of
 /// thousands of generations (see [`MockServerBuilder::credits`]).
@@ -86,7 +86,7 @@ pub enum MockError {
 ///
 /// It needs no runtime from its caller: start it from a plain `#[test]`, a
 /// `#[tokio::test]` of either flavour, or `main`, and use it with the async client or
-/// [`blocking::Client`](crate::blocking::Client) alike (the blocking client may even
+/// [`blocking::Client`](laracopilot::blocking::Client) alike (the blocking client may even
 /// be called on the thread of a `current_thread` runtime). Stopped by
 /// [`shutdown`](MockServer::shutdown) or when dropped; either way open connections
 /// are closed at once. `Debug` never shows a token.
@@ -94,7 +94,7 @@ pub enum MockError {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> laracopilot::Result<()> {
-/// use laracopilot::mock::MockServer;
+/// use laracopilot_mock::MockServer;
 ///
 /// let server = MockServer::start();
 /// let outcome = server.client().generate("Build a task management app").await?.finish().await?;
@@ -313,8 +313,8 @@ impl MockServer {
         started(MockServer::builder().start())
     }
 
-    /// Starts a server that replays `cassette` (a [recorded](crate::ClientBuilder::record_to)
-    /// session, or one of its [fault variants](Cassette::cut_after)) from its own
+    /// Starts a server that replays `cassette` (a [recorded](laracopilot::ClientBuilder::record_to)
+    /// session, or one of its [fault variants](crate::CassetteExt::cut_after)) from its own
     /// thread, as fast as the client reads (see [`MockServerBuilder::replay_pacing`]
     /// for real time). Needs no Tokio runtime.
     ///
@@ -329,7 +329,8 @@ impl MockServer {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use laracopilot::mock::{Cassette, MockServer};
+    /// use laracopilot::cassette::Cassette;
+    /// use laracopilot_mock::MockServer;
     ///
     /// let tape = Cassette::parse(
     ///     br#"{"cassette":1}
@@ -510,7 +511,7 @@ impl MockServer {
     }
 
     /// A snapshot of a stored project, for assertions (`project_id` as a `&str` or a
-    /// [`ProjectId`](crate::ProjectId)).
+    /// [`ProjectId`](laracopilot::ProjectId)).
     pub fn project(&self, project_id: impl AsRef<str>) -> Option<MockProject> {
         self.shared.project(project_id.as_ref())
     }
@@ -636,6 +637,9 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>, replay: Option<Arc<Replay
 /// `lcp_mock_` and 32 hex digits from the standard library's randomly seeded hasher
 /// (unpredictability does not matter for a mock).
 fn random_token() -> String {
-    let random = crate::random::u64;
-    format!("lcp_mock_{:016x}{:016x}", random(), random())
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    // Each `RandomState` has its own keys; two hashes of distinct values differ.
+    let random = |n: u8| RandomState::new().hash_one(n);
+    format!("lcp_mock_{:016x}{:016x}", random(0), random(1))
 }

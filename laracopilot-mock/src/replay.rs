@@ -23,10 +23,10 @@ use tokio::time::{Instant, Sleep};
 
 use super::routes::{self, MAX_REQUEST_BODY, PREFIX};
 use super::state::{RecordedRequest, Shared};
-use crate::cassette::{self, Cassette, Chunk, End, Ending, Exchange};
+use laracopilot::cassette::{self, Cassette, Chunk, End, Ending, Exchange};
 
 /// The status of an answer to a request that is not on the tape: a 5xx (the SDK
-/// reports it as [`Error::Api`](crate::Error::Api)), distinct from any 500 a real
+/// reports it as [`Error::Api`](laracopilot::Error::Api)), distinct from any 500 a real
 /// server may have put on the tape.
 pub const UNMATCHED_STATUS: u16 = 501;
 
@@ -55,12 +55,22 @@ pub struct Unmatched {
     pub expected: Option<cassette::Request>,
 }
 
+/// A body as a test's message shows it: text (lossy), at most 200 characters.
+fn shown_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut shown: String = text.chars().take(200).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 impl fmt::Display for Unmatched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let request = &self.request;
         write!(f, "replay: {} {}", request.method, request.path)?;
         if !request.body.is_empty() {
-            write!(f, " {}", cassette::shown_body(request.body.as_bytes()))?;
+            write!(f, " {}", shown_body(request.body.as_bytes()))?;
         }
         f.write_str(" is not on the tape; ")?;
         match &self.expected {
@@ -71,7 +81,7 @@ impl fmt::Display for Unmatched {
                     expected.method, expected.path
                 )?;
                 if !expected.body.is_empty() {
-                    write!(f, " {}", cassette::shown_body(&expected.body))?;
+                    write!(f, " {}", shown_body(&expected.body))?;
                 }
                 Ok(())
             }
@@ -246,10 +256,7 @@ fn mismatch(unmatched: &Unmatched) -> Response<ReplayBody> {
 }
 
 fn json_answer(status: StatusCode, body: &Value) -> Response<ReplayBody> {
-    let chunk = Chunk {
-        at: Duration::ZERO,
-        data: Bytes::from(body.to_string()),
-    };
+    let chunk = Chunk::new(Duration::ZERO, Bytes::from(body.to_string()));
     let end = Some((Duration::ZERO, Ending::Complete));
     let mut answer = Response::new(ReplayBody::new(vec![chunk], end, Instant::now(), 0.0));
     *answer.status_mut() = status;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::fault::{Fault, Reply};
 use super::script::ScriptEvent;
-use crate::ProjectId;
+use laracopilot::ProjectId;
 
 /// At most this many requests are kept by
 /// [`MockServer::requests`](super::MockServer::requests); the oldest are dropped
@@ -97,7 +97,7 @@ pub struct MockProject {
 /// [`MockServer::requests`](super::MockServer::requests).
 ///
 /// The credentials of the `Authorization` header are masked as
-/// [`Token::masked`](crate::Token::masked) does (`Bearer ****` and the token's last
+/// [`Token::masked`](laracopilot::Token::masked) does (`Bearer ****` and the token's last
 /// four characters, or only `Bearer ****` for a short or invalid value), so the
 /// list can be printed safely.
 #[derive(Debug, Clone, PartialEq, Eq)]

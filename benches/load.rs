@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use laracopilot::mock::MockServer;
+use laracopilot_mock::MockServer;
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! An offline LaraCopilot on loopback, for tests and demos (feature `mock`).
+//! An offline LaraCopilot on loopback, for the tests and demos of programs that use
+//! the [`laracopilot`] SDK: add it under `[dev-dependencies]`.
 //!
 //! [`MockServer`] serves the documented Agent API on `127.0.0.1` (an ephemeral port
 //! by default) from its own thread and Tokio runtime: no token, no credits, no
@@ -10,7 +11,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use laracopilot::mock::{Fault, MockServer, ProjectStatus, TokenState};
+//! use laracopilot_mock::{Fault, MockServer, ProjectStatus, TokenState};
 //! use laracopilot::{Error, Event};
 //!
 //! let server = MockServer::start();
@@ -106,18 +107,18 @@
 //!
 //! Every `file_created` event costs one credit. When one is due and the balance is
 //! zero, `credits_exhausted` is sent in its place and the stream ends; the SDK
-//! reports [`Error::CreditsExhausted`](crate::Error::CreditsExhausted) with the
+//! reports [`Error::CreditsExhausted`](laracopilot::Error::CreditsExhausted) with the
 //! project id.
 //!
 //! # Replaying cassettes
 //!
-//! [`MockServer::replay`] serves a [`Cassette`] instead of all of the above: a real
-//! session recorded with [`ClientBuilder::record_to`](crate::ClientBuilder::record_to),
-//! or one of its fault variants ([`Cassette::cut_after`], [`Cassette::revoked`], ...),
+//! [`MockServer::replay`] serves a [`Cassette`](laracopilot::cassette::Cassette) instead of all of the above: a real
+//! session recorded with [`ClientBuilder::record_to`](laracopilot::ClientBuilder::record_to),
+//! or one of its fault variants ([`CassetteExt::cut_after`], [`CassetteExt::revoked`], ...),
 //! answered as recorded, chunk for chunk, with the recorded pacing times
 //! [`MockServerBuilder::replay_pacing`]. A request that is not on the tape gets a
 //! [`UNMATCHED_STATUS`] (501) answer naming it, and is listed by
-//! [`MockServer::unmatched`]. The format is described in [`crate::cassette`].
+//! [`MockServer::unmatched`]. The format is described in [`laracopilot::cassette`].
 //!
 //! # Bounds
 //!
@@ -136,8 +137,8 @@ mod script;
 mod server;
 mod state;
 mod stream;
+mod tapes;
 
-pub use crate::cassette::Cassette;
 pub use fault::{Fault, Reply};
 pub use replay::{Unmatched, UNMATCHED_STATUS};
 pub use server::{
@@ -148,3 +149,4 @@ pub use state::{
     MockProject, ProjectStatus, RecordedRequest, TokenState, MAX_FILES_PER_PROJECT,
     MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
 };
+pub use tapes::CassetteExt;

@@ -20,7 +20,7 @@ use super::fault::{FaultPlan, Reply};
 use super::script::{DefaultScript, Kind, Script};
 use super::state::{RecordedRequest, Shared, TokenState};
 use super::stream::{EventStream, Fixed, MockBody};
-use crate::Token;
+use laracopilot::Token;
 
 /// The API's path prefix.
 pub(crate) const PREFIX: &str = "/api/v1";

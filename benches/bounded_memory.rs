@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use laracopilot::mock::{Fault, MockServer};
+use laracopilot_mock::{Fault, MockServer};
 use laracopilot::Error;
 
 mod common;

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> laracopilot::Result<()> {
-/// use laracopilot::mock::{Fault, MockServer};
+/// use laracopilot_mock::{Fault, MockServer};
 /// use laracopilot::Error;
 ///
 /// let server = MockServer::start();
@@ -43,11 +43,11 @@ pub enum Fault {
     DelayHeaders(Duration),
     /// Sends events `0..n`, then ends the response cleanly and closes the
     /// connection: the stream ends without its terminal event, which the SDK
-    /// reports as [`Error::Incomplete`](crate::Error::Incomplete).
+    /// reports as [`Error::Incomplete`](laracopilot::Error::Incomplete).
     DropAfter(usize),
     /// Sends events `0..n` and the first half of event `n`, then tears the
     /// connection down without ending the response (a broken network): the SDK
-    /// reports a [`Error::Transport`](crate::Error::Transport).
+    /// reports a [`Error::Transport`](laracopilot::Error::Transport).
     DropMidEvent(usize),
     /// Writes the stream in pieces of `k` bytes (0 counts as 1), each one flushed on
     /// its own; the client may still read several pieces at once.
@@ -82,7 +82,7 @@ pub enum Fault {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> laracopilot::Result<()> {
 /// use std::time::Duration;
-/// use laracopilot::mock::{MockServer, Reply};
+/// use laracopilot_mock::{MockServer, Reply};
 ///
 /// let server = MockServer::start();
 /// // One attempt per call, so that the reply is seen as it is (not retried).
@@ -177,7 +177,7 @@ impl Reply {
     /// ```
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
-    /// use laracopilot::mock::{MockServer, Reply};
+    /// use laracopilot_mock::{MockServer, Reply};
     ///
     /// let server = MockServer::start();
     /// let client = server
