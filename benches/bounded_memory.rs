@@ -3,41 +3,25 @@
 //! peak memory stays near the cap instead of growing with the line.
 //!
 //! ```text
-//! cargo run --release --example bounded_memory --features mock
+//! cargo bench --bench bounded_memory
 //! ```
 
-use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
-use laracopilot_mock::{Fault, MockServer};
 use laracopilot::Error;
+use laracopilot_mock::{Fault, MockServer};
 
-mod common;
-
-use common::{peak_rss_kib, Failure};
-
-/// Bounded memory: one endless line (a 4 GiB event) is cut at the event-size cap.
-///
-/// Against the offline LaraCopilot, for caps of 1 MiB and 16 MiB: the generation
-/// ends with EventTooLarge, and the peak memory (Linux) stays near the cap. Build with
-/// --release: the line is written piece by piece until the cap is passed.
-#[derive(Debug, Parser)]
-#[command(name = "bounded_memory", after_help = common::EXIT_STATUS)]
-struct Cli {}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let _cli: Cli = common::parse();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => common::fail(&failure, false),
-    }
+/// The process's peak resident memory in KiB (`VmHWM`; Linux only).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn run() -> Result<(), Failure> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     const ENDLESS: usize = 4 << 30;
-    let server = common::start_mock(MockServer::builder())?;
+    let server = MockServer::builder().start()?;
     let before = peak_rss_kib().unwrap_or(0);
     println!("peak RSS before: {:.1} MiB", before as f64 / 1024.0);
     for cap in [1 << 20, 16 << 20] {
@@ -51,19 +35,19 @@ async fn run() -> Result<(), Failure> {
             .await;
         let peak = peak_rss_kib().unwrap_or(0);
         match result {
-            Err(Error::EventTooLarge { limit, project_id, .. }) => println!(
-                "cap {:>2} MiB: EventTooLarge (limit {limit}, project {}) after {:.2} s; peak RSS {:.1} MiB",
+            Err(error @ Error::EventTooLarge { .. }) => println!(
+                "cap {:>2} MiB: {error} after {:.2} s; peak RSS {:.1} MiB",
                 cap >> 20,
-                project_id.map(|p| p.to_string()).unwrap_or_default(),
                 started.elapsed().as_secs_f64(),
                 peak as f64 / 1024.0
             ),
             Err(error) => return Err(error.into()),
             Ok(outcome) => {
-                return Err(Failure::Local(format!(
+                return Err(format!(
                     "expected EventTooLarge, the generation succeeded with {} events",
-                    outcome.stats.events
-                )))
+                    outcome.stats().events
+                )
+                .into())
             }
         }
     }

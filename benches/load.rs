@@ -1,58 +1,34 @@
-//! Load figures: N concurrent generations of M events on one client against the
-//! offline LaraCopilot; prints the wall time, the event rate and the peak memory.
+//! Load figures: concurrent generations on one client, against the offline
+//! LaraCopilot (no network, no credits). Prints the wall time, the event rate and
+//! the peak memory (Linux), and fails when any event is missing.
 //!
 //! ```text
-//! cargo run --release --example load --features mock -- [GENERATIONS] [EVENTS]
+//! cargo bench --bench load -- [GENERATIONS] [EVENTS]
 //! ```
-//!
-//! Defaults: 1,000 generations of 300 events. Linux only for the memory figure
-//! (`VmHWM` in /proc/self/status).
 
-use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
 use laracopilot_mock::MockServer;
 
-mod common;
-
-use common::{peak_rss_kib, Failure};
-
-/// Load figures: concurrent generations on one client, against the offline
-/// LaraCopilot (no network, no credits).
-///
-/// Prints the wall time, the event rate and the peak memory (Linux), and fails when
-/// any event is missing. Build with --release for meaningful figures.
-#[derive(Debug, Parser)]
-#[command(name = "load", after_help = common::EXIT_STATUS)]
-struct Cli {
-    /// Generations running at once
-    #[arg(value_name = "GENERATIONS", default_value_t = 1_000)]
-    generations: usize,
-
-    /// Events in each generation (at least 9)
-    #[arg(value_name = "EVENTS", default_value_t = 300)]
-    events: usize,
+/// The process's peak resident memory in KiB (`VmHWM`; Linux only).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let cli: Cli = common::parse();
-    match run(&cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => common::fail(&failure, false),
-    }
-}
-
-async fn run(cli: &Cli) -> Result<(), Failure> {
-    let Cli {
-        generations,
-        events,
-    } = *cli;
-    let builder = MockServer::builder()
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo bench` passes `--bench`: only numbers count.
+    let mut numbers = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse::<usize>().ok());
+    let generations = numbers.next().unwrap_or(1_000);
+    let events = numbers.next().unwrap_or(300).max(9);
+    let server = MockServer::builder()
         .events_per_generation(events)
-        .credits(u64::MAX);
-    let server = common::start_mock(builder)?;
+        .credits(u64::MAX)
+        .start()?;
     let client = server.client();
     let before = peak_rss_kib();
     let started = Instant::now();
@@ -70,10 +46,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         .collect();
     let mut delivered = 0;
     for task in tasks {
-        let outcome = task
-            .await
-            .map_err(|e| Failure::Local(format!("a generation task failed: {e}")))??;
-        delivered += outcome.stats.events;
+        delivered += task.await??.stats().events;
     }
     let elapsed = started.elapsed();
     let expected = (generations * events) as u64;
@@ -92,7 +65,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         );
     }
     if delivered != expected {
-        return Err(Failure::Local("not every event was delivered".into()));
+        return Err("not every event was delivered".into());
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use reqwest::Response;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::error::{BoxError, TimeoutKind};
+use crate::error::{BoxError, ErrorContext, TimeoutKind};
 use crate::lenient::{self, Fields};
 use crate::project::{decode_status, StatusAnswer};
 use crate::{Error, Project, ProjectId, Token};
@@ -216,48 +216,54 @@ impl ErrorAnswer {
             may_have_started_work,
             refresh_error,
         } = self;
+        let api_error = parsed.as_ref().is_some_and(|p| p.status_false);
         let parsed = parsed.unwrap_or_default();
         let message = parsed.message;
         let project_id = project_id.or(parsed.project_id);
-        match status {
+        let context = ErrorContext::of(project_id, attempts);
+        let error = match status {
             401 if message.as_deref().is_some_and(is_expired_message) => Error::TokenExpired {
                 locally: false,
-                project_id,
-                attempts,
+                message,
                 source: refresh_error,
+                context,
             },
             401 => Error::Unauthorized {
                 message,
-                project_id,
-                attempts,
                 source: refresh_error,
+                context,
             },
-            404 => Error::NotFound {
-                message,
-                project_id,
-                attempts,
-            },
+            // Only the API's own answer says the project is unknown; a proxy's or a
+            // portal's 404 page says nothing about it.
+            404 if api_error => Error::NotFound { message, context },
             422 => Error::Validation {
                 message: message.unwrap_or_else(|| "the given data was invalid".into()),
                 errors: parsed.errors,
-                project_id,
-                attempts,
+                context,
             },
             429 => Error::RateLimited {
                 retry_after,
-                project_id,
-                attempts,
+                message,
+                context,
+            },
+            404 => Error::Api {
+                status,
+                message: Some(message.or(unexpected).unwrap_or_else(|| {
+                    "a 404 that is not the API's own answer (no \"status\": false JSON)".into()
+                })),
+                body: snippet(&body),
+                retry_after,
+                context,
             },
             _ => Error::Api {
                 status,
                 message: message.or(unexpected),
                 body: snippet(&body),
                 retry_after,
-                project_id,
-                attempts,
-                may_have_started_work,
+                context,
             },
-        }
+        };
+        error.started_work(may_have_started_work)
     }
 }
 
@@ -356,9 +362,7 @@ fn not_a_project(
         message,
         body,
         retry_after: None,
-        project_id,
-        attempts,
-        may_have_started_work: false,
+        context: ErrorContext::of(project_id, attempts),
     }
 }
 

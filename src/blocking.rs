@@ -2,15 +2,14 @@
 //!
 //! [`Client`] mirrors the async [`crate::Client`] with plain function calls, and a
 //! [`Generation`] is an [`Iterator`] of events. It works from any thread, `main` and
-//! `build.rs` included, and never panics or deadlocks inside a tokio runtime (see
-//! below for where it refuses to run).
+//! `build.rs` included, and inside any tokio runtime.
 //!
 //! ```no_run
 //! use laracopilot::Event;
 //!
 //! # fn run() -> laracopilot::Result<()> {
 //! let client = laracopilot::blocking::Client::from_env()?;
-//! let mut generation = client.generate("Build a task management app")?;
+//! let mut generation = client.generate("Build a task management app").send()?;
 //! for event in &mut generation {
 //!     match event? {
 //!         Event::ContainerProgress(p) => println!("{} ({:?}%)", p.message, p.percentage),
@@ -20,54 +19,61 @@
 //!     }
 //! }
 //! if let Some(id) = generation.project_id() {
-//!     let outcome = client.follow_up(id, "Add a dark mode")?.finish()?;
+//!     let outcome = client.follow_up(id, "Add a dark mode").send()?.finish()?;
 //!     println!("{} files changed", outcome.files.len());
 //!     println!("status {:?}", client.project(id)?.project_status);
 //! }
 //! # Ok(()) }
 //! ```
 //!
-//! # How it works, and where it may be called
+//! # How it works, and the one rule
 //!
-//! Each [`Client`] owns a small tokio runtime with one worker thread, shared by its
-//! clones and its generations; the HTTP connections live there between calls. A call
-//! runs on the calling thread (`block_on` on the client's runtime):
+//! Each [`Client`] owns one thread running a small tokio runtime, shared by its
+//! clones and its generations; the HTTP connections live there between calls (the
+//! model of `reqwest::blocking`). Every call is sent to that thread as a task, and
+//! the caller waits for its answer:
 //!
-//! - **outside any tokio runtime** (a plain thread, `main`, `build.rs`): as is;
+//! - **outside any tokio runtime** (a plain thread, `main`, `build.rs`): it waits;
 //! - **on a multi-thread tokio runtime** (a `#[tokio::main]` function, a task,
-//!   `spawn_blocking`): inside `tokio::task::block_in_place`, so that the runtime
-//!   hands its other tasks to its other workers while this one waits;
-//! - **on a current-thread tokio runtime** (a plain `#[tokio::test]`), whose only
-//!   thread the call blocks: when no other task lives on that runtime, the call runs
-//!   on a helper thread started for it (servers on their own threads, such as
-//!   wiremock's or the offline LaraCopilot of `laracopilot-mock`, answer as usual); when
-//!   other tasks live there (a server spawned on that runtime, say), it fails at once
-//!   with [`Error::Config`] instead of waiting for them for good. From
-//!   `spawn_blocking` it counts the other tasks likewise.
+//!   `spawn_blocking`): it waits inside `tokio::task::block_in_place`, so the
+//!   runtime hands its other tasks to its other workers meanwhile;
+//! - **on a current-thread tokio runtime** (a plain `#[tokio::test]`): it waits,
+//!   blocking that runtime's only thread; the call itself runs on the client's
+//!   thread, so it completes, whatever else lives on the caller's runtime.
 //!
-//! Events already received are handed out by the iterator without touching the
-//! runtime at all.
+//! The one case no design can serve: a server the call talks to that runs as a
+//! task of the caller's own current-thread runtime (a test server spawned with
+//! `tokio::spawn` in a plain `#[tokio::test]`): the caller's thread waits for the
+//! call, and the server cannot answer until that thread is free. Run such a server
+//! on its own thread (as `laracopilot-mock` and `wiremock` do), use a multi-thread
+//! runtime, or use the async client there. Calling a blocking client from inside
+//! one of its own [`TokenProvider`](crate::tokens::TokenProvider)s waits for itself
+//! likewise.
 //!
-//! Dropping the last clone of a client, and its last generation, stops its runtime:
-//! outside a runtime, after waiting for its thread to exit; inside a runtime, in the
-//! background, without blocking or panicking.
+//! Events already received are handed out by the iterator without a round trip to
+//! the runtime thread; `on_event` callbacks run on the caller's thread.
 //!
-//! Do not call a blocking client from inside one of its own
-//! [`TokenProvider`](crate::tokens::TokenProvider)s: its single thread would wait for
-//! itself.
+//! Dropping the last clone of a client, and its last generation, stops its thread:
+//! outside a runtime, after waiting for it to exit; inside one, in the background.
 
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod runtime;
 
-use runtime::{stopped, Runtime};
+use runtime::Runtime;
 
+use crate::client::CallOptions;
+use crate::generation::{Broken, Tally};
+use crate::journal::Entry;
 use crate::tokens::TokenCheck;
 #[cfg(doc)]
 use crate::Error;
-use crate::{Event, Outcome, Project, ProjectId, Result, Stats, WaitOptions};
+use crate::{
+    ClientBuilder, Event, Outcome, Progress, Project, ProjectId, Result, Stats, WaitOptions,
+};
 
 /// A blocking client of the LaraCopilot Agent API.
 ///
@@ -79,8 +85,8 @@ use crate::{Event, Outcome, Project, ProjectId, Result, Stats, WaitOptions};
 /// use laracopilot::blocking::Client;
 ///
 /// let client = Client::from_env()?;
-/// let outcome = client.generate("Build a task management app")?.finish()?;
-/// println!("{:?} at {:?}", outcome.project_id, outcome.app_url);
+/// let outcome = client.generate("Build a task management app").send()?.finish()?;
+/// println!("{:?} at {:?}", outcome.project_id(), outcome.app_url);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -97,24 +103,41 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// A builder for a blocking client: the settings of [`crate::ClientBuilder`],
+    /// whose [`build`](crate::ClientBuilder::build) here makes a blocking client.
+    ///
+    /// ```no_run
+    /// # fn run() -> laracopilot::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let client = laracopilot::blocking::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+    ///     .idle_timeout(Duration::from_secs(120))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> ClientBuilder<Client> {
+        ClientBuilder::default()
+    }
+
     /// A client configured from the environment, as [`crate::Client::from_env`]:
     /// `LARACOPILOT_API_TOKEN`, and `LARACOPILOT_BASE_URL` when set.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the token variable is missing or invalid, or the base URL
-    /// is invalid; [`Error::Transport`] when the runtime thread cannot be started.
+    /// is invalid; [`Error::Runtime`] when the runtime thread cannot start.
     pub fn from_env() -> Result<Self> {
-        crate::Client::builder().from_env().build_blocking()
+        Client::builder().from_env().build()
     }
 
     /// A blocking client sending its requests through `client` (same settings, token
-    /// provider and connection pool). Connections that `client` opened on another
-    /// runtime are not reused once that runtime stops.
+    /// provider, spend guards and connection pool). Connections that `client` opened
+    /// on another runtime are not reused once that runtime stops.
     ///
     /// # Errors
     ///
-    /// [`Error::Transport`] when the runtime thread cannot be started.
+    /// [`Error::Runtime`] when the runtime thread cannot start.
     pub fn from_async(client: crate::Client) -> Result<Self> {
         Ok(Client {
             inner: client,
@@ -122,46 +145,46 @@ impl Client {
         })
     }
 
-    /// Starts generating a new project from `prompt`, as [`crate::Client::generate`].
-    ///
-    /// # Errors
-    ///
-    /// Any request-level [`Error`]: `Unauthorized`, `TokenExpired`, `Validation`,
-    /// `RateLimited`, `Api`, `Transport`, `Timeout`.
-    pub fn generate(&self, prompt: impl Into<String>) -> Result<Generation> {
-        let prompt: String = prompt.into();
-        let generation = self.runtime.run(self.inner.generate(prompt))??;
-        Ok(self.wrap(generation))
+    /// A generate call, as [`crate::Client::generate`]: set its options, then
+    /// [`send`](GenerateRequest::send) it.
+    pub fn generate(&self, prompt: impl Into<String>) -> GenerateRequest<'_> {
+        GenerateRequest {
+            inner: self.inner.generate(prompt),
+            client: self,
+        }
     }
 
-    /// Continues an existing project with a new prompt, as
-    /// [`crate::Client::follow_up`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::generate`], plus [`Error::NotFound`] for an unknown project.
+    /// A follow-up on an existing project, as [`crate::Client::follow_up`]: set its
+    /// options, then [`send`](GenerateRequest::send) it.
     pub fn follow_up(
         &self,
         project_id: impl Into<ProjectId>,
         prompt: impl Into<String>,
-    ) -> Result<Generation> {
-        let (project_id, prompt): (ProjectId, String) = (project_id.into(), prompt.into());
-        let generation = self
-            .runtime
-            .run(self.inner.follow_up(project_id, prompt))??;
-        Ok(self.wrap(generation))
+    ) -> GenerateRequest<'_> {
+        GenerateRequest {
+            inner: self.inner.follow_up(project_id, prompt),
+            client: self,
+        }
     }
 
-    /// The current state of a project, as [`crate::Client::project`]; safe to poll.
+    /// Runs `call` with a clone of the async client on the runtime thread.
+    fn call<T, F>(&self, call: impl FnOnce(crate::Client) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.runtime.run(call(self.inner.clone()))?
+    }
+
+    /// Sends a request to learn the current state of a project, as
+    /// [`crate::Client::project`]; safe to poll.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] for an unknown project, the request-level errors of
-    /// [`Client::generate`], and [`Error::Decode`] for an answer that is not the
-    /// documented JSON.
+    /// As [`crate::Client::project`].
     pub fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
         let project_id: ProjectId = project_id.into();
-        self.runtime.run(self.inner.project(project_id))?
+        self.call(|client| async move { client.project(project_id).await })
     }
 
     /// Polls the project's status until it settles or the options' timeout passes,
@@ -177,17 +200,14 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when the project did not settle in time; a non-retryable
-    /// error of the status call (such as [`Error::NotFound`] or
-    /// [`Error::Unauthorized`]) at once.
+    /// As [`crate::Client::wait_for_project`].
     pub fn wait_for_project(
         &self,
         project_id: impl Into<ProjectId>,
         options: WaitOptions,
     ) -> Result<Project> {
         let project_id: ProjectId = project_id.into();
-        self.runtime
-            .run(self.inner.wait_for_project(project_id, options))?
+        self.call(|client| async move { client.wait_for_project(project_id, options).await })
     }
 
     /// Tells whether the server accepts the client's token, without spending
@@ -207,10 +227,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// When the server's answer says nothing about the token: [`Error::RateLimited`],
-    /// [`Error::Api`], [`Error::Transport`], [`Error::Timeout`].
+    /// As [`crate::Client::verify_token`].
     pub fn verify_token(&self) -> Result<TokenCheck> {
-        self.runtime.run(self.inner.verify_token())?
+        self.call(|client| async move { client.verify_token().await })
     }
 
     /// Drives `generation` to its end; if the stream breaks once the project id is
@@ -220,7 +239,7 @@ impl Client {
     /// ```no_run
     /// # fn run() -> laracopilot::Result<()> {
     /// let client = laracopilot::blocking::Client::from_env()?;
-    /// let generation = client.generate("Build a task management app")?;
+    /// let generation = client.generate("Build a task management app").send()?;
     /// let outcome = client.finish_or_recover(generation, laracopilot::WaitOptions::default())?;
     /// println!("{:?}", outcome.app_url);
     /// # Ok(()) }
@@ -234,14 +253,11 @@ impl Client {
         generation: Generation,
         options: WaitOptions,
     ) -> Result<Outcome> {
-        let (inner, project_id) = generation.into_inner()?;
-        self.runtime
-            .run(self.inner.finish_or_recover(inner, options))
-            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+        self.finish_or_recover_with(generation, options, |_| {})
     }
 
     /// Like [`finish_or_recover`](Client::finish_or_recover), calling `on_event` with
-    /// every event on the way.
+    /// every event on the way (on the caller's thread).
     ///
     /// # Errors
     ///
@@ -250,12 +266,12 @@ impl Client {
         &self,
         generation: Generation,
         options: WaitOptions,
-        on_event: impl FnMut(&Event) + Send,
+        on_event: impl FnMut(&Event),
     ) -> Result<Outcome> {
-        let (inner, project_id) = generation.into_inner()?;
-        self.runtime
-            .run(self.inner.finish_or_recover_with(inner, options, on_event))
-            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+        match generation.drive(on_event)? {
+            Ok(outcome) => Ok(outcome),
+            Err(broken) => self.call(|client| async move { client.recover(broken, options).await }),
+        }
     }
 
     /// The base URL requests go to.
@@ -263,11 +279,115 @@ impl Client {
         self.inner.base_url()
     }
 
+    /// Closes the credits breaker at once, as
+    /// [`crate::Client::reset_credits_breaker`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::reset_credits_breaker`].
+    pub fn reset_credits_breaker(&self) -> Result<()> {
+        self.call(|client| async move { client.reset_credits_breaker().await })
+    }
+
+    /// The journal's unfinished entries, as [`crate::Client::unfinished`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::unfinished`].
+    pub fn unfinished(&self) -> Result<Vec<Entry>> {
+        self.call(|client| async move { client.unfinished().await })
+    }
+
+    /// Settles one unfinished entry, as [`crate::Client::resume`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::resume`].
+    pub fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
+        let entry = entry.clone();
+        self.call(|client| async move { client.resume(&entry, options).await })
+    }
+
+    /// Deletes the journal's entries settled more than `older_than` ago, as
+    /// [`crate::Client::prune_journal`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::prune_journal`].
+    pub fn prune_journal(&self, older_than: Duration) -> Result<u64> {
+        self.call(|client| async move { client.prune_journal(older_than).await })
+    }
+
     fn wrap(&self, generation: crate::Generation) -> Generation {
         Generation {
             inner: Some(generation),
             runtime: Arc::clone(&self.runtime),
         }
+    }
+}
+
+/// A generate or follow-up call of a blocking [`Client`], with its per-call options
+/// (as [`crate::GenerateRequest`]); [`send`](GenerateRequest::send) sends it.
+///
+/// ```no_run
+/// # fn run() -> laracopilot::Result<()> {
+/// let client = laracopilot::blocking::Client::from_env()?;
+/// let outcome = client
+///     .generate("Build a task management app")
+///     .label("job", "nightly-build")
+///     .idempotency_key("nightly-build-2026-12-06")
+///     .send()?
+///     .finish()?;
+/// # drop(outcome);
+/// # Ok(()) }
+/// ```
+#[must_use = "a request does nothing until it is sent"]
+pub struct GenerateRequest<'a> {
+    inner: crate::GenerateRequest<'a>,
+    client: &'a Client,
+}
+
+impl fmt::Debug for GenerateRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl GenerateRequest<'_> {
+    /// A total deadline for this call's stream, as
+    /// [`crate::GenerateRequest::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.inner = self.inner.deadline(deadline);
+        self
+    }
+
+    /// A label of this call, as [`crate::GenerateRequest::label`].
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner = self.inner.label(key, value);
+        self
+    }
+
+    /// Makes the call happen at most once per key and scope, as
+    /// [`crate::GenerateRequest::idempotency_key`].
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.inner = self.inner.idempotency_key(key);
+        self
+    }
+
+    /// Sends the call, and hands back its stream once the server accepted it.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::generate`] and [`crate::Client::follow_up`];
+    /// [`Error::Runtime`] when the client's runtime thread is gone.
+    pub fn send(self) -> Result<Generation> {
+        let (inner, project_id, prompt, options): (_, _, _, CallOptions) = self.inner.into_parts();
+        let client = inner.clone();
+        let generation = self
+            .client
+            .runtime
+            .run(async move { client.start_generation(project_id, prompt, options).await })??;
+        Ok(self.client.wrap(generation))
     }
 }
 
@@ -281,14 +401,14 @@ impl Client {
 /// ```no_run
 /// # fn run() -> laracopilot::Result<()> {
 /// let client = laracopilot::blocking::Client::from_env()?;
-/// let generation = client.generate("Build a task management app")?;
+/// let generation = client.generate("Build a task management app").send()?;
 /// let outcome = generation.finish()?;
 /// println!("{} files, ready at {:?}", outcome.files.len(), outcome.app_url);
 /// # Ok(()) }
 /// ```
 #[must_use = "a generation does nothing unless iterated; dropping it closes the connection while the server may keep working and spending credits"]
 pub struct Generation {
-    // `None` only after the runtime failed mid-call (see `Runtime::run`).
+    // `None` only after the runtime thread failed mid-call.
     // Declared before `runtime`: dropped first, while the runtime still runs.
     inner: Option<crate::Generation>,
     runtime: Arc<Runtime>,
@@ -310,11 +430,11 @@ impl Generation {
         self.inner.as_ref().and_then(|inner| inner.project_id())
     }
 
-    /// How far the generation is, updated with every item the iterator yields (see
-    /// [`crate::Generation::progress`]). Should the runtime fail mid-call, an empty
-    /// [`Progress`](crate::Progress) from then on.
-    pub fn progress(&self) -> &crate::Progress {
-        static CLOSED: crate::Progress = crate::Progress::new();
+    /// The stream's record, updated with every item the iterator yields (see
+    /// [`crate::Generation::progress`]). Should the runtime thread fail mid-call, an
+    /// empty [`Progress`] from then on.
+    pub fn progress(&self) -> &Progress {
+        static CLOSED: Progress = Progress::new();
         self.inner
             .as_ref()
             .map_or(&CLOSED, |inner| inner.progress())
@@ -322,9 +442,15 @@ impl Generation {
 
     /// Liveness statistics so far.
     pub fn stats(&self) -> Stats {
+        self.progress().stats()
+    }
+
+    /// Whether this is the recorded outcome of an earlier call with the same
+    /// idempotency key (see [`crate::Generation::is_replay`]).
+    pub fn is_replay(&self) -> bool {
         self.inner
             .as_ref()
-            .map_or_else(Stats::default, |inner| inner.stats())
+            .is_some_and(crate::Generation::is_replay)
     }
 
     /// Drives the generation to its end and sums it up, as
@@ -336,45 +462,66 @@ impl Generation {
     /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`] or
     /// [`Error::EventTooLarge`], each with the project id when it was known.
     pub fn finish(self) -> Result<Outcome> {
-        let runtime = Arc::clone(&self.runtime);
-        let (inner, project_id) = self.into_inner()?;
-        runtime
-            .run(inner.finish())
-            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+        self.finish_with(|_| {})
     }
 
     /// Like [`finish`](Generation::finish), calling `on_event` with every event on the
-    /// way, as [`crate::Generation::finish_with`]. On a current-thread tokio runtime
-    /// the call runs on a helper thread, hence `Send`.
+    /// way (on the caller's thread), as [`crate::Generation::finish_with`].
     ///
     /// ```no_run
     /// # fn run() -> laracopilot::Result<()> {
     /// let client = laracopilot::blocking::Client::from_env()?;
+    /// let mut count = 0;
     /// let outcome = client
-    ///     .generate("Build a task management app")?
-    ///     .finish_with(|event| eprintln!("{}", event.type_name()))?;
-    /// println!("{} files", outcome.files.len());
+    ///     .generate("Build a task management app")
+    ///     .send()?
+    ///     .finish_with(|_event| count += 1)?;
+    /// println!("{count} events, {} files", outcome.files.len());
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     ///
     /// As [`finish`](Generation::finish).
-    pub fn finish_with(self, on_event: impl FnMut(&Event) + Send) -> Result<Outcome> {
-        let runtime = Arc::clone(&self.runtime);
-        let (inner, project_id) = self.into_inner()?;
-        runtime
-            .run(inner.finish_with(on_event))
-            .map_err(|e| e.with_project_id(project_id.as_ref()))?
+    pub fn finish_with(self, on_event: impl FnMut(&Event)) -> Result<Outcome> {
+        match self.drive(on_event)? {
+            Ok(outcome) => Ok(outcome),
+            Err(broken) => Err(broken.error),
+        }
     }
-}
 
-impl Generation {
-    /// The async generation and its project id, for a call that drives it whole.
-    fn into_inner(mut self) -> Result<(crate::Generation, Option<ProjectId>)> {
-        let inner = self.inner.take().ok_or_else(stopped)?;
-        let project_id = inner.project_id().cloned();
-        Ok((inner, project_id))
+    /// Drives the stream to its end on the caller's thread, a round trip to the
+    /// runtime thread only when it needs I/O; `Err` when the runtime thread is gone.
+    fn drive(
+        mut self,
+        mut on_event: impl FnMut(&Event),
+    ) -> Result<std::result::Result<Outcome, Broken>> {
+        let mut tally = Tally::default();
+        loop {
+            match self.next() {
+                Some(Ok(event)) => {
+                    on_event(&event);
+                    if tally.event(event) {
+                        let inner = self.take_inner()?;
+                        return Ok(Ok(tally.outcome(inner.progress().clone())));
+                    }
+                }
+                Some(Err(error)) => {
+                    return match self.inner.take() {
+                        Some(inner) => Ok(Err(inner.broken(error, tally))),
+                        // The runtime thread failed: that is the error.
+                        None => Err(error),
+                    };
+                }
+                None => return Ok(Err(self.take_inner()?.ended_early(tally))),
+            }
+        }
+    }
+
+    fn take_inner(&mut self) -> Result<crate::Generation> {
+        self.inner.take().ok_or_else(|| {
+            crate::Error::runtime("the blocking client's runtime thread stopped", None)
+        })
     }
 }
 
@@ -383,18 +530,22 @@ impl Iterator for Generation {
 
     fn next(&mut self) -> Option<Result<Event>> {
         let inner = self.inner.as_mut()?;
-        // An event already received needs no I/O, and no runtime.
+        // An event already received needs no I/O, and no round trip.
         if let Some(item) = inner.next_buffered() {
             return item;
         }
+        let mut inner = self.inner.take()?;
         let project_id = inner.project_id().cloned();
-        match self.runtime.run(inner.next()) {
-            Ok(item) => item,
-            Err(e) => {
-                // The stream cannot be driven from here: end it with the reason.
-                self.inner = None;
-                Some(Err(e.with_project_id(project_id.as_ref())))
+        match self.runtime.run(async move {
+            let item = inner.next().await;
+            (inner, item)
+        }) {
+            Ok((inner, item)) => {
+                self.inner = Some(inner);
+                item
             }
+            // The stream cannot be driven from here: end it with the reason.
+            Err(e) => Some(Err(e.with_project_id(project_id.as_ref()))),
         }
     }
 
@@ -410,8 +561,21 @@ impl Iterator for Generation {
 // this one once `inner` is gone.
 impl FusedIterator for Generation {}
 
-impl crate::ClientBuilder {
+impl ClientBuilder<Client> {
     /// Checks the settings and builds a blocking client (feature `blocking`).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`ClientBuilder::build`](crate::ClientBuilder::build);
+    /// [`Error::Runtime`] when the runtime thread cannot start.
+    pub fn build(self) -> Result<Client> {
+        Client::from_async(self.into_async().build()?)
+    }
+}
+
+impl crate::ClientBuilder {
+    /// Checks the settings and builds a blocking client (feature `blocking`): the
+    /// same as [`blocking::Client::builder`](Client::builder)`()...build()`.
     ///
     /// ```no_run
     /// # fn run() -> laracopilot::Result<()> {
@@ -419,7 +583,7 @@ impl crate::ClientBuilder {
     ///
     /// let client = laracopilot::Client::builder()
     ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
-    ///     .idle_timeout(Some(Duration::from_secs(120)))
+    ///     .idle_timeout(Duration::from_secs(120))
     ///     .build_blocking()?;
     /// # Ok(()) }
     /// ```
@@ -427,7 +591,7 @@ impl crate::ClientBuilder {
     /// # Errors
     ///
     /// The errors of [`ClientBuilder::build`](crate::ClientBuilder::build);
-    /// [`Error::Transport`] when the runtime thread cannot be started.
+    /// [`Error::Runtime`] when the runtime thread cannot start.
     pub fn build_blocking(self) -> Result<Client> {
         Client::from_async(self.build()?)
     }

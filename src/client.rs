@@ -1,29 +1,40 @@
 //! The client: every call of the API, the waits and the recovery that need both the
-//! transport and the stream. The builder and the URL rules are its submodules.
+//! transport and the stream. The builder, the request values and the URL rules are
+//! its submodules.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use tokio::time::Instant;
-use url::Url;
 
 use crate::answer::{project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
-use crate::error::TimeoutKind;
-use crate::generation::{Generation, Start, StreamConfig};
+use crate::error::{ErrorContext, TimeoutKind};
+use crate::generation::{Broken, Generation, Start, StreamConfig};
 use crate::http::{Call, Transport};
-use crate::journal::{Entry, Kind, Record, Settlement};
+use crate::journal::store::Store;
+use crate::journal::{Entry, Kind, Settlement};
+use crate::progress::Progress;
 use crate::project::{Project, ProjectState, WaitOptions};
-use crate::spend::Spend;
+use crate::spend::{self, Admitted, Asked, Journaled, Spend};
 use crate::tokens::{TokenCheck, PROBE_PROJECT_ID};
-use crate::{Error, Event, Outcome, ProjectId, Result, Stats};
+use crate::{Error, Event, Outcome, ProjectId, Result};
 
 mod builder;
 mod endpoint;
+mod request;
 
-pub use builder::{
-    ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_CREDITS_COOLDOWN, OFFLINE_ENV, TOKEN_ENV,
-};
+pub use builder::{ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, OFFLINE_ENV, TOKEN_ENV};
+pub(crate) use request::CallOptions;
+pub use request::GenerateRequest;
+
+/// The longest idempotency key.
+const MAX_KEY_LEN: usize = 1024;
+
+/// How often a later call with an idempotency key reads the first call's entry
+/// while that call runs and its project is not known yet.
+const DUPLICATE_POLL: Duration = Duration::from_millis(250);
 
 /// A client of the LaraCopilot Agent API.
 ///
@@ -55,6 +66,7 @@ impl fmt::Debug for Client {
             .field("base_url", &self.base_url())
             .field("request_timeout", &self.inner.transport.request_timeout())
             .field("idle_timeout", &self.inner.stream.idle_timeout)
+            .field("scope", &self.inner.spend.scope())
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +100,8 @@ impl Client {
         }
     }
 
-    /// Starts generating a new project from `prompt` (`POST /agent/generate`).
+    /// Starts generating a new project from `prompt` (`POST /agent/generate`) when
+    /// awaited; per-call options go on the [`GenerateRequest`] first.
     ///
     /// The HTTP status is checked before the stream is returned: request-level
     /// failures (401, 422, 429, ...) come from this call, and the returned
@@ -96,49 +109,45 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// Any request-level [`Error`]: `Unauthorized`, `TokenExpired`, `Validation`,
-    /// `RateLimited`, `Api`, `Transport`, `Timeout`; `CreditsExhausted` (`locally`)
-    /// while the [credits breaker](ClientBuilder::credits_cooldown) is open; `Journal`
-    /// when the [journal](ClientBuilder::journal) cannot record the call (nothing is
-    /// sent then).
-    pub async fn generate(&self, prompt: impl Into<String>) -> Result<Generation> {
-        let url = endpoint::url(self.inner.transport.base(), &["agent", "generate"]);
-        self.start_generation(url, prompt.into(), None).await
+    /// When awaited, any request-level [`Error`]: `Unauthorized`, `TokenExpired`,
+    /// `Validation`, `RateLimited`, `Api`, `Transport`, `Timeout`; and, decided
+    /// before anything is sent: `CreditsExhausted` (`locally`) while the
+    /// [credits breaker](ClientBuilder::credits_cooldown) is open, `BudgetExhausted`
+    /// when a [budget](ClientBuilder::budget) is spent, `Journal` when the
+    /// [journal](ClientBuilder::journal) cannot record the call, `Config` for an
+    /// idempotency key without a journal or over 1 KiB.
+    pub fn generate(&self, prompt: impl Into<String>) -> GenerateRequest<'_> {
+        GenerateRequest::new(self, None, prompt.into())
     }
 
     /// Continues an existing project with a new prompt
-    /// (`POST /agent/generate/{projectId}`). The stream has no container phase.
+    /// (`POST /agent/generate/{projectId}`) when awaited. The stream has no
+    /// container phase.
     ///
     /// # Errors
     ///
     /// As [`Client::generate`], plus [`Error::NotFound`] for an unknown project, and
     /// [`Error::Config`] (nothing sent) for an id that could address another endpoint
     /// (empty, `.` or `..`, control characters, a path separator, over 1 KiB).
-    pub async fn follow_up(
+    pub fn follow_up(
         &self,
         project_id: impl Into<ProjectId>,
         prompt: impl Into<String>,
-    ) -> Result<Generation> {
-        let project_id = project_id.into();
-        let url = endpoint::with_id(
-            self.inner.transport.base(),
-            &["agent", "generate"],
-            &project_id,
-        )?;
-        self.start_generation(url, prompt.into(), Some(project_id))
-            .await
+    ) -> GenerateRequest<'_> {
+        GenerateRequest::new(self, Some(project_id.into()), prompt.into())
     }
 
-    /// The current state of a project (`GET /agent/project/{projectId}`); safe to
-    /// poll. The request timeout applies to each attempt, body included.
+    /// Sends a request to learn the current state of a project
+    /// (`GET /agent/project/{projectId}`); safe to poll. The request timeout applies
+    /// to each attempt, body included.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] for an unknown project; the request-level errors of
-    /// [`Client::generate`]; [`Error::Api`] for an answer that is not
-    /// `"status": true` about this project; [`Error::Decode`] for an answer that is not
-    /// JSON (or larger than 256 KiB); [`Error::Config`] as for
-    /// [`Client::follow_up`].
+    /// [`Error::NotFound`] for an unknown project (the API's own 404); the
+    /// request-level errors of [`Client::generate`]; [`Error::Api`] for an answer that
+    /// is not `"status": true` about this project (or a 404 page that is not the
+    /// API's); [`Error::Decode`] for an answer that is not JSON (or larger than
+    /// 256 KiB); [`Error::Config`] as for [`Client::follow_up`].
     pub async fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
         self.project_within(&project_id.into(), None).await
     }
@@ -177,6 +186,12 @@ impl Client {
     /// failure of one poll (a 5xx, an HTML page from a proxy, a timeout) does not end
     /// the wait.
     ///
+    /// What a poll can prove: the status endpoint describes the *project*, not one
+    /// generation of it. After a follow-up, `ready` means the project is ready, which
+    /// it also was before the follow-up started; the SDK therefore polls a
+    /// follow-up's project only once the server accepted the follow-up (see
+    /// [`Client::resume`]).
+    ///
     /// ```no_run
     /// # async fn run() -> laracopilot::Result<()> {
     /// let client = laracopilot::Client::from_env()?;
@@ -204,8 +219,7 @@ impl Client {
         let mut interval = options.first_interval;
         let timed_out = |project_id: ProjectId| Error::Timeout {
             kind: TimeoutKind::Wait,
-            project_id: Some(project_id),
-            attempts: 0,
+            context: ErrorContext::of(Some(project_id), 0),
         };
         loop {
             match self.project_within(&project_id, deadline).await {
@@ -214,6 +228,7 @@ impl Client {
                     ProjectState::Failed => {
                         return Err(Error::GenerationFailed {
                             project: Box::new(project),
+                            context: ErrorContext::of(Some(project_id), 1),
                         })
                     }
                     _ => {}
@@ -244,13 +259,15 @@ impl Client {
     /// instead of failing. No second generate request is ever sent.
     ///
     /// Only a project that succeeded is `Ok`: its [`Outcome`] has `recovered` set to
-    /// the polled project. A failed one is [`Error::GenerationFailed`].
-    /// `credits_exhausted` is never recovered: it is an answer, not a broken stream.
+    /// the polled project and its phase is
+    /// [`Phase::Recovered`](crate::Phase::Recovered). A failed one is
+    /// [`Error::GenerationFailed`]. `credits_exhausted` is never recovered: it is an
+    /// answer, not a broken stream.
     ///
-    /// With a [journal](ClientBuilder::journal), what the poll found (success, or a
-    /// failed or unknown project) is recorded after the stream's own record of how it
-    /// broke, before this call returns: the last record of the entry is the outcome
-    /// the caller got.
+    /// With a [journal](ClientBuilder::journal), the poll's finding settles the entry
+    /// (success, or a failed or unknown project) before this call returns; a poll
+    /// that finds nothing certain (it timed out, say) leaves the entry unfinished,
+    /// for [`Client::resume`].
     ///
     /// ```no_run
     /// # async fn run() -> laracopilot::Result<()> {
@@ -291,11 +308,21 @@ impl Client {
         options: WaitOptions,
         on_event: impl FnMut(&Event),
     ) -> Result<Outcome> {
-        let journal_id = generation.journal_id().cloned();
-        let (error, mut outcome) = match generation.drive(on_event).await {
-            Ok(outcome) => return Ok(outcome),
-            Err(failed) => failed,
-        };
+        match generation.drive(on_event).await {
+            Ok(outcome) => Ok(outcome),
+            Err(broken) => self.recover(broken, options).await,
+        }
+    }
+
+    /// The recovery of a broken stream: polls its project when the stream broke
+    /// after naming it, and settles its journal entry with what the poll proves.
+    pub(crate) async fn recover(&self, broken: Broken, options: WaitOptions) -> Result<Outcome> {
+        let Broken {
+            error,
+            mut outcome,
+            watcher,
+        } = broken;
+        let journaled = watcher.and_then(spend::journaled_of);
         let broken = matches!(
             error,
             Error::Incomplete { .. }
@@ -303,23 +330,19 @@ impl Client {
                 | Error::Timeout { .. }
                 | Error::EventTooLarge { .. }
         );
-        let Some(id) = outcome.project_id.clone().filter(|_| broken) else {
+        let Some(id) = outcome.project_id().cloned().filter(|_| broken) else {
             return Err(error);
         };
-        #[cfg(feature = "tracing")]
         tracing::warn!(project_id = %id, error = error.kind(), "laracopilot stream broke; polling the project");
         let polled = self.wait_for_project(&id, options).await;
-        let app_url = polled
-            .as_ref()
-            .map(|project| project.app_url.clone().or(outcome.app_url.clone()));
-        // The journal's record of the broken stream is not the generation's outcome.
-        self.inner
-            .spend
-            .recovered(journal_id.as_ref(), &id, app_url)
-            .await;
-        let project = polled?;
+        let journal_id = outcome.journal_id().cloned();
+        if !settle_polled(journaled, &polled).await {
+            outcome.progress.journal_failed();
+        }
+        let project = polled.map_err(|e| e.with_journal_id(journal_id.as_ref()))?;
         outcome.app_url = project.app_url.clone().or(outcome.app_url);
         outcome.recovered = Some(project);
+        outcome.progress.recovered();
         Ok(outcome)
     }
 
@@ -328,93 +351,134 @@ impl Client {
         self.inner.transport.base().as_str()
     }
 
-    /// Closes the [credits breaker](ClientBuilder::credits_cooldown) at once (after
-    /// the team's credits were topped up, say).
-    pub fn reset_credits_breaker(&self) {
-        self.inner.spend.reset_breaker();
+    /// The scope the client's spend guards count under (see
+    /// [`ClientBuilder::scope`]).
+    pub fn scope(&self) -> &str {
+        self.inner.spend.scope()
     }
 
-    /// The journal's entries without an outcome: generations a previous run of the
-    /// program started and did not see end (see [`journal`](crate::journal)). Call it
-    /// at start-up, before starting new generations (which would be listed too while
-    /// they run).
+    /// Closes the [credits breaker](ClientBuilder::credits_cooldown) at once (after
+    /// the team's credits were topped up, say); with a journal, for every client of
+    /// the scope, whose cached view of it lasts at most one
+    /// [check interval](ClientBuilder::breaker_check_interval).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] when the journal cannot be written.
+    pub async fn reset_credits_breaker(&self) -> Result<()> {
+        self.inner.spend.reset_breaker().await
+    }
+
+    fn store(&self) -> Result<&Arc<dyn Store>> {
+        self.inner
+            .spend
+            .store()
+            .ok_or_else(|| Error::config("the client has no journal: see ClientBuilder::journal"))
+    }
+}
+
+/// # Journal
+///
+/// The calls that read and settle the client's [journal](crate::journal); each
+/// fails with [`Error::Config`] when the client has none.
+impl Client {
+    /// The journal's entries no live stream drives: calls a previous run of the
+    /// program (or a crashed host sharing the database) started and did not see end,
+    /// calls whose stream was dropped, and entries whose owner's lease expired (see
+    /// [`journal`](crate::journal)). Call it at start-up; settle each with
+    /// [`Client::resume`].
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the client has no journal; [`Error::Journal`] when it
     /// cannot be read.
     pub async fn unfinished(&self) -> Result<Vec<Entry>> {
-        let journal = self.journal()?;
-        journal.unfinished().await.map_err(|source| Error::Journal {
-            message: "the journal cannot list its unfinished entries".into(),
-            source,
-        })
+        self.store()?.unfinished().await
     }
 
-    /// Settles one [unfinished](Client::unfinished) entry, and records how.
+    /// Settles one [unfinished](Client::unfinished) entry, and records how. It first
+    /// claims the entry (atomically: of any number of clients resuming it at once,
+    /// on any host, exactly one goes on; the others get [`Error::EntryTaken`]), then
+    /// tells only what it can prove:
     ///
-    /// With a project id, it polls the project as [`Client::wait_for_project`] does:
-    /// a project that succeeded is `Ok` (an [`Outcome`] whose `recovered` holds it),
-    /// a failed one [`Error::GenerationFailed`], both recorded; an unknown one
-    /// ([`Error::NotFound`]) is recorded as failed (having possibly started work: the
-    /// call was sent and named its project). A wait that times out, or another
-    /// error, leaves the entry unfinished, to try again later.
+    /// - **A new project whose id is known**, or **a follow-up the server
+    ///   accepted**: it polls the project as [`Client::wait_for_project`] does. A
+    ///   project that succeeded is `Ok` (an [`Outcome`] whose `recovered` holds it),
+    ///   a failed one [`Error::GenerationFailed`], one the API says it does not know
+    ///   [`Error::NotFound`]; each is recorded.
+    /// - **A follow-up the server never accepted** (it may or may not have been
+    ///   sent), or **a new project whose id never came**: it sends nothing and
+    ///   returns [`Error::OutcomeUnknown`], recorded as such. A poll could only
+    ///   describe the project's earlier generation, so it is not asked.
     ///
-    /// Without a project id, it sends nothing and returns [`Error::OutcomeUnknown`],
-    /// recorded as such: the request may or may not have started work, and only the
-    /// caller can decide to send it again.
+    /// A poll that proves nothing (it timed out, a proxy's page answered, the
+    /// network failed) records nothing and leaves the entry unfinished, to try
+    /// again later.
     ///
     /// # Errors
     ///
     /// As above; [`Error::Config`] when the client has no journal; [`Error::Journal`]
     /// when the outcome cannot be recorded.
     pub async fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
-        let journal = self.journal()?;
-        let settle = |project_id: Option<ProjectId>, outcome| Record::Settled {
+        let store = self.store()?;
+        let taken = || Error::EntryTaken {
             local_id: entry.local_id.clone(),
-            project_id,
-            outcome,
-            at: std::time::SystemTime::now(),
+            context: ErrorContext::of(entry.project_id.clone(), 0),
         };
-        let record = |record: Record| async {
-            journal
-                .write(record)
-                .await
-                .map_err(|source| Error::Journal {
-                    message: "the journal cannot record a resumed entry".into(),
-                    source,
-                })
+        let Some((entry, fence)) = store.claim(&entry.local_id).await? else {
+            return Err(taken());
         };
-        let Some(id) = entry.project_id.clone() else {
-            record(settle(None, Settlement::Unknown)).await?;
-            return Err(Error::OutcomeUnknown {
+        let journaled = spend::Journaled::resumed(Arc::clone(store), entry.local_id.clone(), fence);
+        let provable = match entry.kind {
+            Kind::FollowUp => entry.accepted,
+            _ => true,
+        };
+        let Some(id) = entry.project_id.clone().filter(|_| provable) else {
+            let error = Error::OutcomeUnknown {
                 local_id: entry.local_id.clone(),
-            });
+                accepted: entry.accepted,
+                context: ErrorContext::of(entry.project_id.clone(), 0),
+            };
+            return match journaled.settle_checked(Settlement::Unknown).await? {
+                true => Err(error),
+                false => Err(taken()),
+            };
         };
         let polled = self.wait_for_project(&id, options).await;
-        let app_url = polled.as_ref().map(|project| project.app_url.clone());
-        if let Some(outcome) = Settlement::of_poll(app_url) {
-            record(settle(Some(id.clone()), outcome)).await?;
+        if let Some(settlement) = settlement_of_poll(&polled) {
+            if !journaled.settle_checked(settlement).await? {
+                return Err(taken());
+            }
         }
-        let project = polled?;
-        Ok(Outcome {
-            project_id: Some(id.clone()),
-            app_url: project.app_url.clone(),
-            files: Vec::new(),
-            stats: Stats::default(),
-            progress: crate::Progress::new().with_project_id(Some(id)),
-            recovered: Some(project),
-        })
+        let project = polled.map_err(|e| e.with_journal_id(Some(&entry.local_id)))?;
+        let mut progress = Progress::of_call(
+            Instant::now(),
+            Some(id),
+            Some(entry.local_id),
+            0,
+            Duration::ZERO,
+        );
+        progress.recovered();
+        Ok(Outcome::polled(progress, project))
     }
 
-    fn journal(&self) -> Result<&Arc<dyn crate::journal::Journal>> {
-        self.inner
-            .spend
-            .journal
-            .as_ref()
-            .ok_or_else(|| Error::config("the client has no journal: see ClientBuilder::journal"))
+    /// Deletes the journal's entries settled more than `older_than` ago, and their
+    /// idempotency keys (which end there: a later call with one of those keys is a
+    /// new call). Answers how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the client has no journal; [`Error::Journal`] when it
+    /// cannot be written.
+    pub async fn prune_journal(&self, older_than: Duration) -> Result<u64> {
+        let before = SystemTime::now()
+            .checked_sub(older_than)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        self.store()?.prune(before).await
     }
+}
 
+impl Client {
     /// Tells whether the server accepts the client's token, without spending credits:
     /// fail early and clearly in tooling, or check a token after a rotation.
     ///
@@ -471,18 +535,36 @@ impl Client {
         }
     }
 
-    /// Starts a generate call: admitted by the spend guards, journaled, sent; the
-    /// transport checks its answer before the stream is handed back.
-    async fn start_generation(
+    /// Starts a generate or follow-up call: admitted by the spend guards (and
+    /// recorded by the journal), sent; the transport checks its answer before the
+    /// stream is handed back. A later call with an idempotency key answers the first
+    /// call's result instead.
+    pub(crate) async fn start_generation(
         &self,
-        url: Url,
-        prompt: String,
         project_id: Option<ProjectId>,
+        prompt: String,
+        options: CallOptions,
     ) -> Result<Generation> {
-        let kind = match project_id {
-            Some(_) => Kind::FollowUp,
-            None => Kind::Generate,
+        let transport = &self.inner.transport;
+        let (kind, url) = match &project_id {
+            None => (
+                Kind::Generate,
+                endpoint::url(transport.base(), &["agent", "generate"]),
+            ),
+            Some(id) => (
+                Kind::FollowUp,
+                endpoint::with_id(transport.base(), &["agent", "generate"], id)?,
+            ),
         };
+        if options
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|key| key.is_empty() || key.len() > MAX_KEY_LEN)
+        {
+            return Err(Error::config(format!(
+                "an idempotency key must be 1 to {MAX_KEY_LEN} bytes long"
+            )));
+        }
         #[derive(serde::Serialize)]
         struct Body<'a> {
             prompt: &'a str,
@@ -492,22 +574,28 @@ impl Client {
             .map_err(|e| Error::config(format!("cannot encode the prompt: {e}")))?;
         let config = &self.inner.stream;
         let sent = Instant::now();
-        let deadline = config.deadline.and_then(|d| sent.checked_add(d));
-        let transport = &self.inner.transport;
+        let deadline = options
+            .deadline
+            .or(config.deadline)
+            .and_then(|d| sent.checked_add(d));
+        let limit = deadline.map(|at| (at, TimeoutKind::Deadline));
         let spend = &self.inner.spend;
-        let admitted = spend.admit(project_id.as_ref(), deadline).await?;
-        let journaled = match &spend.journal {
-            Some(_) => {
-                let mask = transport
-                    .token_mask(deadline.map(|at| (at, TimeoutKind::Deadline)))
-                    .await
-                    .map_err(|e| e.with_project_id(project_id.as_ref()))?;
-                spend
-                    .intend(kind, project_id.as_ref(), &prompt, mask)
-                    .await?
-            }
-            None => None,
+        let asked = Asked {
+            kind,
+            project_id: project_id.as_ref(),
+            prompt: &prompt,
+            labels: &options.labels,
+            idempotency_key: options.idempotency_key.as_deref(),
         };
+        let admitted = spend
+            .admit(asked, deadline, || transport.token_mask(limit))
+            .await
+            .map_err(|e| e.with_project_id(project_id.as_ref()))?;
+        let mut pass = match admitted {
+            Admitted::Send(pass) => pass,
+            Admitted::Duplicate(entry) => return self.duplicate(*entry, deadline).await,
+        };
+        let journal_id = pass.journal_id().cloned();
         let call = Call {
             method: Method::POST,
             url,
@@ -520,25 +608,26 @@ impl Client {
                 Some(idle) => (idle, TimeoutKind::Idle),
                 None => (transport.request_timeout(), TimeoutKind::Request),
             },
-            deadline: deadline.map(|at| (at, TimeoutKind::Deadline)),
+            deadline: limit,
             starts_work: true,
             project_id: project_id.clone(),
         };
         let (mut answer, span) = match transport.exchange(call).await {
             Ok(exchanged) => exchanged,
             Err(error) => {
-                if let Some(journaled) = journaled {
-                    journaled.settle(error.project_id(), &error).await;
+                let error = error.with_journal_id(journal_id.as_ref());
+                if let Some(journaled) = pass.take_journaled() {
+                    journaled.call_failed(&error).await;
                 }
                 return Err(error);
             }
         };
+        span.labels(&options.labels);
         let start = Start {
             sent: answer.sent,
             attempts: answer.attempts,
-            slot_wait: admitted.slot_wait,
-            journal_id: journaled.as_ref().map(|j| j.local_id().clone()),
-            watcher: Some(spend.watch(admitted, journaled)),
+            slot_wait: pass.slot_wait,
+            watcher: Some(spend.watch(pass)),
             project_id,
             span,
             deadline,
@@ -550,8 +639,98 @@ impl Client {
             start,
         ))
     }
+
+    /// The answer of a call whose idempotency key belongs to `first`: its recorded
+    /// outcome, or its project polled to its end, or [`Error::OutcomeUnknown`]; never
+    /// a request of its own. Waits for a first call still running to name its
+    /// project, until `deadline` (or a wait's default timeout).
+    async fn duplicate(&self, first: Entry, deadline: Option<Instant>) -> Result<Generation> {
+        let store = self.store()?;
+        let id = first.local_id.clone();
+        let wait = WaitOptions::default();
+        let until = deadline.or_else(|| Instant::now().checked_add(wait.timeout));
+        let mut entry = first;
+        loop {
+            let driven = match store.entry(&id).await? {
+                Some((now, driven)) => {
+                    entry = now;
+                    driven
+                }
+                None => false,
+            };
+            if entry.settlement.is_some() || entry.project_id.is_some() || !driven {
+                break;
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return Err(Error::Timeout {
+                    kind: TimeoutKind::Wait,
+                    context: ErrorContext::of(None, 0),
+                }
+                .with_journal_id(Some(&id)));
+            }
+            tokio::time::sleep(DUPLICATE_POLL).await;
+        }
+        let known = match entry.kind {
+            Kind::FollowUp => entry.accepted,
+            _ => true,
+        };
+        match (
+            &entry.settlement,
+            entry.project_id.clone().filter(|_| known),
+        ) {
+            (Some(Settlement::Succeeded { app_url }), Some(project_id)) => Ok(
+                Generation::recorded(&project_id, app_url.as_deref(), Some(id)),
+            ),
+            (_, Some(project_id)) => {
+                let mut options = WaitOptions::default();
+                if let Some(until) = until {
+                    options = options.timeout(until.saturating_duration_since(Instant::now()));
+                }
+                let project = self
+                    .wait_for_project(&project_id, options)
+                    .await
+                    .map_err(|e| e.with_journal_id(Some(&id)))?;
+                Ok(Generation::recorded(
+                    &project_id,
+                    project.app_url.as_deref(),
+                    Some(id),
+                ))
+            }
+            (_, None) => Err(Error::OutcomeUnknown {
+                local_id: id,
+                accepted: entry.accepted,
+                context: ErrorContext::of(entry.project_id, 0),
+            }),
+        }
+    }
 }
 
+/// What a poll of a journaled call's project settles: success (with the app URL),
+/// or a project that failed or that the API itself says it does not know (the call
+/// was sent and named its project, so it may have started work). Anything else (a
+/// timeout, a proxy's page) proves nothing: `None`.
+fn settlement_of_poll(polled: &Result<Project>) -> Option<Settlement> {
+    match polled {
+        Ok(project) => Some(Settlement::succeeded(project.app_url.clone())),
+        Err(error @ (Error::GenerationFailed { .. } | Error::NotFound { .. })) => {
+            Some(Settlement::failed(error.kind(), true))
+        }
+        Err(_) => None,
+    }
+}
+
+/// Settles a recovered stream's entry with what its poll found; one that proves
+/// nothing releases it, for resuming. `false` when a settlement was due and could not
+/// be written.
+async fn settle_polled(journaled: Option<Journaled>, polled: &Result<Project>) -> bool {
+    let Some(journaled) = journaled else {
+        return true;
+    };
+    match settlement_of_poll(polled) {
+        Some(settlement) => journaled.settle(settlement).await,
+        None => true,
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

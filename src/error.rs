@@ -1,174 +1,188 @@
-//! The one error type of the crate.
+//! The one error type of the crate, and the facts every error of a call shares.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::id::LocalId;
-use crate::{Project, ProjectId};
+use crate::{Budget, LocalId, Project, ProjectId};
 
 /// The error type of every fallible call in this crate.
 ///
-/// One variant per situation a caller handles differently. Variants carry the
-/// project id whenever it was known when the error happened, so that a failed or
-/// interrupted generation can still be followed up or polled
-/// (see [`Error::project_id`]).
+/// One variant per situation a caller handles differently; each is
+/// `#[non_exhaustive]` (match with `..`: `Error::RateLimited { retry_after, .. }`),
+/// and new variants and fields come in minor releases. Errors are made by this crate
+/// only.
 ///
-/// No variant ever holds the API token, and no message echoes it.
-///
-/// Every variant is `#[non_exhaustive]`: match with `..`
-/// (`Error::RateLimited { retry_after, .. }`), and expect new variants and new fields
-/// in minor releases. Errors are made by this crate only.
-///
-/// Two questions are answered for every variant by [`Error::is_transient`] (may the
-/// same call succeed later, unchanged?) and [`Error::may_have_started_work`] (could a
-/// resend create a second project or spend credits twice?):
+/// Facts every error of a call may have are kept once, in its [`ErrorContext`], and
+/// answered by methods: [`project_id`](Error::project_id) (so that a failed or
+/// interrupted generation can still be followed up or polled),
+/// [`attempts`](Error::attempts), [`journal_id`](Error::journal_id). Two more answer
+/// questions for every variant: [`is_transient`](Error::is_transient) (may the same
+/// call succeed later, unchanged?) and
+/// [`may_have_started_work`](Error::may_have_started_work) (could a resend create a
+/// second project or spend credits twice?):
 ///
 /// | variant | `is_transient` | `may_have_started_work` |
 /// |---|---|---|
 /// | `Unauthorized`, `TokenExpired`, `Validation`, `NotFound` | no | no |
 /// | `RateLimited` | yes | no |
 /// | `CreditsExhausted` | no | yes, unless `locally` |
+/// | `BudgetExhausted` | no | no (nothing was sent) |
 /// | `Incomplete` | yes | yes |
 /// | `GenerationFailed` | no | yes |
-/// | `Timeout` | yes | for `Idle` and `Deadline` once a generate call was sent (`attempts > 0`); not for `Connect`, `Request`, `Wait`, `TokenProvider` |
-/// | `Api` | for 5xx, 408 and 425 | its `may_have_started_work` field: a generate call that reached the server |
-/// | `Transport` | yes | its `may_have_started_work` field: a generate call that was sent |
+/// | `Timeout` | yes | for `Idle` and `Deadline` once a generate call was sent (`attempts() > 0`); not for `Connect`, `Request`, `Wait`, `TokenProvider` |
+/// | `Api` | for 5xx, 408 and 425 | a generate call that reached the server |
+/// | `Transport` | yes | a generate call that was sent |
 /// | `Decode` | yes (a garbled status answer) | no |
 /// | `EventTooLarge` | no | yes |
 /// | `TokenProvider` | yes (a secrets store may answer later) | no |
 /// | `Journal` | no | no (nothing was sent) |
 /// | `OutcomeUnknown` | no | yes |
+/// | `EntryTaken` | no | no (nothing was done) |
+/// | `Runtime` | no | no |
 /// | `Config` | no | no |
+///
+/// # What it prints
+///
+/// `Display` names what happened, with its own facts: the HTTP status, the server's
+/// message, the project, the delay asked for, what to do; the cause of a failure
+/// (the connection's error, the provider's, the journal engine's) is its
+/// [`source`](std::error::Error::source), so `{:#}` of `anyhow` (or any chain walk)
+/// prints the whole story, each link once. No output of an error, `Display` or
+/// `Debug`, ever contains the token: every text that came from the server is masked
+/// before it is kept.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The server answered 401 because the token is missing, invalid or revoked
     /// (`{"message": "Unauthorized."}`). Revocation takes effect immediately.
-    #[error("unauthorized: the API token is missing, invalid or revoked")]
     #[non_exhaustive]
     Unauthorized {
         /// The message of the error body, when the server gave one.
         message: Option<String>,
-        /// The project of the call, when it named one.
-        project_id: Option<ProjectId>,
-        /// Requests sent, the resend after a token refresh included.
-        attempts: u32,
         /// Why the token provider could not give a newer token, when it failed.
         #[source]
         source: Option<BoxError>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The token is past its expiry date: either the server answered 401
     /// `"API token has expired."`, or the token was known locally to be expired and
     /// the request was not sent (`locally` is then `true`).
-    #[error("the API token has expired")]
     #[non_exhaustive]
     TokenExpired {
         /// `true` when the SDK refused to send a token it knew to be expired.
         locally: bool,
-        /// The project of the call, when it named one.
-        project_id: Option<ProjectId>,
-        /// Requests sent (0 when `locally`).
-        attempts: u32,
+        /// The message of the error body, when the server gave one.
+        message: Option<String>,
         /// Why the token provider could not give a newer token, when it failed.
         #[source]
         source: Option<BoxError>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The server rejected the request body (422, Laravel validation).
-    #[error("validation failed: {message}")]
     #[non_exhaustive]
     Validation {
         /// The summary message of the error body.
         message: String,
         /// Each invalid field with its messages, e.g. `"prompt" -> ["The prompt field must be at least 10 characters."]`.
         errors: BTreeMap<String, Vec<String>>,
-        /// The project of the call, when it named one.
-        project_id: Option<ProjectId>,
-        /// Requests sent, the first included.
-        attempts: u32,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
-    /// The server answered 404: the project is unknown (or not visible to this team).
-    #[error("not found")]
+    /// The API answered 404 with its own error body (`{"status": false, ...}`): the
+    /// project is unknown, or not visible to this team. A 404 that is not the API's
+    /// (a proxy's or a portal's page) is [`Error::Api`].
     #[non_exhaustive]
     NotFound {
         /// The message of the error body, when the server gave one.
         message: Option<String>,
-        /// The project that was asked for, when the call named one.
-        project_id: Option<ProjectId>,
-        /// Requests sent, the first included.
-        attempts: u32,
+        /// The call's shared facts (its project is the one asked for).
+        context: ErrorContext,
     },
 
     /// The server answered 429.
-    #[error("rate limited")]
     #[non_exhaustive]
     RateLimited {
         /// The delay the server asked for in `Retry-After` (seconds or HTTP date).
         retry_after: Option<Duration>,
-        /// The project of the call, when known.
-        project_id: Option<ProjectId>,
-        /// Requests sent before giving up, the first included.
-        attempts: u32,
+        /// The message of the error body, when the server gave one.
+        message: Option<String>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The team's credits ran out: the stream reported `credits_exhausted` and the
     /// generation stopped (the documentation states that unfinished work is not
-    /// charged), or (`locally`) the client's credits breaker refused the call without
-    /// sending it, because an earlier stream reported it.
-    #[error("the team's credits are exhausted")]
+    /// charged), or (`locally`) the credits breaker refused the call without sending
+    /// it, because a stream of this client (or, with a journal, of any client of the
+    /// scope) reported it.
     #[non_exhaustive]
     CreditsExhausted {
-        /// The project being generated, when known.
-        project_id: Option<ProjectId>,
         /// The raw JSON text of the `credits_exhausted` event (empty when `locally`).
         raw: String,
         /// `true` when the client decided it without a request.
         locally: bool,
+        /// Until when the breaker stays open, when `locally`.
+        until: Option<SystemTime>,
+        /// The call's shared facts.
+        context: ErrorContext,
+    },
+
+    /// A [budget](crate::ClientBuilder::budget) of the client's scope is spent for
+    /// its current window: nothing was sent.
+    #[non_exhaustive]
+    BudgetExhausted {
+        /// The budget that refused the call.
+        budget: Budget,
+        /// The scope it counts for.
+        scope: String,
+        /// When its current window ends and calls are admitted again.
+        resets_at: SystemTime,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The event stream ended without `stream_end` or `credits_exhausted`: the
     /// generation may or may not have finished on the server. Poll the project with
     /// [`Client::project`](crate::Client::project) to find out, or let
     /// [`Client::finish_or_recover`](crate::Client::finish_or_recover) do it.
-    #[error("the event stream ended before its terminal event")]
     #[non_exhaustive]
     Incomplete {
-        /// The project id seen so far, if any.
-        project_id: Option<ProjectId>,
         /// How many events were delivered before the stream ended.
         events: u64,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
-    /// Polling the project after a broken stream found it failed (its
-    /// `project_status` is `failed`, `error`, `cancelled`, `credits_exhausted`, ...;
-    /// see [`ProjectState`](crate::ProjectState)).
-    #[error("the generation failed on the server")]
+    /// Polling the project found it failed (its `project_status` is `failed`,
+    /// `error`, `cancelled`, `credits_exhausted`, ...; see
+    /// [`ProjectState`](crate::ProjectState)).
     #[non_exhaustive]
     GenerationFailed {
         /// The project as the status endpoint last described it.
         project: Box<Project>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// A timeout fired; `kind` says which one.
-    #[error("{kind}")]
     #[non_exhaustive]
     Timeout {
         /// Which timeout fired.
         kind: TimeoutKind,
-        /// The project of the call, when known.
-        project_id: Option<ProjectId>,
-        /// Requests sent before giving up, timed-out ones included (0 when none was).
-        attempts: u32,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// Any other answer the API is not documented to give: another status (5xx, a
-    /// redirect, which is never followed), a success answer that is not an event
-    /// stream (or not a project), a body compressed although no compression was asked
-    /// for.
-    #[error("unexpected answer from the API (HTTP {status})")]
+    /// redirect, which is never followed, a 404 page that is not the API's), a
+    /// success answer that is not an event stream (or not a project), a body
+    /// compressed although no compression was asked for.
     #[non_exhaustive]
     Api {
         /// The HTTP status code.
@@ -179,34 +193,21 @@ pub enum Error {
         body: String,
         /// The delay the server asked for in `Retry-After` (a 503 may say), if any.
         retry_after: Option<Duration>,
-        /// The project of the call, when known.
-        project_id: Option<ProjectId>,
-        /// Requests sent before giving up, the first included.
-        attempts: u32,
-        /// Whether the request was a generate call that may have started work on the
-        /// server (see [`Error::may_have_started_work`]).
-        may_have_started_work: bool,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The connection failed or broke (DNS, connect, TLS, reset, ...).
-    #[error("transport error")]
     #[non_exhaustive]
     Transport {
         /// The underlying error.
         #[source]
         source: BoxError,
-        /// The project of the call, when known.
-        project_id: Option<ProjectId>,
-        /// Requests sent before giving up, the first included (0 when the failure
-        /// came before any request, such as a runtime that could not start).
-        attempts: u32,
-        /// Whether the request was a generate call that may have reached the server
-        /// (`false` when the connection was never established).
-        may_have_started_work: bool,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// An answer could not be decoded (the status answer).
-    #[error("could not decode {what}")]
     #[non_exhaustive]
     Decode {
         /// What could not be decoded (for example "project status").
@@ -214,26 +215,24 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: BoxError,
-        /// The project of the call, when known.
-        project_id: Option<ProjectId>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// One event of the stream was larger than the configured cap
     /// ([`ClientBuilder::max_event_size`](crate::ClientBuilder::max_event_size)).
     /// This ends the stream.
-    #[error("an event exceeded the size limit of {limit} bytes")]
     #[non_exhaustive]
     EventTooLarge {
         /// The configured cap in bytes.
         limit: usize,
-        /// The project being generated, when known.
-        project_id: Option<ProjectId>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
-    /// The client's journal could not record a call about to be sent; nothing was
-    /// sent (see [`journal`](crate::journal)). Also from opening a
-    /// [`FileJournal`](crate::journal::FileJournal).
-    #[error("{message}")]
+    /// The client's [journal](crate::journal) could not record a call about to be
+    /// sent (nothing was sent), could not be opened (a file that is not a journal,
+    /// a newer schema, a path that is not a regular file), or could not be read.
     #[non_exhaustive]
     Journal {
         /// What failed, naming the journal.
@@ -241,99 +240,111 @@ pub enum Error {
         /// Why.
         #[source]
         source: BoxError,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
-    /// [`Client::resume`](crate::Client::resume) met an entry without a project id:
-    /// the request may or may not have reached the server and started work, and
-    /// nothing tells which. The SDK sends nothing; the caller decides.
-    #[error("the outcome of journal entry {local_id} is unknown: it may have started work")]
+    /// The outcome of a journaled call is unknown: it may or may not have reached
+    /// the server and started work, and nothing tells which (see
+    /// [`Client::resume`](crate::Client::resume)). The SDK sends nothing; the caller
+    /// decides.
     #[non_exhaustive]
     OutcomeUnknown {
         /// The journal entry.
         local_id: LocalId,
+        /// Whether the server is known to have accepted the call (its 2xx answer
+        /// arrived): work certainly started, but the project is unknown.
+        accepted: bool,
+        /// The call's shared facts.
+        context: ErrorContext,
+    },
+
+    /// [`Client::resume`](crate::Client::resume) found the entry settled, or driven
+    /// by another instance (a live stream, or another host resuming it): nothing was
+    /// done.
+    #[non_exhaustive]
+    EntryTaken {
+        /// The journal entry.
+        local_id: LocalId,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// The token provider could not give a token (the vault is sealed, a token file
     /// is unreadable, ...); the request was not sent.
-    #[error("the token provider failed")]
     #[non_exhaustive]
     TokenProvider {
         /// What the provider said.
         #[source]
         source: BoxError,
+        /// The call's shared facts.
+        context: ErrorContext,
+    },
+
+    /// A local resource the client needs could not be had: the blocking client's
+    /// runtime thread could not start, or stopped.
+    #[non_exhaustive]
+    Runtime {
+        /// What failed.
+        message: String,
+        /// Why, when the system said.
+        #[source]
+        source: Option<BoxError>,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 
     /// Invalid configuration or argument, found before anything was sent.
     /// The message never contains the token.
-    #[error("invalid configuration: {message}")]
     #[non_exhaustive]
     Config {
         /// What is wrong, in a few words.
         message: String,
+        /// The call's shared facts.
+        context: ErrorContext,
     },
 }
 
-/// Runs `$then` on the `project_id` field of the variants that carry one (the list
-/// lives here only), `$otherwise` for the others.
-macro_rules! project_id_field {
-    ($error:expr, |$id:ident| $then:expr, $otherwise:expr) => {
-        match $error {
-            Error::Unauthorized {
-                project_id: $id, ..
-            }
-            | Error::TokenExpired {
-                project_id: $id, ..
-            }
-            | Error::Validation {
-                project_id: $id, ..
-            }
-            | Error::NotFound {
-                project_id: $id, ..
-            }
-            | Error::RateLimited {
-                project_id: $id, ..
-            }
-            | Error::CreditsExhausted {
-                project_id: $id, ..
-            }
-            | Error::Incomplete {
-                project_id: $id, ..
-            }
-            | Error::Timeout {
-                project_id: $id, ..
-            }
-            | Error::Api {
-                project_id: $id, ..
-            }
-            | Error::Transport {
-                project_id: $id, ..
-            }
-            | Error::Decode {
-                project_id: $id, ..
-            }
-            | Error::EventTooLarge {
-                project_id: $id, ..
-            } => $then,
-            _ => $otherwise,
-        }
-    };
+/// The facts an error of a call shares with every other kind of error: stored once
+/// (one small allocation, when the error is made), read through [`Error`]'s methods
+/// or these.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ErrorContext(Box<Facts>);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Facts {
+    project_id: Option<ProjectId>,
+    attempts: u32,
+    reached_server: bool,
+    journal_id: Option<LocalId>,
 }
 
-/// Runs `$then` on the `attempts` field of the variants that carry one.
-macro_rules! attempts_field {
-    ($error:expr, |$n:ident| $then:expr, $otherwise:expr) => {
-        match $error {
-            Error::Unauthorized { attempts: $n, .. }
-            | Error::TokenExpired { attempts: $n, .. }
-            | Error::Validation { attempts: $n, .. }
-            | Error::NotFound { attempts: $n, .. }
-            | Error::RateLimited { attempts: $n, .. }
-            | Error::Timeout { attempts: $n, .. }
-            | Error::Api { attempts: $n, .. }
-            | Error::Transport { attempts: $n, .. } => $then,
-            _ => $otherwise,
-        }
-    };
+impl ErrorContext {
+    /// The project the call concerned, when known.
+    pub fn project_id(&self) -> Option<&ProjectId> {
+        self.0.project_id.as_ref()
+    }
+
+    /// Requests sent (see [`Error::attempts`]).
+    pub fn attempts(&self) -> u32 {
+        self.0.attempts
+    }
+
+    /// The call's entry in the client's journal, when it has one.
+    pub fn journal_id(&self) -> Option<&LocalId> {
+        self.0.journal_id.as_ref()
+    }
+}
+
+impl fmt::Debug for ErrorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorContext")
+            .field("project_id", &self.0.project_id)
+            .field("attempts", &self.0.attempts)
+            .field("reached_server", &self.0.reached_server)
+            .field("journal_id", &self.0.journal_id)
+            .finish()
+    }
 }
 
 /// A boxed error source, kept opaque so that third-party error types stay out of the
@@ -352,7 +363,8 @@ pub enum TimeoutKind {
     /// A stream delivered no bytes at all for longer than the idle timeout (or its
     /// answer's headers did not come within it).
     Idle,
-    /// A stream ran longer than its optional total deadline.
+    /// A stream ran longer than its total deadline (or no concurrency slot freed up
+    /// before it).
     Deadline,
     /// [`Client::wait_for_project`](crate::Client::wait_for_project) gave up before the
     /// project settled.
@@ -361,20 +373,268 @@ pub enum TimeoutKind {
     TokenProvider,
 }
 
-impl fmt::Display for TimeoutKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl TimeoutKind {
+    /// What timed out, in a few words.
+    fn what(self) -> &'static str {
+        match self {
             TimeoutKind::Connect => "connecting to the API timed out",
             TimeoutKind::Request => "the request timed out",
             TimeoutKind::Idle => "the stream went idle for longer than the idle timeout",
-            TimeoutKind::Deadline => "the stream ran past its deadline",
+            TimeoutKind::Deadline => "the call ran past its deadline",
             TimeoutKind::Wait => "the project did not settle before the wait timed out",
             TimeoutKind::TokenProvider => "the token provider did not answer in time",
-        })
+        }
+    }
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let project = OfProject(self.project_id());
+        match self {
+            Error::Unauthorized { message, .. } => {
+                write!(f, "the API refused the token (HTTP 401{})", Said(message))?;
+                f.write_str(": it is missing, invalid or revoked; create one in the dashboard (Settings, API Tokens)")
+            }
+            Error::TokenExpired {
+                locally: true, ..
+            } => f.write_str("the API token has expired (known locally, nothing was sent): give the client a new token"),
+            Error::TokenExpired { message, .. } => write!(
+                f,
+                "the API token has expired (HTTP 401{}): create a new token in the dashboard",
+                Said(message)
+            ),
+            Error::Validation {
+                message, errors, ..
+            } => {
+                write!(f, "the API rejected the request (HTTP 422{}", Said(&Some(message.clone())))?;
+                f.write_str(")")?;
+                for (field, messages) in errors {
+                    write!(f, "; {field}: {:?}", messages.join(" "))?;
+                }
+                Ok(())
+            }
+            Error::NotFound { message, .. } => {
+                write!(f, "{} was not found (HTTP 404{})", Subject(self.project_id()), Said(message))
+            }
+            Error::RateLimited {
+                retry_after,
+                message,
+                ..
+            } => {
+                write!(f, "the API rate limited the call (HTTP 429{})", Said(message))?;
+                match retry_after {
+                    Some(delay) => write!(f, "; it asked to wait {}", Secs(*delay)),
+                    None => Ok(()),
+                }
+            }
+            Error::CreditsExhausted {
+                locally: true,
+                until,
+                ..
+            } => {
+                f.write_str("not sent: the team's credits ran out (the credits breaker is open")?;
+                if let Some(until) = until {
+                    if let Ok(left) = until.duration_since(SystemTime::now()) {
+                        write!(f, " for {} more", Secs(left))?;
+                    }
+                }
+                f.write_str("); top up the credits, then reset the breaker")
+            }
+            Error::CreditsExhausted { .. } => write!(
+                f,
+                "the team's credits ran out during the generation{project}; top up the credits, then follow up on the project"
+            ),
+            Error::BudgetExhausted {
+                budget,
+                scope,
+                resets_at,
+                ..
+            } => {
+                write!(f, "not sent: the budget of {budget} of scope {scope:?} is spent")?;
+                match resets_at.duration_since(SystemTime::now()) {
+                    Ok(left) => write!(f, "; it resets in {}", Secs(left)),
+                    Err(_) => f.write_str("; it resets now"),
+                }
+            }
+            Error::Incomplete { events, .. } => write!(
+                f,
+                "the event stream{project} ended after {events} events without its terminal event; poll the project to learn how the generation ended"
+            ),
+            Error::GenerationFailed { project: failed, .. } => {
+                write!(f, "project {} failed on the server", failed.project_id)?;
+                match &failed.project_status {
+                    Some(status) => write!(f, " (project_status {status:?})"),
+                    None => Ok(()),
+                }
+            }
+            Error::Timeout { kind, .. } => {
+                write!(f, "{kind}{project}")?;
+                match self.attempts() {
+                    0 | 1 => Ok(()),
+                    n => write!(f, " after {n} attempts"),
+                }
+            }
+            Error::Api {
+                status,
+                message,
+                body,
+                retry_after,
+                ..
+            } => {
+                write!(f, "unexpected answer from the API (HTTP {status}){project}")?;
+                match (message, body.trim()) {
+                    (Some(message), _) => write!(f, ": {message}")?,
+                    (None, "") => {}
+                    (None, body) => write!(f, ": {body}")?,
+                }
+                match retry_after {
+                    Some(delay) => write!(f, "; it asked to wait {}", Secs(*delay)),
+                    None => Ok(()),
+                }
+            }
+            Error::Transport { .. } => {
+                if self.may_have_started_work() {
+                    write!(f, "the connection to the API broke{project}; the server may have started the work")
+                } else {
+                    write!(f, "could not reach the API{project}")
+                }
+            }
+            Error::Decode { what, .. } => write!(f, "could not decode the {what} answer{project}"),
+            Error::EventTooLarge { limit, .. } => write!(
+                f,
+                "an event{project} was larger than the size limit of {limit} bytes"
+            ),
+            Error::Journal { message, .. } => f.write_str(message),
+            Error::OutcomeUnknown {
+                local_id, accepted, ..
+            } => {
+                write!(f, "the outcome of journal entry {local_id}{project} is unknown: ")?;
+                if *accepted {
+                    f.write_str("the server accepted it, and nothing tells how it ended")
+                } else {
+                    f.write_str("it may or may not have reached the server; nothing was sent again")
+                }
+            }
+            Error::EntryTaken { local_id, .. } => write!(
+                f,
+                "journal entry {local_id} is settled or driven by another instance; nothing was done"
+            ),
+            Error::TokenProvider { .. } => f.write_str("the token provider could not give a token; nothing was sent"),
+            Error::Runtime { message, .. } => f.write_str(message),
+            Error::Config { message, .. } => write!(f, "invalid configuration: {message}"),
+        }
+    }
+}
+
+/// ` of project p1`, or nothing.
+struct OfProject<'a>(Option<&'a ProjectId>);
+
+impl fmt::Display for OfProject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, " of project {id}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `project p1`, or `the project`.
+struct Subject<'a>(Option<&'a ProjectId>);
+
+impl fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "project {id}"),
+            None => f.write_str("the resource"),
+        }
+    }
+}
+
+/// `, "the server's words"`, or nothing.
+struct Said<'a>(&'a Option<String>);
+
+impl fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_deref().map(str::trim) {
+            Some(message) if !message.is_empty() => write!(f, ", {message:?}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A delay in whole seconds (rounded up), or "a long time" beyond a year.
+struct Secs(Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs() + u64::from(self.0.subsec_nanos() > 0);
+        if secs > 366 * 86_400 {
+            f.write_str("a long time")
+        } else {
+            write!(f, "{secs} s")
+        }
     }
 }
 
 impl Error {
+    /// The call's shared facts.
+    pub fn context(&self) -> &ErrorContext {
+        match self {
+            Error::Unauthorized { context, .. }
+            | Error::TokenExpired { context, .. }
+            | Error::Validation { context, .. }
+            | Error::NotFound { context, .. }
+            | Error::RateLimited { context, .. }
+            | Error::CreditsExhausted { context, .. }
+            | Error::BudgetExhausted { context, .. }
+            | Error::Incomplete { context, .. }
+            | Error::GenerationFailed { context, .. }
+            | Error::Timeout { context, .. }
+            | Error::Api { context, .. }
+            | Error::Transport { context, .. }
+            | Error::Decode { context, .. }
+            | Error::EventTooLarge { context, .. }
+            | Error::Journal { context, .. }
+            | Error::OutcomeUnknown { context, .. }
+            | Error::EntryTaken { context, .. }
+            | Error::TokenProvider { context, .. }
+            | Error::Runtime { context, .. }
+            | Error::Config { context, .. } => context,
+        }
+    }
+
+    fn facts_mut(&mut self) -> &mut Facts {
+        let context = match self {
+            Error::Unauthorized { context, .. }
+            | Error::TokenExpired { context, .. }
+            | Error::Validation { context, .. }
+            | Error::NotFound { context, .. }
+            | Error::RateLimited { context, .. }
+            | Error::CreditsExhausted { context, .. }
+            | Error::BudgetExhausted { context, .. }
+            | Error::Incomplete { context, .. }
+            | Error::GenerationFailed { context, .. }
+            | Error::Timeout { context, .. }
+            | Error::Api { context, .. }
+            | Error::Transport { context, .. }
+            | Error::Decode { context, .. }
+            | Error::EventTooLarge { context, .. }
+            | Error::Journal { context, .. }
+            | Error::OutcomeUnknown { context, .. }
+            | Error::EntryTaken { context, .. }
+            | Error::TokenProvider { context, .. }
+            | Error::Runtime { context, .. }
+            | Error::Config { context, .. } => context,
+        };
+        &mut context.0
+    }
+
     /// The HTTP status behind this error, when the server answered one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -392,8 +652,19 @@ impl Error {
     /// project or follow up after a failure.
     pub fn project_id(&self) -> Option<&ProjectId> {
         match self {
-            Error::GenerationFailed { project } => Some(&project.project_id),
-            other => project_id_field!(other, |project_id| project_id.as_ref(), None),
+            Error::GenerationFailed { project, .. } => Some(&project.project_id),
+            other => other.context().project_id(),
+        }
+    }
+
+    /// The call's entry in the client's [journal](crate::journal), when it keeps
+    /// one (resume or inspect it there).
+    pub fn journal_id(&self) -> Option<&LocalId> {
+        match self {
+            Error::OutcomeUnknown { local_id, .. } | Error::EntryTaken { local_id, .. } => {
+                Some(local_id)
+            }
+            other => other.context().journal_id(),
         }
     }
 
@@ -407,6 +678,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::RateLimited { .. } => "rate_limited",
             Error::CreditsExhausted { .. } => "credits_exhausted",
+            Error::BudgetExhausted { .. } => "budget_exhausted",
             Error::Incomplete { .. } => "incomplete",
             Error::GenerationFailed { .. } => "generation_failed",
             Error::Timeout { .. } => "timeout",
@@ -414,9 +686,11 @@ impl Error {
             Error::Transport { .. } => "transport",
             Error::Decode { .. } => "decode",
             Error::EventTooLarge { .. } => "event_too_large",
-            Error::TokenProvider { .. } => "token_provider",
             Error::Journal { .. } => "journal",
             Error::OutcomeUnknown { .. } => "outcome_unknown",
+            Error::EntryTaken { .. } => "entry_taken",
+            Error::TokenProvider { .. } => "token_provider",
+            Error::Runtime { .. } => "runtime",
             Error::Config { .. } => "config",
         }
     }
@@ -463,62 +737,52 @@ impl Error {
             Error::CreditsExhausted { locally, .. } => !locally,
             // A deadline that passed before anything was sent (waiting for a
             // generation slot, or for the token) started nothing.
-            Error::Timeout { kind, attempts, .. } => {
-                *attempts > 0 && matches!(kind, TimeoutKind::Idle | TimeoutKind::Deadline)
+            Error::Timeout { kind, .. } => {
+                self.attempts() > 0 && matches!(kind, TimeoutKind::Idle | TimeoutKind::Deadline)
             }
-            Error::Api {
-                may_have_started_work,
-                ..
-            }
-            | Error::Transport {
-                may_have_started_work,
-                ..
-            } => *may_have_started_work,
+            Error::Api { .. } | Error::Transport { .. } => self.context().0.reached_server,
             _ => false,
         }
     }
 
     /// How many requests were sent before this error: more than 1 when the client's
     /// [`RetryPolicy`](crate::RetryPolicy) retried or a token refresh led to a resend,
-    /// timed-out requests included. 1 for errors that carry no count (those of a
-    /// stream: see [`Stats::attempts`](crate::Stats::attempts)).
+    /// timed-out requests included; for an error of a stream, the requests that
+    /// opened it; 0 when nothing was sent.
     pub fn attempts(&self) -> u32 {
-        attempts_field!(self, |attempts| *attempts, 1)
+        self.context().attempts()
     }
 
-    /// Records the requests sent, on the errors that carry the count.
+    /// Records the requests sent.
     pub(crate) fn with_attempts(mut self, count: u32) -> Self {
-        attempts_field!(&mut self, |attempts| *attempts = count, ());
+        self.facts_mut().attempts = count;
         self
     }
 
-    /// Attaches the project id to an error that can carry one, when it has none yet.
+    /// Attaches the project id, when the error has none yet.
     pub(crate) fn with_project_id(mut self, id: Option<&ProjectId>) -> Self {
-        let Some(id) = id else { return self };
-        project_id_field!(
-            &mut self,
-            |project_id| {
-                project_id.get_or_insert_with(|| id.clone());
-            },
-            ()
-        );
+        if let Some(id) = id {
+            self.facts_mut()
+                .project_id
+                .get_or_insert_with(|| id.clone());
+        }
+        self
+    }
+
+    /// Attaches the call's journal entry.
+    pub(crate) fn with_journal_id(mut self, id: Option<&LocalId>) -> Self {
+        if let Some(id) = id {
+            self.facts_mut()
+                .journal_id
+                .get_or_insert_with(|| id.clone());
+        }
         self
     }
 
     /// Marks a transport failure or an unexpected answer as one that may have started
-    /// work.
+    /// work (a generate call that reached the server).
     pub(crate) fn started_work(mut self, started: bool) -> Self {
-        if let Error::Api {
-            may_have_started_work,
-            ..
-        }
-        | Error::Transport {
-            may_have_started_work,
-            ..
-        } = &mut self
-        {
-            *may_have_started_work = started;
-        }
+        self.facts_mut().reached_server = started;
         self
     }
 
@@ -539,9 +803,7 @@ impl Error {
     pub(crate) fn transport(source: impl Into<BoxError>) -> Self {
         Error::Transport {
             source: source.into(),
-            project_id: None,
-            attempts: 1,
-            may_have_started_work: false,
+            context: ErrorContext::sent(),
         }
     }
 
@@ -550,21 +812,24 @@ impl Error {
     pub(crate) fn from_provider(error: BoxError) -> Self {
         match error.downcast::<Error>() {
             Ok(error) => *error,
-            Err(source) => Error::TokenProvider { source },
+            Err(source) => Error::TokenProvider {
+                source,
+                context: ErrorContext::default(),
+            },
         }
     }
 
     pub(crate) fn timeout(kind: TimeoutKind) -> Self {
         Error::Timeout {
             kind,
-            project_id: None,
-            attempts: 1,
+            context: ErrorContext::sent(),
         }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Error::Config {
             message: message.into(),
+            context: ErrorContext::default(),
         }
     }
 
@@ -572,7 +837,23 @@ impl Error {
         Error::Decode {
             what,
             source: source.into(),
-            project_id: None,
+            context: ErrorContext::sent(),
+        }
+    }
+
+    pub(crate) fn journal(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Journal {
+            message: message.into(),
+            source: source.into(),
+            context: ErrorContext::default(),
+        }
+    }
+
+    pub(crate) fn runtime(message: impl Into<String>, source: Option<BoxError>) -> Self {
+        Error::Runtime {
+            message: message.into(),
+            source,
+            context: ErrorContext::default(),
         }
     }
 
@@ -581,93 +862,126 @@ impl Error {
     pub(crate) fn token_expired_locally(source: Option<BoxError>) -> Self {
         Error::TokenExpired {
             locally: true,
-            project_id: None,
-            attempts: 0,
+            message: None,
             source,
+            context: ErrorContext::default(),
         }
     }
 }
 
+impl ErrorContext {
+    /// The context of a call that sent one request.
+    pub(crate) fn sent() -> Self {
+        ErrorContext(Box::new(Facts {
+            attempts: 1,
+            ..Facts::default()
+        }))
+    }
+
+    /// The context of a call about `project_id`, `attempts` requests sent.
+    pub(crate) fn of(project_id: Option<ProjectId>, attempts: u32) -> Self {
+        ErrorContext(Box::new(Facts {
+            project_id,
+            attempts,
+            ..Facts::default()
+        }))
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// One of every variant, for the tests that go over all of them.
-    fn every_variant() -> Vec<Error> {
+    pub(crate) fn every_variant() -> Vec<Error> {
         let project: Project = crate::project::test_project("p1", "failed");
+        let with = |error: Error| error.with_project_id(Some(&ProjectId::from("p1")));
         vec![
             Error::Unauthorized {
-                message: None,
-                project_id: None,
-                attempts: 1,
+                message: Some("Unauthorized.".into()),
                 source: None,
+                context: ErrorContext::sent(),
             },
             Error::token_expired_locally(None),
             Error::Validation {
-                message: "the prompt field is required".into(),
-                errors: BTreeMap::new(),
-                project_id: None,
-                attempts: 1,
+                message: "The prompt field is required.".into(),
+                errors: BTreeMap::from([(
+                    "prompt".to_owned(),
+                    vec!["The prompt field is required.".to_owned()],
+                )]),
+                context: ErrorContext::sent(),
             },
-            Error::NotFound {
-                message: None,
-                project_id: None,
-                attempts: 1,
-            },
+            with(Error::NotFound {
+                message: Some("Project not found.".into()),
+                context: ErrorContext::sent(),
+            }),
             Error::RateLimited {
-                retry_after: None,
-                project_id: None,
-                attempts: 1,
+                retry_after: Some(Duration::from_secs(120)),
+                message: Some("Too Many Attempts.".into()),
+                context: ErrorContext::sent(),
             },
-            Error::CreditsExhausted {
-                project_id: None,
-                raw: String::new(),
+            with(Error::CreditsExhausted {
+                raw: r#"{"type":"credits_exhausted"}"#.into(),
                 locally: false,
+                until: None,
+                context: ErrorContext::sent(),
+            }),
+            Error::BudgetExhausted {
+                budget: Budget::per_hour(10),
+                scope: "tenant-a".into(),
+                resets_at: SystemTime::now() + Duration::from_secs(600),
+                context: ErrorContext::default(),
             },
-            Error::Incomplete {
-                project_id: None,
-                events: 0,
-            },
+            with(Error::Incomplete {
+                events: 12,
+                context: ErrorContext::sent(),
+            }),
             Error::GenerationFailed {
                 project: Box::new(project),
+                context: ErrorContext::sent(),
             },
-            Error::timeout(TimeoutKind::Idle),
+            with(Error::timeout(TimeoutKind::Idle)),
             Error::timeout(TimeoutKind::Connect),
-            Error::timeout(TimeoutKind::Request),
+            Error::timeout(TimeoutKind::Request).with_attempts(3),
             Error::timeout(TimeoutKind::Deadline),
             Error::timeout(TimeoutKind::Wait),
             Error::timeout(TimeoutKind::TokenProvider),
             Error::Api {
                 status: 502,
                 message: None,
-                body: String::new(),
+                body: "<html>Bad Gateway</html>".into(),
                 retry_after: None,
-                project_id: None,
-                attempts: 1,
-                may_have_started_work: true,
-            },
-            Error::transport("reset"),
-            Error::decode("project status", "not JSON"),
-            Error::EventTooLarge {
-                limit: 1,
-                project_id: None,
-            },
+                context: ErrorContext::sent(),
+            }
+            .started_work(true),
+            Error::transport("connection refused"),
+            Error::decode("project status", "expected value at line 1 column 1"),
+            with(Error::EventTooLarge {
+                limit: 1024,
+                context: ErrorContext::sent(),
+            }),
             Error::from_provider("the vault is sealed".into()),
-            Error::Journal {
-                message: "the journal /x cannot write".into(),
-                source: "disk full".into(),
-            },
+            Error::journal(
+                "the journal /var/lib/app.db cannot record a call",
+                "disk full",
+            ),
             Error::OutcomeUnknown {
                 local_id: LocalId::from("lcj-1"),
+                accepted: false,
+                context: ErrorContext::default(),
             },
+            Error::EntryTaken {
+                local_id: LocalId::from("lcj-2"),
+                context: ErrorContext::default(),
+            },
+            Error::runtime("the blocking client's runtime thread could not start", None),
             Error::config("base URL must use https"),
         ]
     }
 
     #[test]
     fn error_stays_small() {
-        // The largest variant (`Api`) decides; a `Result<Event>` should not pay for
-        // more than a few words.
+        // A `Result<Event>` should not pay for more than a few words.
         assert!(
             std::mem::size_of::<Error>() <= 96,
             "{}",
@@ -718,6 +1032,7 @@ mod tests {
                 ("not_found", false, false),
                 ("rate_limited", true, false),
                 ("credits_exhausted", false, true),
+                ("budget_exhausted", false, false),
                 ("incomplete", true, true),
                 ("generation_failed", false, true),
                 ("timeout", true, true),
@@ -733,6 +1048,8 @@ mod tests {
                 ("token_provider", true, false),
                 ("journal", false, false),
                 ("outcome_unknown", false, true),
+                ("entry_taken", false, false),
+                ("runtime", false, false),
                 ("config", false, false),
             ]
         );

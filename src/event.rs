@@ -60,9 +60,10 @@ impl Event {
         match decode_event(json) {
             Decoded::Event(event) => Ok(event),
             Decoded::CreditsExhausted(raw) => Err(Error::CreditsExhausted {
-                project_id: None,
                 raw,
                 locally: false,
+                until: None,
+                context: crate::error::ErrorContext::default(),
             }),
         }
     }

@@ -1,5 +1,6 @@
 //! The stream of one generation, its terminal rules, and its outcome.
 
+use std::any::Any;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -9,14 +10,14 @@ use std::time::Duration;
 use futures_core::{FusedStream, Stream};
 use http_body::Body as _;
 use indexmap::IndexSet;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::TimeoutKind;
-use crate::id::LocalId;
-use crate::progress::Progress;
+use crate::progress::{Progress, Stats};
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
-use crate::{Error, Event, Project, ProjectId, Result};
+use crate::{Error, Event, LocalId, Project, ProjectId, Result};
 
 /// Stream settings, copied from the client into each generation.
 #[derive(Debug, Clone)]
@@ -45,6 +46,9 @@ pub(crate) struct StreamConfig {
 /// `match event? { .. }` loop and [`finish`](Generation::finish) are therefore always
 /// right.
 ///
+/// Its one record is its [`Progress`] ([`Generation::progress`]): the phase, the
+/// counts, the project and journal ids, the clock and the [`Stats`].
+///
 /// ```no_run
 /// # async fn run() -> laracopilot::Result<()> {
 /// use laracopilot::Event;
@@ -69,74 +73,46 @@ pub struct Generation {
     /// The timer of the stream's total deadline (from sending the request); the
     /// deadline itself is the timer's.
     deadline: Option<Pin<Box<Sleep>>>,
-    clock: Clock,
     span: CallSpan,
     /// The project id was reported to the span and to the watcher (a follow-up's
     /// id is theirs from the start).
     id_reported: bool,
     /// Who keeps records of this stream.
     watcher: Option<Box<dyn Watcher>>,
-    /// An item held back until the watcher's write for it is done (boxed: rare, and
-    /// four times the size of the pointer in every open stream).
-    held: Option<Box<(Write, Result<Event>)>>,
-    journal_id: Option<LocalId>,
+    /// A write of the watcher, and the item held back until it is done (boxed:
+    /// rare, and larger than the pointer in every open stream).
+    held: Option<Box<(Write, Option<Result<Event>>)>>,
+    /// The stream's one record.
     progress: Progress,
+    /// The recorded outcome of an earlier call with the same idempotency key.
+    replay: bool,
 }
 
 /// What the client wants to hear from a stream to keep its records true (its
 /// journal, its concurrency slot, its credits breaker), without the stream knowing
-/// what they are. A write it hands back is finished before the item that caused it
-/// is handed out: "the caller saw it" implies "it is recorded". Dropped with the
-/// stream.
+/// what they are. A write it hands back is finished before the next item is handed
+/// out: "the caller saw it" implies "it is recorded" (or counted as failed in
+/// [`Stats::journal_failures`]). Dropped with the stream.
 pub(crate) trait Watcher: Send {
+    /// The server accepted the call: before any item.
+    fn accepted(&mut self) -> Option<Write>;
     /// The project id became known.
     fn project_known(&mut self, id: &ProjectId) -> Option<Write>;
     /// The stream's terminal item is about to be handed out.
-    fn ended(&mut self, item: &Result<Event>, project_id: Option<&ProjectId>) -> Option<Write>;
+    fn ended(&mut self, item: &Result<Event>) -> Option<Write>;
+    /// The stream's entry in the client's journal.
+    fn journal_id(&self) -> Option<&LocalId>;
+    /// For the client, which knows what it is.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
-/// A record a [`Watcher`] writes, awaited by the stream.
-pub(crate) type Write = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Liveness statistics of a stream, from [`Generation::stats`] and in [`Outcome`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Events delivered, malformed ones included.
-    pub events: u64,
-    /// Of the events, those the SDK could not make sense of
-    /// ([`Event::Malformed`]).
-    pub malformed: u64,
-    /// Bytes of the body received.
-    pub bytes: u64,
-    /// Time from sending the request to the first event, once there was one.
-    pub time_to_first_event: Option<Duration>,
-    /// The longest time without any byte, between the answer's headers and the last
-    /// byte received.
-    pub longest_gap: Duration,
-    /// Requests sent to start the stream (1 when the first was accepted), the resend
-    /// after a token refresh included.
-    pub attempts: u32,
-    /// Time spent waiting for a free slot before sending, with
-    /// [`ClientBuilder::max_concurrent_generations`](crate::ClientBuilder::max_concurrent_generations).
-    pub slot_wait: Duration,
-}
-
-/// Timestamps behind [`Stats`].
-#[derive(Debug)]
-struct Clock {
-    sent: Instant,
-    last_byte: Instant,
-    first_event: Option<Duration>,
-    longest_gap: Duration,
-    attempts: u32,
-    slot_wait: Duration,
-}
+/// A record a [`Watcher`] writes, awaited by the stream: `false` when it failed.
+pub(crate) type Write = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl fmt::Debug for Generation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generation")
-            .field("project_id", &self.reader.project_id())
+            .field("project_id", &self.progress.project_id())
             .field("stats", &self.stats())
             .field("finished", &self.reader.is_finished())
             .finish_non_exhaustive()
@@ -153,8 +129,6 @@ pub(crate) struct Start {
     pub(crate) slot_wait: Duration,
     /// Who keeps records of the stream.
     pub(crate) watcher: Option<Box<dyn Watcher>>,
-    /// The stream's id in the client's journal, when it keeps one.
-    pub(crate) journal_id: Option<LocalId>,
     /// The project id known before the stream starts (a follow-up's).
     pub(crate) project_id: Option<ProjectId>,
     /// The span of the call, which the stream's end closes.
@@ -165,6 +139,54 @@ pub(crate) struct Start {
     pub(crate) prefix: bytes::Bytes,
 }
 
+/// A stream that ended with an error, as [`Generation::drive`] hands it back: what
+/// recovery needs.
+pub(crate) struct Broken {
+    pub(crate) error: Error,
+    pub(crate) outcome: Outcome,
+    pub(crate) watcher: Option<Box<dyn Watcher>>,
+}
+
+/// What the summary of a stream gathers from its events: the app URL, and each
+/// distinct file path once, in order of first appearance.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    app_url: Option<String>,
+    files: IndexSet<String>,
+}
+
+impl Tally {
+    /// Takes one event; `true` when it ends the stream (`stream_end`).
+    pub(crate) fn event(&mut self, event: Event) -> bool {
+        match event {
+            Event::ProjectCreated(created) => {
+                self.app_url = created.app_url.or(self.app_url.take())
+            }
+            Event::FileCreated(file) => {
+                if let Some(path) = file.path {
+                    self.files.insert(path);
+                }
+            }
+            Event::StreamEnd(end) => {
+                self.app_url = end.app_url.or(self.app_url.take());
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// The outcome of the stream whose record is `progress`.
+    pub(crate) fn outcome(self, progress: Progress) -> Outcome {
+        Outcome {
+            app_url: self.app_url,
+            files: self.files.into_iter().collect(),
+            progress,
+            recovered: None,
+        }
+    }
+}
+
 impl Generation {
     /// The stream of `body`, read with `config`.
     pub(crate) fn new(body: reqwest::Body, config: &StreamConfig, start: Start) -> Self {
@@ -172,19 +194,24 @@ impl Generation {
             sent,
             attempts,
             slot_wait,
-            watcher,
-            journal_id,
+            mut watcher,
             project_id,
             span,
             deadline,
             prefix,
         } = start;
+        let journal_id = watcher.as_ref().and_then(|w| w.journal_id().cloned());
         let id_reported = project_id.is_some();
-        let progress = Progress::with_start(sent.into_std()).with_project_id(project_id.clone());
-        let mut reader = EventReader::new(config.max_event_size, project_id);
+        let mut progress = Progress::of_call(sent, project_id, journal_id, attempts, slot_wait);
+        let mut reader = EventReader::new(config.max_event_size);
         if !prefix.is_empty() {
+            progress.received(prefix.len(), Instant::now());
             reader.feed_bytes(prefix);
         }
+        let held = watcher
+            .as_mut()
+            .and_then(|w| w.accepted())
+            .map(|write| Box::new((write, None)));
         Generation {
             body: Some(body),
             reader,
@@ -194,52 +221,77 @@ impl Generation {
                 .idle_timeout
                 .map(|limit| Box::pin(tokio::time::sleep(limit))),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
-            clock: Clock {
-                sent,
-                last_byte: Instant::now(),
-                first_event: None,
-                longest_gap: Duration::ZERO,
-                attempts,
-                slot_wait,
-            },
             span,
             id_reported,
             watcher,
-            held: None,
-            journal_id,
+            held,
             progress,
+            replay: false,
+        }
+    }
+
+    /// The recorded outcome of an earlier call (the same idempotency key): a stream
+    /// of one terminal item, `stream_end` with what the journal or the polled
+    /// project says, that sends nothing.
+    pub(crate) fn recorded(
+        project_id: &ProjectId,
+        app_url: Option<&str>,
+        journal_id: Option<LocalId>,
+    ) -> Self {
+        let end = serde_json::json!({
+            "type": "stream_end",
+            "project_id": project_id.as_str(),
+            "app_url": app_url,
+        });
+        let mut reader = EventReader::new(usize::MAX);
+        reader.feed_bytes(bytes::Bytes::from(format!("data: {end}\n\n")));
+        reader.end();
+        let mut progress = Progress::of_call(
+            Instant::now(),
+            Some(project_id.clone()),
+            journal_id,
+            0,
+            Duration::ZERO,
+        );
+        progress.received(0, Instant::now());
+        Generation {
+            body: None,
+            reader,
+            idle_timeout: None,
+            idle: None,
+            deadline: None,
+            span: CallSpan::new("POST", "(recorded)"),
+            id_reported: true,
+            watcher: None,
+            held: None,
+            progress,
+            replay: true,
         }
     }
 
     /// The project's id, once known: from the call for a follow-up, from
     /// `project_created` (or `stream_end`) for a new project.
     pub fn project_id(&self) -> Option<&ProjectId> {
-        self.reader.project_id()
+        self.progress.project_id()
     }
 
-    /// This generation's id in the client's [journal](crate::journal), when the client
-    /// keeps one.
-    pub fn journal_id(&self) -> Option<&LocalId> {
-        self.journal_id.as_ref()
-    }
-
-    /// How far the generation is, updated with every item the stream yields: phase,
-    /// files, tool steps, last message, elapsed time and stalls (see [`Progress`]).
+    /// The stream's record: how far the generation is (phase, files, tool steps,
+    /// last message, elapsed time, stalls), its project and journal ids, and its
+    /// [`Stats`]; updated with every item the stream yields (see [`Progress`]).
     pub fn progress(&self) -> &Progress {
         &self.progress
     }
 
-    /// Liveness statistics so far.
+    /// Liveness statistics so far (a view of the [`progress`](Generation::progress)).
     pub fn stats(&self) -> Stats {
-        Stats {
-            events: self.reader.events(),
-            malformed: self.reader.malformed(),
-            bytes: self.reader.bytes(),
-            time_to_first_event: self.clock.first_event,
-            longest_gap: self.clock.longest_gap,
-            attempts: self.clock.attempts,
-            slot_wait: self.clock.slot_wait,
-        }
+        self.progress.stats()
+    }
+
+    /// Whether this is the recorded outcome of an earlier call with the same
+    /// [idempotency key](crate::GenerateRequest::idempotency_key): a stream of one
+    /// terminal item, and nothing was sent.
+    pub fn is_replay(&self) -> bool {
+        self.replay
     }
 
     /// The next item of the stream; the same as `StreamExt::next`, without the import.
@@ -253,7 +305,8 @@ impl Generation {
     ///
     /// The error that ends the stream: [`Error::CreditsExhausted`],
     /// [`Error::Incomplete`], [`Error::Timeout`], [`Error::Transport`] or
-    /// [`Error::EventTooLarge`], each with the project id when it was known. To poll the project when the stream breaks instead of failing, see
+    /// [`Error::EventTooLarge`], each with the project id when it was known. To poll
+    /// the project when the stream breaks instead of failing, see
     /// [`Client::finish_or_recover`](crate::Client::finish_or_recover).
     pub async fn finish(self) -> Result<Outcome> {
         self.finish_with(|_| {}).await
@@ -278,62 +331,57 @@ impl Generation {
     ///
     /// As [`finish`](Generation::finish).
     pub async fn finish_with(self, on_event: impl FnMut(&Event)) -> Result<Outcome> {
-        self.drive(on_event).await.map_err(|(error, _)| error)
+        self.drive(on_event).await.map_err(|broken| broken.error)
     }
 
     /// Drives the stream to its end; on an error, also hands back what was gathered
-    /// (for recovery, which turns the gathered part and a polled project into an
+    /// and the watcher (for recovery, which turns them and a polled project into an
     /// [`Outcome`]).
     pub(crate) async fn drive(
         mut self,
         mut on_event: impl FnMut(&Event),
-    ) -> std::result::Result<Outcome, (Error, Outcome)> {
-        let mut summary = Outcome {
-            project_id: None,
-            app_url: None,
-            files: Vec::new(),
-            stats: Stats::default(),
-            progress: Progress::new(),
-            recovered: None,
-        };
-        // Each distinct path once, in order of first appearance.
-        let mut files = IndexSet::new();
-        let close = |generation: &Generation, mut summary: Outcome, files: IndexSet<String>| {
-            summary.files = files.into_iter().collect();
-            summary.project_id = generation.project_id().cloned();
-            summary.stats = generation.stats();
-            summary.progress = generation.progress.clone();
-            summary
-        };
+    ) -> std::result::Result<Outcome, Broken> {
+        let mut tally = Tally::default();
         while let Some(item) = self.next().await {
-            let event = match item {
-                Ok(event) => event,
-                Err(error) => return Err((error, close(&self, summary, files))),
-            };
-            on_event(&event);
-            match event {
-                Event::ProjectCreated(created) => {
-                    summary.app_url = created.app_url.or(summary.app_url)
-                }
-                Event::FileCreated(file) => {
-                    if let Some(path) = file.path {
-                        files.insert(path);
+            match item {
+                Ok(event) => {
+                    on_event(&event);
+                    if tally.event(event) {
+                        return Ok(tally.outcome(self.take_progress()));
                     }
                 }
-                Event::StreamEnd(end) => {
-                    summary.app_url = end.app_url.or(summary.app_url);
-                    return Ok(close(&self, summary, files));
-                }
-                _ => {}
+                Err(error) => return Err(self.broken(error, tally)),
             }
         }
-        // The stream always ends with a terminal item; this is only reached if the
-        // caller polled it to its end before calling `finish`.
+        Err(self.ended_early(tally))
+    }
+
+    /// What is left of a stream that ended with `error`.
+    pub(crate) fn broken(mut self, error: Error, tally: Tally) -> Broken {
+        Broken {
+            error,
+            outcome: tally.outcome(self.take_progress()),
+            watcher: self.watcher.take(),
+        }
+    }
+
+    /// What is left of a stream polled to its end before it was summed up: the
+    /// stream always ends with a terminal item, so only a caller that read it all
+    /// first gets here.
+    pub(crate) fn ended_early(self, tally: Tally) -> Broken {
         let error = Error::Incomplete {
-            project_id: self.project_id().cloned(),
-            events: self.reader.events(),
-        };
-        Err((error, close(&self, summary, files)))
+            events: self.progress.events(),
+            context: crate::error::ErrorContext::of(
+                self.progress.project_id().cloned(),
+                self.progress.stats().attempts,
+            ),
+        }
+        .with_journal_id(self.progress.journal_id());
+        self.broken(error, tally)
+    }
+
+    fn take_progress(&mut self) -> Progress {
+        std::mem::take(&mut self.progress)
     }
 
     /// The next item when it needs no I/O: an event from bytes already received, or
@@ -344,8 +392,9 @@ impl Generation {
             return None;
         }
         if let Some(item) = self.reader.pop() {
-            if let Some(write) = self.on_item(&item) {
-                self.held = Some(Box::new((write, item)));
+            let item = self.on_item(item);
+            if let Some(write) = self.write_for(&item) {
+                self.held = Some(Box::new((write, Some(item))));
                 return None;
             }
             return Some(Some(item));
@@ -362,7 +411,7 @@ impl Generation {
     fn close(&mut self) {
         if self.body.take().is_some() {
             self.span.ended(
-                self.reader.events(),
+                self.progress.events(),
                 if self.reader.is_finished() {
                     "terminal"
                 } else {
@@ -376,11 +425,7 @@ impl Generation {
 
     fn on_data(&mut self, data: bytes::Bytes) {
         let now = Instant::now();
-        self.clock.longest_gap = self
-            .clock
-            .longest_gap
-            .max(now.saturating_duration_since(self.clock.last_byte));
-        self.clock.last_byte = now;
+        self.progress.received(data.len(), now);
         if let Some(limit) = self.idle_timeout {
             match now.checked_add(limit) {
                 Some(at) => {
@@ -395,27 +440,45 @@ impl Generation {
         self.reader.feed_bytes(data);
     }
 
-    /// Book-keeping after an item was decoded (events are decoded as they are
-    /// popped, not when their bytes arrive); the watcher's write, if it has one.
-    fn on_item(&mut self, item: &Result<Event>) -> Option<Write> {
+    /// Book-keeping of an item just decoded (events are decoded as they are popped,
+    /// not when their bytes arrive): an error gets the stream's facts, and the
+    /// record takes the item.
+    fn on_item(&mut self, item: Result<Event>) -> Result<Event> {
+        let item = item.map_err(|error| {
+            let stats = self.progress.stats();
+            let error = match error {
+                Error::Incomplete { context, .. } => Error::Incomplete {
+                    events: self.progress.events(),
+                    context,
+                },
+                other => other,
+            };
+            error
+                .with_project_id(self.progress.project_id())
+                .with_attempts(stats.attempts)
+                .with_journal_id(self.progress.journal_id())
+        });
         // An event arrived with the last chunk received; an error ends the stream now.
-        let at = match item {
-            Ok(_) => self.clock.last_byte.into_std(),
-            Err(_) => std::time::Instant::now(),
+        let at = match &item {
+            Ok(_) => self.progress.last_byte().unwrap_or_else(Instant::now),
+            Err(_) => Instant::now(),
         };
-        self.progress.apply_item_at(item, at);
-        if self.clock.first_event.is_none() && self.reader.events() > 0 {
-            // The event arrived with the last chunk received.
-            let after = self
-                .clock
-                .last_byte
-                .saturating_duration_since(self.clock.sent);
-            self.clock.first_event = Some(after);
-            self.span.first_event(after);
+        let first = self.progress.stats().time_to_first_event.is_none();
+        self.progress.apply_item(&item, at);
+        if first {
+            if let Some(after) = self.progress.stats().time_to_first_event {
+                self.span.first_event(after);
+            }
         }
+        item
+    }
+
+    /// The watcher's write for `item`, if any: the project id became known, or the
+    /// stream's end.
+    fn write_for(&mut self, item: &Result<Event>) -> Option<Write> {
         let mut writes = Vec::new();
         if !self.id_reported {
-            if let Some(id) = self.reader.project_id() {
+            if let Some(id) = self.progress.project_id() {
                 self.span.project(id);
                 if let Some(watcher) = self.watcher.as_mut() {
                     writes.extend(watcher.project_known(id));
@@ -426,20 +489,24 @@ impl Generation {
         let terminal = self.reader.is_finished() && !self.reader.has_buffered();
         if terminal {
             self.close();
-        }
-        let watcher = self.watcher.as_mut()?;
-        if terminal {
-            writes.extend(watcher.ended(item, self.reader.project_id()));
-            // Its slot, if it held one, is free from here on.
-            self.watcher = None;
+            if let Some(watcher) = self.watcher.as_mut() {
+                writes.extend(watcher.ended(item));
+            }
+            // Its slot, if it held one, is free from here on; a broken stream keeps
+            // its watcher (with its journal entry) for recovery.
+            if item.is_ok() || matches!(item, Err(Error::CreditsExhausted { .. })) {
+                self.watcher = None;
+            }
         }
         match writes.len() {
             0 => None,
             1 => writes.pop(),
             _ => Some(Box::pin(async move {
+                let mut all = true;
                 for write in writes {
-                    write.await;
+                    all &= write.await;
                 }
+                all
             })),
         }
     }
@@ -459,11 +526,17 @@ impl Stream for Generation {
         let this = self.get_mut();
         loop {
             if let Some(held) = this.held.as_mut() {
-                if held.0.as_mut().poll(cx).is_pending() {
+                let Poll::Ready(written) = held.0.as_mut().poll(cx) else {
                     return Poll::Pending;
+                };
+                if !written {
+                    this.progress.journal_failed();
                 }
                 if let Some(held) = this.held.take() {
-                    return Poll::Ready(Some(held.1));
+                    match held.1 {
+                        Some(item) => return Poll::Ready(Some(item)),
+                        None => continue,
+                    }
                 }
             }
             if let Some(item) = this.next_buffered() {
@@ -518,36 +591,80 @@ impl Stream for Generation {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let queued = self.reader.queued() + usize::from(self.held.is_some());
+        let held = self.held.as_ref().is_some_and(|held| held.1.is_some());
+        let queued = self.reader.queued() + usize::from(held);
         (queued, self.body.is_none().then_some(queued))
     }
 }
 
-/// The summary of a successful generation, from [`Generation::finish`].
+/// The summary of a successful generation, from [`Generation::finish`]: the
+/// stream's record ([`Progress`]: phase, counts, project and journal ids, clock,
+/// [`Stats`]), where the application is, and the files it touched.
 ///
 /// What grows with the stream is `files`: each distinct path once, however often it
 /// was created or modified; everything else has a fixed size.
+///
+/// Serialized (with `serde`) as `project_id`, `journal_id`, `app_url`, `files`,
+/// `recovered` (the polled project, or `null`) and `progress`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Outcome {
-    /// The project's id, when the stream or the call named it.
-    pub project_id: Option<ProjectId>,
     /// Where the application is served, from `stream_end` (or `project_created`, or
     /// the polled project after a recovery).
     pub app_url: Option<String>,
     /// Paths of the files created or modified, in order of first appearance, where
     /// the `file_created` events carried one.
     pub files: Vec<String>,
-    /// Liveness statistics of the stream.
-    pub stats: Stats,
-    /// How far the stream got: [`Phase::Finished`](crate::Phase::Finished) after
-    /// `stream_end`; after a recovery, [`Phase::Failed`](crate::Phase::Failed) with
-    /// the kind of the error that broke the stream, `recovered` telling the rest.
+    /// The stream's record: [`Phase::Finished`](crate::Phase::Finished) after
+    /// `stream_end`, [`Phase::Recovered`](crate::Phase::Recovered) after a
+    /// recovery.
     pub progress: Progress,
     /// `Some` when the stream broke and the outcome comes from polling the project
-    /// (see [`Client::finish_or_recover`](crate::Client::finish_or_recover)); `None`
-    /// when the stream ended with `stream_end`.
+    /// (see [`Client::finish_or_recover`](crate::Client::finish_or_recover)), or when
+    /// a [resumed](crate::Client::resume) entry was polled; `None` when the stream
+    /// ended with `stream_end`.
     pub recovered: Option<Project>,
+}
+
+impl Outcome {
+    /// The project's id, when the stream or the call named it.
+    pub fn project_id(&self) -> Option<&ProjectId> {
+        self.progress.project_id()
+    }
+
+    /// The generation's entry in the client's [journal](crate::journal), when it
+    /// keeps one.
+    pub fn journal_id(&self) -> Option<&LocalId> {
+        self.progress.journal_id()
+    }
+
+    /// Liveness statistics of the stream.
+    pub fn stats(&self) -> Stats {
+        self.progress.stats()
+    }
+
+    /// The outcome of a journal entry settled by polling its project.
+    pub(crate) fn polled(progress: Progress, project: Project) -> Self {
+        Outcome {
+            app_url: project.app_url.clone(),
+            files: Vec::new(),
+            progress,
+            recovered: Some(project),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut state = serializer.serialize_struct("Outcome", 6)?;
+        state.serialize_field("project_id", &self.project_id())?;
+        state.serialize_field("journal_id", &self.journal_id())?;
+        state.serialize_field("app_url", &self.app_url)?;
+        state.serialize_field("files", &self.files)?;
+        state.serialize_field("recovered", &self.recovered)?;
+        state.serialize_field("progress", &self.progress)?;
+        state.end()
+    }
 }
 
 #[cfg(test)]
@@ -566,7 +683,6 @@ mod tests {
             attempts: 1,
             slot_wait: Duration::ZERO,
             watcher: None,
-            journal_id: None,
             project_id: None,
             span: CallSpan::new("POST", "/agent/generate"),
             deadline: None,
@@ -612,12 +728,13 @@ mod tests {
     #[tokio::test]
     async fn a_generation_needs_no_client_and_ends_incomplete_without_a_terminal_event() {
         let generation = generation("data: {\"type\":\"tool_progress\"}\n\n", None);
-        let (error, outcome) = generation.drive(|_| {}).await.unwrap_err();
+        let broken = generation.drive(|_| {}).await.err().unwrap();
         assert!(
-            matches!(error, Error::Incomplete { events: 1, .. }),
-            "{error:?}"
+            matches!(broken.error, Error::Incomplete { events: 1, .. }),
+            "{:?}",
+            broken.error
         );
-        assert_eq!(outcome.stats.events, 1);
+        assert_eq!(broken.outcome.stats().events, 1);
     }
 
     #[tokio::test]

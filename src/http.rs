@@ -290,7 +290,6 @@ impl Transport {
                     Err(failure) => Err(failure.error.with_attempts(sent)),
                 };
             };
-            #[cfg(feature = "tracing")]
             tracing::warn!(
                 method = %call.method,
                 path = call.url.path(),

@@ -122,6 +122,7 @@ mod reader;
 mod sse;
 // Transport.
 mod answer;
+mod budget;
 mod http;
 pub mod tokens;
 // Model and base.
@@ -137,18 +138,18 @@ mod retry;
 mod token;
 mod trace;
 
+pub use budget::{Budget, BudgetWindow, ParseBudgetError};
 pub use client::{
-    Client, ClientBuilder, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_CREDITS_COOLDOWN, OFFLINE_ENV,
-    TOKEN_ENV,
+    Client, ClientBuilder, GenerateRequest, BASE_URL_ENV, DEFAULT_BASE_URL, OFFLINE_ENV, TOKEN_ENV,
 };
-pub use error::{BoxError, Error, TimeoutKind};
+pub use error::{BoxError, Error, ErrorContext, TimeoutKind};
 pub use event::{
     ContainerProgress, ContainerReady, Event, FileCreated, MalformedEvent, ProjectCreated,
     StreamEnd, ToolProgress, UnknownEvent,
 };
-pub use generation::{Generation, Outcome, Stats};
-pub use id::ProjectId;
-pub use progress::{Phase, Progress};
+pub use generation::{Generation, Outcome};
+pub use id::{LocalId, ProjectId};
+pub use progress::{Phase, Progress, Stats};
 pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
 pub use token::Token;

@@ -1,19 +1,28 @@
-//! How far a generation is: a typed reducer over its events.
+//! The record of one generation: how far it is (a typed reducer over its events)
+//! and how lively its stream is, kept in one place.
 //!
 //! Every program that shows a generation to a person folds the same events into the
 //! same few facts (which phase, which percentage, how many files, is it stuck?).
-//! [`Progress`] is that fold, kept up to date by [`Generation`](crate::Generation)
-//! ([`Generation::progress`](crate::Generation::progress), and
-//! [`Outcome::progress`](crate::Outcome::progress) at the end), and usable on its own
-//! over any sequence of events with [`Progress::apply`] and
+//! [`Progress`] is that fold, and the stream's one record: a
+//! [`Generation`](crate::Generation) keeps it up to date
+//! ([`Generation::progress`](crate::Generation::progress)), and its
+//! [`Outcome`](crate::Outcome) hands it over at the end; [`Stats`] is a view of it.
+//! It is usable on its own over any sequence of events with [`Progress::apply`] and
 //! [`Progress::apply_error`].
+//!
+//! Its clock is tokio's (`tokio::time::Instant`): a test that pauses time
+//! (`tokio::time::pause`, feature `test-util` of tokio) moves [`Progress::stalled`],
+//! [`Progress::elapsed`] and the [`Stats`] alike.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::event::{Event, FileCreated};
-use crate::id::ProjectId;
+use crate::id::{LocalId, ProjectId};
 
 /// The phase of a generation, following the documented order of its events.
 ///
@@ -24,11 +33,17 @@ use crate::id::ProjectId;
 /// [`Finished`](Phase::Finished). A follow-up has no container: its first
 /// `file_created` or `tool_progress` moves it from `Waiting` straight to
 /// `Generating`. A stream that ends with an error (`credits_exhausted`, a broken
-/// connection, a timeout, ...) ends in [`Failed`](Phase::Failed).
+/// connection, a timeout, ...) ends in [`Failed`](Phase::Failed); a broken stream
+/// whose project was then polled to success (see
+/// [`Client::finish_or_recover`](crate::Client::finish_or_recover)) ends in
+/// [`Recovered`](Phase::Recovered).
 ///
 /// Phases only move forward: an event that belongs to an earlier phase (a late
 /// `container_progress`) updates the message but never moves the phase back, and
-/// once `Finished` or `Failed` the phase stays.
+/// once ended the phase stays (but for `Failed` turning `Recovered`).
+///
+/// Serialized as `{"name": "provisioning", "percentage": 40.0}`, `{"name":
+/// "failed", "kind": "incomplete"}`, or `{"name": "finished"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum Phase {
@@ -48,6 +63,9 @@ pub enum Phase {
     Generating,
     /// `stream_end` arrived: the generation succeeded.
     Finished,
+    /// The stream broke, and polling the project found that the generation
+    /// succeeded.
+    Recovered,
     /// The stream ended with an error (see [`Progress::apply_error`]).
     #[non_exhaustive]
     Failed {
@@ -58,30 +76,41 @@ pub enum Phase {
 
 impl Phase {
     /// The phase's name in snake_case (`"waiting"`, `"provisioning"`, `"generating"`,
-    /// `"finished"`, `"failed"`): a stable label for logs and machine-readable output.
+    /// `"finished"`, `"recovered"`, `"failed"`): a stable label for logs and
+    /// machine-readable output.
     pub fn as_str(&self) -> &'static str {
         match self {
             Phase::Waiting => "waiting",
             Phase::Provisioning { .. } => "provisioning",
             Phase::Generating => "generating",
             Phase::Finished => "finished",
+            Phase::Recovered => "recovered",
             Phase::Failed { .. } => "failed",
         }
     }
 
-    /// Whether the generation is over: [`Finished`](Phase::Finished) or
-    /// [`Failed`](Phase::Failed).
+    /// Whether the generation is over: [`Finished`](Phase::Finished),
+    /// [`Recovered`](Phase::Recovered) or [`Failed`](Phase::Failed).
     pub fn is_ended(&self) -> bool {
-        matches!(self, Phase::Finished | Phase::Failed { .. })
+        matches!(
+            self,
+            Phase::Finished | Phase::Recovered | Phase::Failed { .. }
+        )
     }
 
-    /// The order of the phases; both ends share the last rank.
+    /// Whether the generation succeeded: [`Finished`](Phase::Finished) or
+    /// [`Recovered`](Phase::Recovered).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Phase::Finished | Phase::Recovered)
+    }
+
+    /// The order of the phases; every end shares the last rank.
     fn rank(&self) -> u8 {
         match self {
             Phase::Waiting => 0,
             Phase::Provisioning { .. } => 1,
             Phase::Generating => 2,
-            Phase::Finished | Phase::Failed { .. } => 3,
+            Phase::Finished | Phase::Recovered | Phase::Failed { .. } => 3,
         }
     }
 }
@@ -92,14 +121,92 @@ impl fmt::Display for Phase {
     }
 }
 
-/// How far a generation is: its [`Phase`], the files and tool steps so far, the last
-/// message, and the clock (elapsed time, time since the last event, stall).
+impl Serialize for Phase {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = 1 + usize::from(matches!(
+            self,
+            Phase::Provisioning { .. } | Phase::Failed { .. }
+        ));
+        let mut state = serializer.serialize_struct("Phase", fields)?;
+        state.serialize_field("name", self.as_str())?;
+        match self {
+            Phase::Provisioning { percentage } => {
+                state.serialize_field("percentage", percentage)?
+            }
+            Phase::Failed { kind } => state.serialize_field("kind", kind)?,
+            _ => {}
+        }
+        state.end()
+    }
+}
+
+/// Liveness figures of a stream: a view of its [`Progress`]
+/// ([`Progress::stats`], [`Generation::stats`](crate::Generation::stats),
+/// [`Outcome::stats`](crate::Outcome::stats)).
+///
+/// Serialized with its durations in milliseconds (`time_to_first_event_ms`,
+/// `longest_gap_ms`, `slot_wait_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events delivered, malformed ones included.
+    pub events: u64,
+    /// Of the events, those the SDK could not make sense of
+    /// ([`Event::Malformed`]).
+    pub malformed: u64,
+    /// Bytes of the body received.
+    pub bytes: u64,
+    /// Time from sending the request to the first event, once there was one.
+    pub time_to_first_event: Option<Duration>,
+    /// The longest time without any byte, between the answer's headers and the last
+    /// byte received.
+    pub longest_gap: Duration,
+    /// Requests sent to start the stream (1 when the first was accepted), the resend
+    /// after a token refresh included; 0 for the recorded outcome of an earlier call
+    /// with the same idempotency key.
+    pub attempts: u32,
+    /// Time spent waiting for a free slot before sending, with
+    /// [`ClientBuilder::max_concurrent_generations`](crate::ClientBuilder::max_concurrent_generations).
+    pub slot_wait: Duration,
+    /// Writes to the client's [journal](crate::journal) about this stream that
+    /// failed (each also logged): its entry stays unfinished, for resuming.
+    pub journal_failures: u32,
+}
+
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut state = serializer.serialize_struct("Stats", 8)?;
+        state.serialize_field("events", &self.events)?;
+        state.serialize_field("malformed", &self.malformed)?;
+        state.serialize_field("bytes", &self.bytes)?;
+        state.serialize_field(
+            "time_to_first_event_ms",
+            &self.time_to_first_event.map(millis),
+        )?;
+        state.serialize_field("longest_gap_ms", &millis(self.longest_gap))?;
+        state.serialize_field("attempts", &self.attempts)?;
+        state.serialize_field("slot_wait_ms", &millis(self.slot_wait))?;
+        state.serialize_field("journal_failures", &self.journal_failures)?;
+        state.end()
+    }
+}
+
+/// Whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How far a generation is, and how lively its stream: its [`Phase`], the files and
+/// tool steps so far, the last message, the clock (elapsed time, time since the
+/// last event, stall), and the [`Stats`] of its stream. The one record of a
+/// generation: everything else ([`Stats`], [`Outcome`](crate::Outcome)'s project
+/// id) is a view of it.
 ///
 /// A [`Generation`](crate::Generation) keeps one up to date with every item it yields
 /// ([`Generation::progress`](crate::Generation::progress)); its clock starts when the
 /// request was sent, and each event is timed by the arrival of its bytes. On its own,
-/// start from [`Progress::default`] (the clock starts with the first event) or
-/// [`Progress::with_start`], then [`apply`](Progress::apply) each event and
+/// start from [`Progress::new`] (the clock starts with the first event) or
+/// [`Progress::started`], then [`apply`](Progress::apply) each event and
 /// [`apply_error`](Progress::apply_error) the error that ends the stream, if any
 /// (`credits_exhausted` arrives as `Err(`[`Error::CreditsExhausted`]`)`).
 ///
@@ -112,8 +219,13 @@ impl fmt::Display for Phase {
 /// bytes) while [`since_last_event`](Progress::since_last_event) keeps growing.
 ///
 /// Applying an event allocates nothing beyond the buffers of the last path and the
-/// last message, which are reused. (The app URL is in the events and in
-/// [`Outcome::app_url`](crate::Outcome::app_url).)
+/// last message, which are reused.
+///
+/// Serialized (with `serde`) as an object of its facts, durations in milliseconds
+/// as seen when serialized: `phase`, `project_id`, `journal_id`, `events`,
+/// `unknown_events`, `malformed_events`, `files_created`, `files_modified`,
+/// `tool_steps`, `last_path`, `message`, `elapsed_ms`, `since_last_event_ms`,
+/// `stats`.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -144,6 +256,7 @@ pub struct Progress {
     start: Option<Instant>,
     last_event: Option<Instant>,
     project_id: Option<ProjectId>,
+    journal_id: Option<LocalId>,
     files_created: u64,
     files_modified: u64,
     last_path: Option<String>,
@@ -152,6 +265,20 @@ pub struct Progress {
     events: u64,
     unknown: u64,
     malformed: u64,
+    stream: Liveness,
+}
+
+/// The stream's own figures, behind [`Stats`].
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Liveness {
+    bytes: u64,
+    /// When the last chunk arrived.
+    last_byte: Option<Instant>,
+    first_event: Option<Duration>,
+    longest_gap: Duration,
+    attempts: u32,
+    slot_wait: Duration,
+    journal_failures: u32,
 }
 
 impl Progress {
@@ -164,6 +291,7 @@ impl Progress {
             start: None,
             last_event: None,
             project_id: None,
+            journal_id: None,
             files_created: 0,
             files_modified: 0,
             last_path: None,
@@ -172,12 +300,26 @@ impl Progress {
             events: 0,
             unknown: 0,
             malformed: 0,
+            stream: Liveness {
+                bytes: 0,
+                last_byte: None,
+                first_event: None,
+                longest_gap: Duration::ZERO,
+                attempts: 0,
+                slot_wait: Duration::ZERO,
+                journal_failures: 0,
+            },
         }
     }
 
-    /// A progress whose clock starts at `start` (typically when the request was
-    /// sent), so that a stream that never sends an event is seen to stall.
-    pub fn with_start(start: Instant) -> Self {
+    /// A progress whose clock starts now (typically when a request is sent), so that
+    /// a stream that never sends an event is seen to stall.
+    pub fn started() -> Self {
+        Progress::starting_at(Instant::now())
+    }
+
+    /// A progress whose clock started at `start`.
+    pub(crate) fn starting_at(start: Instant) -> Self {
         Progress {
             start: Some(start),
             phase_since: Some(start),
@@ -185,18 +327,24 @@ impl Progress {
         }
     }
 
-    /// With the project id known before the stream starts (a follow-up's).
-    pub(crate) fn with_project_id(mut self, project_id: Option<ProjectId>) -> Self {
-        self.project_id = project_id;
-        self
+    /// The record of a stream that opens: the call's facts.
+    pub(crate) fn of_call(
+        sent: Instant,
+        project_id: Option<ProjectId>,
+        journal_id: Option<LocalId>,
+        attempts: u32,
+        slot_wait: Duration,
+    ) -> Self {
+        let mut progress = Progress::starting_at(sent);
+        progress.project_id = project_id;
+        progress.journal_id = journal_id;
+        progress.stream.attempts = attempts;
+        progress.stream.slot_wait = slot_wait;
+        progress.stream.last_byte = Some(Instant::now());
+        progress
     }
 
-    /// Applies `event`, as if it arrived now. See [`apply_at`](Progress::apply_at).
-    pub fn apply(&mut self, event: &Event) {
-        self.apply_at(event, Instant::now());
-    }
-
-    /// Applies `event`, which arrived `at`:
+    /// Applies `event`, as if it arrived now:
     ///
     /// - `project_created`: the project id; phase
     ///   [`Provisioning`](Phase::Provisioning) without a percentage.
@@ -214,7 +362,12 @@ impl Progress {
     /// - [`Event::Unknown`], [`Event::Malformed`]: only their counters.
     ///
     /// Every event but the last two also marks the time of the last event.
-    pub fn apply_at(&mut self, event: &Event, at: Instant) {
+    pub fn apply(&mut self, event: &Event) {
+        self.apply_at(event, Instant::now());
+    }
+
+    /// Applies `event`, which arrived `at`.
+    fn apply_at(&mut self, event: &Event, at: Instant) {
         self.events = self.events.saturating_add(1);
         match event {
             Event::Unknown(_) => {
@@ -278,18 +431,16 @@ impl Progress {
         }
     }
 
-    /// Records the error that ended the stream, as if now. See
-    /// [`apply_error_at`](Progress::apply_error_at).
-    pub fn apply_error(&mut self, error: &Error) {
-        self.apply_error_at(error, Instant::now());
-    }
-
-    /// Records `error`, which ended the stream `at`: the phase becomes
+    /// Records the error that ended the stream, as if now: the phase becomes
     /// [`Failed`](Phase::Failed) with [`Error::kind`] (`"credits_exhausted"` for the
     /// `credits_exhausted` event), unless the generation had already ended, and the
     /// error's project id is kept when none was known. An error is not an event: the
     /// counters and the time of the last event stay.
-    pub fn apply_error_at(&mut self, error: &Error, at: Instant) {
+    pub fn apply_error(&mut self, error: &Error) {
+        self.apply_error_at(error, Instant::now());
+    }
+
+    fn apply_error_at(&mut self, error: &Error, at: Instant) {
         self.start.get_or_insert(at);
         if self.project_id.is_none() {
             self.project_id = error.project_id().cloned();
@@ -297,11 +448,45 @@ impl Progress {
         self.advance(Phase::Failed { kind: error.kind() }, at);
     }
 
-    /// Applies one item of a generation stream.
-    pub(crate) fn apply_item_at(&mut self, item: &Result<Event, Error>, at: Instant) {
+    /// Applies one item of a generation stream, which arrived `at`.
+    pub(crate) fn apply_item(&mut self, item: &Result<Event, Error>, at: Instant) {
         match item {
-            Ok(event) => self.apply_at(event, at),
+            Ok(event) => {
+                self.apply_at(event, at);
+                if self.stream.first_event.is_none() {
+                    let sent = self.start.unwrap_or(at);
+                    self.stream.first_event = Some(at.saturating_duration_since(sent));
+                }
+            }
             Err(error) => self.apply_error_at(error, at),
+        }
+    }
+
+    /// A chunk of `bytes` bytes of the stream arrived now.
+    pub(crate) fn received(&mut self, bytes: usize, now: Instant) {
+        self.stream.bytes = self.stream.bytes.saturating_add(bytes as u64);
+        if let Some(last) = self.stream.last_byte {
+            let gap = now.saturating_duration_since(last);
+            self.stream.longest_gap = self.stream.longest_gap.max(gap);
+        }
+        self.stream.last_byte = Some(now);
+    }
+
+    /// When the last chunk arrived (or the stream opened).
+    pub(crate) fn last_byte(&self) -> Option<Instant> {
+        self.stream.last_byte
+    }
+
+    /// A write to the journal about this stream failed.
+    pub(crate) fn journal_failed(&mut self) {
+        self.stream.journal_failures = self.stream.journal_failures.saturating_add(1);
+    }
+
+    /// The stream broke, and the project polled afterwards succeeded.
+    pub(crate) fn recovered(&mut self) {
+        if matches!(self.phase, Phase::Failed { .. }) || !self.phase.is_ended() {
+            self.phase = Phase::Recovered;
+            self.phase_since = Some(Instant::now());
         }
     }
 
@@ -312,19 +497,18 @@ impl Progress {
 
     /// When the current phase began: the event (or error) that started it, or the
     /// start of the clock while [`Waiting`](Phase::Waiting); `None` before either.
-    pub fn phase_since(&self) -> Option<Instant> {
-        self.phase_since
+    pub fn phase_since(&self) -> Option<std::time::Instant> {
+        self.phase_since.map(Instant::into_std)
     }
 
-    /// When the clock started: [`with_start`](Progress::with_start)'s instant, or
-    /// the first event's.
-    pub fn start(&self) -> Option<Instant> {
-        self.start
+    /// When the clock started: when the request was sent, or the first event.
+    pub fn start_time(&self) -> Option<std::time::Instant> {
+        self.start.map(Instant::into_std)
     }
 
     /// When the last event arrived (not counting unknown and malformed ones).
-    pub fn last_event_at(&self) -> Option<Instant> {
-        self.last_event
+    pub fn last_event_time(&self) -> Option<std::time::Instant> {
+        self.last_event.map(Instant::into_std)
     }
 
     /// The project's id, once known: from `project_created` or `stream_end`, from the
@@ -333,7 +517,13 @@ impl Progress {
         self.project_id.as_ref()
     }
 
-    /// `file_created` events counted as created (see [`apply_at`](Progress::apply_at)).
+    /// The generation's entry in the client's [journal](crate::journal), when it
+    /// keeps one.
+    pub fn journal_id(&self) -> Option<&LocalId> {
+        self.journal_id.as_ref()
+    }
+
+    /// `file_created` events counted as created (see [`apply`](Progress::apply)).
     /// A path reported twice counts twice; [`Outcome::files`](crate::Outcome::files)
     /// holds the distinct paths.
     pub fn files_created(&self) -> u64 {
@@ -384,6 +574,20 @@ impl Progress {
         self.malformed
     }
 
+    /// The liveness figures of the stream.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            events: self.events,
+            malformed: self.malformed,
+            bytes: self.stream.bytes,
+            time_to_first_event: self.stream.first_event,
+            longest_gap: self.stream.longest_gap,
+            attempts: self.stream.attempts,
+            slot_wait: self.stream.slot_wait,
+            journal_failures: self.stream.journal_failures,
+        }
+    }
+
     /// Time since the start of the clock; once the generation ended, its whole
     /// duration (it no longer grows). Zero before the clock started.
     #[must_use]
@@ -391,9 +595,7 @@ impl Progress {
         self.elapsed_at(Instant::now())
     }
 
-    /// [`elapsed`](Progress::elapsed) as seen at `now`.
-    #[must_use]
-    pub fn elapsed_at(&self, now: Instant) -> Duration {
+    fn elapsed_at(&self, now: Instant) -> Duration {
         let Some(start) = self.start else {
             return Duration::ZERO;
         };
@@ -413,9 +615,7 @@ impl Progress {
         self.since_last_event_at(Instant::now())
     }
 
-    /// [`since_last_event`](Progress::since_last_event) as seen at `now`.
-    #[must_use]
-    pub fn since_last_event_at(&self, now: Instant) -> Duration {
+    fn since_last_event_at(&self, now: Instant) -> Duration {
         self.last_event
             .or(self.start)
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last))
@@ -429,9 +629,7 @@ impl Progress {
         self.stalled_at(threshold, Instant::now())
     }
 
-    /// [`stalled`](Progress::stalled) as seen at `now`.
-    #[must_use]
-    pub fn stalled_at(&self, threshold: Duration, now: Instant) -> bool {
+    fn stalled_at(&self, threshold: Duration, now: Instant) -> bool {
         !self.phase.is_ended()
             && (self.last_event.is_some() || self.start.is_some())
             && self.since_last_event_at(now) > threshold
@@ -449,6 +647,31 @@ impl Progress {
         if !message.is_empty() {
             set(&mut self.message, message);
         }
+    }
+}
+
+impl Serialize for Progress {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let now = Instant::now();
+        let mut state = serializer.serialize_struct("Progress", 14)?;
+        state.serialize_field("phase", &self.phase)?;
+        state.serialize_field("project_id", &self.project_id)?;
+        state.serialize_field("journal_id", &self.journal_id)?;
+        state.serialize_field("events", &self.events)?;
+        state.serialize_field("unknown_events", &self.unknown)?;
+        state.serialize_field("malformed_events", &self.malformed)?;
+        state.serialize_field("files_created", &self.files_created)?;
+        state.serialize_field("files_modified", &self.files_modified)?;
+        state.serialize_field("tool_steps", &self.tool_steps)?;
+        state.serialize_field("last_path", &self.last_path)?;
+        state.serialize_field("message", &self.message)?;
+        state.serialize_field("elapsed_ms", &millis(self.elapsed_at(now)))?;
+        state.serialize_field(
+            "since_last_event_ms",
+            &millis(self.since_last_event_at(now)),
+        )?;
+        state.serialize_field("stats", &self.stats())?;
+        state.end()
     }
 }
 
@@ -497,14 +720,14 @@ mod tests {
     #[test]
     fn a_new_project_goes_through_every_phase_in_the_documented_order() {
         let t0 = Instant::now();
-        let mut progress = Progress::with_start(t0);
+        let mut progress = Progress::starting_at(t0);
         assert_eq!(progress.phase(), Phase::Waiting);
-        assert_eq!(progress.phase_since(), Some(t0));
+        assert_eq!(progress.phase_since, Some(t0));
 
         progress.apply_at(&event(DOCUMENTED[0]), at(t0, 1));
         assert_eq!(progress.phase(), Phase::Provisioning { percentage: None });
         assert_eq!(progress.project_id().map(ProjectId::as_str), Some("abc123"));
-        assert_eq!(progress.phase_since(), Some(at(t0, 1)));
+        assert_eq!(progress.phase_since, Some(at(t0, 1)));
 
         progress.apply_at(&event(DOCUMENTED[1]), at(t0, 3));
         assert_eq!(
@@ -514,11 +737,11 @@ mod tests {
             }
         );
         assert_eq!(progress.message(), Some("Installing Laravel..."));
-        assert_eq!(progress.phase_since(), Some(at(t0, 1)), "same phase");
+        assert_eq!(progress.phase_since, Some(at(t0, 1)), "same phase");
 
         progress.apply_at(&event(DOCUMENTED[2]), at(t0, 5));
         assert_eq!(progress.phase(), Phase::Generating);
-        assert_eq!(progress.phase_since(), Some(at(t0, 5)));
+        assert_eq!(progress.phase_since, Some(at(t0, 5)));
         assert_eq!(
             progress.message(),
             Some("Container ready. Starting AI generation...")
@@ -562,14 +785,14 @@ mod tests {
     fn a_follow_up_goes_straight_to_generating() {
         let t0 = Instant::now();
         let mut progress =
-            Progress::with_start(t0).with_project_id(Some(ProjectId::from("abc123")));
+            Progress::of_call(t0, Some(ProjectId::from("abc123")), None, 1, Duration::ZERO);
         assert_eq!(progress.project_id().map(ProjectId::as_str), Some("abc123"));
         progress.apply_at(
             &event(r#"{"type":"file_created","path":"resources/css/app.css"}"#),
             at(t0, 2),
         );
         assert_eq!(progress.phase(), Phase::Generating);
-        assert_eq!(progress.phase_since(), Some(at(t0, 2)));
+        assert_eq!(progress.phase_since, Some(at(t0, 2)));
         assert_eq!(progress.files_created(), 1, "no action counts as created");
         progress.apply_at(
             &event(r#"{"type":"stream_end","app_url":"https://abc123.laracopilot.com"}"#),
@@ -618,13 +841,13 @@ mod tests {
         expected.unknown = 1;
         expected.malformed = 3;
         assert_eq!(progress, expected, "nothing else changed");
-        assert_eq!(progress.last_event_at(), Some(at(t0, 1)));
+        assert_eq!(progress.last_event, Some(at(t0, 1)));
     }
 
     #[test]
     fn a_quiet_stream_stalls_while_keepalive_events_do_not_count() {
         let t0 = Instant::now();
-        let mut progress = Progress::with_start(t0);
+        let mut progress = Progress::starting_at(t0);
         let threshold = Duration::from_secs(30);
         assert!(!progress.stalled_at(threshold, at(t0, 30)));
         assert!(
@@ -657,13 +880,14 @@ mod tests {
     #[test]
     fn credits_exhausted_marks_the_generation_failed() {
         let t0 = Instant::now();
-        let mut progress = Progress::with_start(t0);
+        let mut progress = Progress::starting_at(t0);
         progress.apply_at(&event(DOCUMENTED[0]), at(t0, 1));
         progress.apply_at(&event(DOCUMENTED[2]), at(t0, 2));
         let error = Error::CreditsExhausted {
-            project_id: Some(ProjectId::from("abc123")),
             raw: r#"{"type":"credits_exhausted"}"#.into(),
             locally: false,
+            until: None,
+            context: crate::error::ErrorContext::of(Some(ProjectId::from("abc123")), 1),
         };
         progress.apply_error_at(&error, at(t0, 4));
         assert_eq!(
@@ -683,8 +907,8 @@ mod tests {
         let t0 = Instant::now();
         let mut progress = Progress::default();
         let error = Error::Incomplete {
-            project_id: Some(ProjectId::from("p9")),
             events: 0,
+            context: crate::error::ErrorContext::of(Some(ProjectId::from("p9")), 1),
         };
         progress.apply_error_at(&error, t0);
         assert_eq!(progress.phase(), Phase::Failed { kind: "incomplete" });
@@ -694,7 +918,7 @@ mod tests {
         finished.apply_at(&event(DOCUMENTED[3]), t0);
         finished.apply_error_at(&error, at(t0, 1));
         assert_eq!(finished.phase(), Phase::Finished);
-        assert_eq!(finished.phase_since(), Some(t0));
+        assert_eq!(finished.phase_since, Some(t0));
     }
 
     #[test]
@@ -751,7 +975,7 @@ mod tests {
     #[test]
     fn duration_max_thresholds_and_far_instants_never_panic() {
         let t0 = Instant::now();
-        let mut progress = Progress::with_start(t0);
+        let mut progress = Progress::starting_at(t0);
         assert!(!progress.stalled_at(Duration::MAX, t0));
         let far = t0.checked_add(Duration::from_secs(u64::MAX / 4));
         if let Some(far) = far {
@@ -775,5 +999,77 @@ mod tests {
         progress.apply(&event(r#"{"type":"file_created","path":"routes/web.php"}"#));
         assert_eq!(progress.last_path.as_ref().map(|p| p.as_ptr()), buffer);
         assert_eq!(progress.last_path(), Some("routes/web.php"));
+    }
+
+    #[test]
+    fn progress_and_stats_serialize_their_facts() {
+        let t0 = Instant::now();
+        let mut progress = Progress::of_call(
+            t0,
+            None,
+            Some(LocalId::from("lcj-7")),
+            2,
+            Duration::from_millis(1500),
+        );
+        progress.received(100, t0 + Duration::from_millis(20));
+        progress.apply_item(&Ok(event(DOCUMENTED[0])), at(t0, 1));
+        progress.apply_item(&Ok(event(DOCUMENTED[1])), at(t0, 2));
+        let json = serde_json::to_value(&progress).unwrap();
+        assert_eq!(
+            json["phase"],
+            serde_json::json!({"name": "provisioning", "percentage": 40.0})
+        );
+        assert_eq!(json["project_id"], "abc123");
+        assert_eq!(json["journal_id"], "lcj-7");
+        assert_eq!(json["events"], 2);
+        assert_eq!(json["message"], "Installing Laravel...");
+        assert_eq!(json["stats"]["bytes"], 100);
+        assert_eq!(json["stats"]["attempts"], 2);
+        assert_eq!(json["stats"]["slot_wait_ms"], 1500);
+        assert_eq!(json["stats"]["time_to_first_event_ms"], 1000);
+        assert_eq!(json["stats"]["journal_failures"], 0);
+        let failed = Phase::Failed { kind: "incomplete" };
+        assert_eq!(
+            serde_json::to_value(failed).unwrap(),
+            serde_json::json!({"name": "failed", "kind": "incomplete"})
+        );
+        assert_eq!(
+            serde_json::to_value(Phase::Finished).unwrap(),
+            serde_json::json!({"name": "finished"})
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_moves_stalls_elapsed_time_and_stats_alike() {
+        let mut progress = Progress::of_call(Instant::now(), None, None, 1, Duration::ZERO);
+        let threshold = Duration::from_secs(120);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        progress.received(10, Instant::now());
+        progress.apply_item(&Ok(event(DOCUMENTED[0])), Instant::now());
+        assert!(!progress.stalled(threshold));
+        tokio::time::advance(Duration::from_secs(121)).await;
+        assert!(progress.stalled(threshold), "the paused clock was advanced");
+        assert_eq!(progress.since_last_event(), Duration::from_secs(121));
+        assert_eq!(progress.elapsed(), Duration::from_secs(126));
+        progress.received(10, Instant::now());
+        assert_eq!(progress.stats().longest_gap, Duration::from_secs(121));
+        assert_eq!(
+            progress.stats().time_to_first_event,
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn a_recovered_generation_is_a_success_not_a_failure() {
+        let mut progress = Progress::default();
+        let error = Error::Incomplete {
+            events: 0,
+            context: crate::error::ErrorContext::of(Some(ProjectId::from("p9")), 1),
+        };
+        progress.apply_error(&error);
+        assert!(!progress.phase().is_success());
+        progress.recovered();
+        assert_eq!(progress.phase(), Phase::Recovered);
+        assert!(progress.phase().is_success() && progress.phase().is_ended());
     }
 }

@@ -11,7 +11,7 @@ use crate::ProjectId;
 ///
 /// The documentation does not list the values of `project_status`, so it is kept as
 /// the string the server sent.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Project {
     /// The project's id.
@@ -22,6 +22,7 @@ pub struct Project {
     pub project_status: Option<String>,
     /// The project's name, when given.
     pub name: Option<String>,
+    #[serde(skip)]
     raw: String,
 }
 

@@ -4,12 +4,14 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes};
 
+use crate::error::ErrorContext;
 use crate::event::{decode_event, Decoded};
 use crate::sse::{Decoder, Frame};
-use crate::{Error, Event, ProjectId, Result};
+use crate::{Error, Event, Result};
 
-/// The SSE decoder plus the event rules of a generation (terminal events, project id
-/// tracking): everything a [`Generation`](crate::Generation) does but the I/O.
+/// The SSE decoder plus the terminal rules of a generation: everything a
+/// [`Generation`](crate::Generation) does but the I/O and the record (the errors it
+/// makes get the stream's facts, such as the project id, from the generation).
 ///
 /// The queue it fills holds at most the items of one chunk of input.
 #[derive(Debug)]
@@ -26,28 +28,18 @@ pub struct EventReader {
 #[derive(Debug)]
 struct State {
     queue: Queue,
-    project_id: Option<ProjectId>,
-    events: u64,
-    /// Of the events, those that could not be understood.
-    malformed: u64,
-    bytes: u64,
     /// A terminal item is queued or was yielded: nothing more is read.
     finished: bool,
 }
 
 impl EventReader {
-    /// A reader capping one event at `max_event_size` bytes; `project_id` is the id
-    /// known before the stream starts (a follow-up's).
-    pub fn new(max_event_size: usize, project_id: Option<ProjectId>) -> Self {
+    /// A reader capping one event at `max_event_size` bytes.
+    pub fn new(max_event_size: usize) -> Self {
         EventReader {
             decoder: Decoder::new(max_event_size),
             input: Bytes::new(),
             state: State {
                 queue: Queue::default(),
-                project_id,
-                events: 0,
-                malformed: 0,
-                bytes: 0,
                 finished: false,
             },
         }
@@ -67,7 +59,6 @@ impl EventReader {
         if self.state.finished {
             return;
         }
-        self.state.bytes += data.len() as u64;
         self.drain();
         self.input = data;
     }
@@ -88,7 +79,7 @@ impl EventReader {
                 if !self.state.finished {
                     self.push_failure(Error::EventTooLarge {
                         limit: too_large.limit,
-                        project_id: None,
+                        context: ErrorContext::sent(),
                     });
                 }
             }
@@ -116,14 +107,14 @@ impl EventReader {
         if let Err(too_large) = self.decoder.finish(&mut |frame| state.on_frame(frame)) {
             return self.fail(Error::EventTooLarge {
                 limit: too_large.limit,
-                project_id: None,
+                context: ErrorContext::sent(),
             });
         }
         if !self.state.finished {
-            let events = self.state.events;
+            // The generation counts the events it handed out.
             self.fail(Error::Incomplete {
-                project_id: None,
-                events,
+                events: 0,
+                context: ErrorContext::sent(),
             });
         }
     }
@@ -139,7 +130,6 @@ impl EventReader {
         if self.state.finished {
             return;
         }
-        let error = error.with_project_id(self.state.project_id.as_ref());
         self.state.queue.push_back(Err(error));
         self.state.finished = true;
     }
@@ -172,26 +162,6 @@ impl EventReader {
     pub fn is_finished(&self) -> bool {
         self.state.finished
     }
-
-    /// The project id, once known.
-    pub fn project_id(&self) -> Option<&ProjectId> {
-        self.state.project_id.as_ref()
-    }
-
-    /// Events decoded so far.
-    pub fn events(&self) -> u64 {
-        self.state.events
-    }
-
-    /// Of the events decoded so far, the malformed ones.
-    pub fn malformed(&self) -> u64 {
-        self.state.malformed
-    }
-
-    /// Bytes fed so far.
-    pub fn bytes(&self) -> u64 {
-        self.state.bytes
-    }
 }
 
 impl State {
@@ -201,27 +171,15 @@ impl State {
         }
         match decode_event(frame.data) {
             Decoded::Event(event) => {
-                self.events += 1;
-                match &event {
-                    Event::ProjectCreated(created) => {
-                        self.project_id = Some(created.project_id.clone())
-                    }
-                    Event::StreamEnd(end) => {
-                        if let Some(id) = &end.project_id {
-                            self.project_id = Some(id.clone());
-                        }
-                        self.finished = true;
-                    }
-                    Event::Malformed(_) => self.malformed += 1,
-                    _ => {}
-                }
+                self.finished = matches!(event, Event::StreamEnd(_));
                 self.queue.push_back(Ok(event));
             }
             Decoded::CreditsExhausted(raw) => {
                 self.queue.push_back(Err(Error::CreditsExhausted {
-                    project_id: self.project_id.clone(),
                     raw,
                     locally: false,
+                    until: None,
+                    context: ErrorContext::sent(),
                 }));
                 self.finished = true;
             }

@@ -167,7 +167,6 @@ impl Tape {
         if let Some(open) = file.as_mut() {
             if let Err(_error) = open.write_all(&line) {
                 *file = None;
-                #[cfg(feature = "tracing")]
                 tracing::warn!(
                     path = %self.path.display(),
                     error = %_error,

@@ -2,16 +2,18 @@
 //! [`ClientBuilder::build`].
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Client;
 use crate::generation::StreamConfig;
 use crate::http::{self, Transport};
+use crate::journal::store::Store;
 use crate::journal::Journal;
-use crate::spend::Spend;
+use crate::spend::{Guards, Spend};
 use crate::tokens::{ExpiryOptions, StaticToken, TokenInfo, TokenProvider, TokenSource};
-use crate::{Error, Result, RetryPolicy, Token};
+use crate::{Budget, Error, Result, RetryPolicy, Token};
 
 /// The documented base URL of the Agent API.
 pub const DEFAULT_BASE_URL: &str = "https://builder.laracopilot.com/api/v1";
@@ -28,7 +30,13 @@ pub const BASE_URL_ENV: &str = "LARACOPILOT_BASE_URL";
 pub const OFFLINE_ENV: &str = "LARACOPILOT_OFFLINE";
 
 /// The credits breaker's cool-down unless set otherwise.
-pub const DEFAULT_CREDITS_COOLDOWN: Duration = Duration::from_secs(60);
+const DEFAULT_CREDITS_COOLDOWN: Duration = Duration::from_secs(60);
+/// How long a client trusts its cached view of an open breaker of its scope.
+const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The scope of a client that names none.
+const DEFAULT_SCOPE: &str = "default";
+/// The longest scope name.
+const MAX_SCOPE_LEN: usize = 256;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,8 +58,12 @@ const DEFAULT_MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
 ///     .build()?;
 /// # Ok::<(), laracopilot::Error>(())
 /// ```
+///
+/// The same builder makes a [blocking client](crate::blocking::Client)
+/// (`ClientBuilder<blocking::Client>`, from `blocking::Client::builder()`, feature
+/// `blocking`): its `build` then makes that.
 #[must_use]
-pub struct ClientBuilder {
+pub struct ClientBuilder<T = Client> {
     tokens: Option<Arc<dyn TokenProvider>>,
     base_url: Option<String>,
     user_agent: Option<String>,
@@ -63,16 +75,21 @@ pub struct ClientBuilder {
     token_expiry: ExpiryOptions,
     retry: RetryPolicy,
     offline: bool,
-    journal: Option<Arc<dyn Journal>>,
+    journal: Option<Arc<dyn Store>>,
+    scope: String,
     max_concurrent: Option<usize>,
+    budgets: Vec<Budget>,
     credits_cooldown: Option<Duration>,
+    check_interval: Duration,
     #[cfg(feature = "record")]
     record_to: Option<std::path::PathBuf>,
     /// What a setter found wrong, reported by `build`.
     error: Option<Error>,
+    /// What `build` makes.
+    target: PhantomData<fn() -> T>,
 }
 
-impl Default for ClientBuilder {
+impl<T> Default for ClientBuilder<T> {
     fn default() -> Self {
         ClientBuilder {
             tokens: None,
@@ -91,28 +108,34 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             offline: false,
             journal: None,
+            scope: DEFAULT_SCOPE.to_owned(),
             max_concurrent: None,
+            budgets: Vec::new(),
             credits_cooldown: Some(DEFAULT_CREDITS_COOLDOWN),
+            check_interval: DEFAULT_CHECK_INTERVAL,
             #[cfg(feature = "record")]
             record_to: None,
             error: None,
+            target: PhantomData,
         }
     }
 }
 
-impl fmt::Debug for ClientBuilder {
+impl<T> fmt::Debug for ClientBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("has_token", &self.tokens.is_some())
             .field("base_url", &self.base_url)
             .field("offline", &self.offline)
             .field("journal", &self.journal.is_some())
+            .field("scope", &self.scope)
             .field("max_concurrent_generations", &self.max_concurrent)
+            .field("budgets", &self.budgets)
             .finish_non_exhaustive()
     }
 }
 
-impl ClientBuilder {
+impl<T> ClientBuilder<T> {
     /// Uses a fixed token.
     pub fn token(self, token: Token) -> Self {
         self.token_provider(StaticToken::new(token))
@@ -201,16 +224,18 @@ impl ClientBuilder {
     /// count) before it fails with [`Error::Timeout`]; also bounds the wait for the
     /// answer's headers. 5 minutes by default; `None` turns it off (the headers are
     /// then bounded by the request timeout).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.stream.idle_timeout = timeout;
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.stream.idle_timeout = timeout.into();
         self
     }
 
     /// An optional total deadline for each generation, from sending the request to the
-    /// stream's end, retries and the wait for the headers included. Off by default: a
-    /// generation can take many minutes.
-    pub fn stream_deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.stream.deadline = deadline;
+    /// stream's end, the wait for a concurrency slot, retries and the wait for the
+    /// headers included; a call can set its own
+    /// ([`GenerateRequest::deadline`](crate::GenerateRequest::deadline)). Off by
+    /// default: a generation can take many minutes.
+    pub fn stream_deadline(mut self, deadline: impl Into<Option<Duration>>) -> Self {
+        self.stream.deadline = deadline.into();
         self
     }
 
@@ -263,33 +288,92 @@ impl ClientBuilder {
         self
     }
 
-    /// At most `n` generate and follow-up calls at once, over all clones of the
-    /// client: a call waits for a free slot before sending (the wait ends when the
-    /// caller drops the future, counts against the
-    /// [stream deadline](ClientBuilder::stream_deadline), and is in
-    /// [`Stats::slot_wait`](crate::Stats::slot_wait)). A slot is freed when its
-    /// stream ends or is dropped. Unlimited by default; 0 is refused by `build`.
+    /// At most `n` generate and follow-up calls at once: over all clones of the
+    /// client, and with a [journal](ClientBuilder::journal) over every client on
+    /// every host that shares its database and [scope](ClientBuilder::scope). A call
+    /// waits for a free slot before sending (the wait ends when the caller drops the
+    /// future, counts against the [stream deadline](ClientBuilder::stream_deadline),
+    /// and is in [`Stats::slot_wait`](crate::Stats::slot_wait)); nothing is recorded
+    /// of a call until it is admitted (the SDK is not a job queue). A slot is freed
+    /// when its stream ends or is dropped, or, with a journal, when its owner's lease
+    /// expires (a crashed host's slots come back within its
+    /// [lease](crate::journal::JournalOptions::lease), 30 s by default). Unlimited by
+    /// default; 0 is refused by `build`; `usize::MAX` is unlimited in practice.
     pub fn max_concurrent_generations(mut self, n: usize) -> Self {
         self.max_concurrent = Some(n);
         self
     }
 
     /// The credits breaker: after a stream reported `credits_exhausted`, generate and
-    /// follow-up calls of this client (and its clones) fail at once with
-    /// [`Error::CreditsExhausted`] (`locally: true`), without a request, for
-    /// `cooldown` ([`DEFAULT_CREDITS_COOLDOWN`], a minute, unless set; `None` turns
-    /// the breaker off), or until [`Client::reset_credits_breaker`]. Status calls are
-    /// not affected.
-    pub fn credits_cooldown(mut self, cooldown: Option<Duration>) -> Self {
-        self.credits_cooldown = cooldown;
+    /// follow-up calls fail at once with [`Error::CreditsExhausted`]
+    /// (`locally: true`), without a request, for `cooldown` (a minute unless set;
+    /// `None` turns the breaker off), or until [`Client::reset_credits_breaker`].
+    /// Without a journal, the breaker is this client's (and its clones'); with one,
+    /// it is the [scope](ClientBuilder::scope)'s: a `credits_exhausted` seen by any
+    /// host opens it for every host, each of which refuses from its next admission
+    /// on. Status calls are not affected.
+    pub fn credits_cooldown(mut self, cooldown: impl Into<Option<Duration>>) -> Self {
+        self.credits_cooldown = cooldown.into();
         self
     }
 
-    /// Keeps a [journal](crate::journal) of every generate and follow-up call:
-    /// intent before sending, project id once known, outcome at the end; see
-    /// [`Client::unfinished`] and [`Client::resume`]. Off by default (and then free).
+    /// How long a client refuses from its cached view of its scope's open breaker
+    /// before asking the journal again (1 s by default): refusing costs no round
+    /// trip, and a breaker [reset](Client::reset_credits_breaker) by another host is
+    /// seen within this time. Every admission reads the breaker in its transaction
+    /// anyway, so a breaker opened elsewhere is seen at once. Values under 1 ms count
+    /// as 1 ms.
+    pub fn breaker_check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Keeps a [journal](crate::journal) of every generate and follow-up call, on a
+    /// real storage engine: intent before sending, acceptance, project id once
+    /// known, outcome at the end; see [`Client::unfinished`] and [`Client::resume`].
+    /// It also holds the spend guards ([`max_concurrent_generations`],
+    /// [`credits_cooldown`], [`budget`], idempotency keys) for every client that
+    /// shares its database and scope. Off by default (and then free).
+    ///
+    /// [`max_concurrent_generations`]: ClientBuilder::max_concurrent_generations
+    /// [`credits_cooldown`]: ClientBuilder::credits_cooldown
+    /// [`budget`]: ClientBuilder::budget
     pub fn journal(mut self, journal: impl Journal) -> Self {
-        self.journal = Some(Arc::new(journal));
+        self.journal = Some(crate::journal::store_of(&journal));
+        self
+    }
+
+    /// The scope every spend guard counts under: a team, a tenant, an environment
+    /// (`"default"` unless set). Clients on any host with the same journal database
+    /// and scope share one concurrency cap, one credits breaker, one count per
+    /// budget, and one set of idempotency keys. 1 to 256 bytes without control
+    /// characters, else `build` refuses it.
+    pub fn scope(mut self, name: impl Into<String>) -> Self {
+        self.scope = name.into();
+        self
+    }
+
+    /// At most `budget.limit()` generate and follow-up calls started per window of
+    /// the [scope](ClientBuilder::scope) (see [`Budget`]); several budgets may be set
+    /// (10 an hour and 200 a day, say). Counted in the
+    /// [journal](ClientBuilder::journal)'s database, reserved in the same
+    /// transaction as the call's record, before anything is sent: a call over a
+    /// budget fails with [`Error::BudgetExhausted`], which says which budget and
+    /// when it resets. Needs a journal (`build` refuses a budget without one).
+    ///
+    /// ```
+    /// use laracopilot::{journal::MemoryJournal, Budget};
+    /// let client = laracopilot::Client::builder()
+    ///     .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+    ///     .journal(MemoryJournal::new())
+    ///     .scope("tenant-acme")
+    ///     .budget(Budget::per_hour(10))
+    ///     .budget(Budget::per_day(200))
+    ///     .build()?;
+    /// # Ok::<(), laracopilot::Error>(())
+    /// ```
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
         self
     }
 
@@ -329,7 +413,7 @@ impl ClientBuilder {
         match std::env::var(TOKEN_ENV) {
             Ok(value) => match Token::new(value) {
                 Ok(token) => self = self.token(token),
-                Err(Error::Config { message }) => {
+                Err(Error::Config { message, .. }) => {
                     self.error = Some(Error::config(format!("{TOKEN_ENV}: {message}")));
                 }
                 Err(other) => self.error = Some(other),
@@ -364,6 +448,39 @@ impl ClientBuilder {
         self
     }
 
+    /// The same settings, for a builder of the other kind of client.
+    #[cfg_attr(
+        not(feature = "blocking"),
+        allow(dead_code, reason = "used by the blocking facade")
+    )]
+    pub(crate) fn into_async(self) -> ClientBuilder<Client> {
+        ClientBuilder {
+            tokens: self.tokens,
+            base_url: self.base_url,
+            user_agent: self.user_agent,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            stream: self.stream,
+            http: self.http,
+            allow_http: self.allow_http,
+            token_expiry: self.token_expiry,
+            retry: self.retry,
+            offline: self.offline,
+            journal: self.journal,
+            scope: self.scope,
+            max_concurrent: self.max_concurrent,
+            budgets: self.budgets,
+            credits_cooldown: self.credits_cooldown,
+            check_interval: self.check_interval,
+            #[cfg(feature = "record")]
+            record_to: self.record_to,
+            error: self.error,
+            target: PhantomData,
+        }
+    }
+}
+
+impl ClientBuilder {
     /// Checks the settings and builds the client.
     ///
     /// # Errors
@@ -373,8 +490,10 @@ impl ClientBuilder {
     /// [`allow_http`](ClientBuilder::allow_http)), or not loopback for an
     /// [offline](ClientBuilder::offline) client, it is `https` in a build without a
     /// TLS feature, the user agent is not a valid header value, a timeout or
-    /// `max_concurrent_generations` is zero, the HTTP client cannot be created, or
-    /// the [cassette](ClientBuilder::record_to) cannot be created.
+    /// `max_concurrent_generations` is zero, a [scope](ClientBuilder::scope) is
+    /// empty, too long or holds control characters, a [budget](ClientBuilder::budget)
+    /// has no journal, the HTTP client cannot be created, or the
+    /// [cassette](ClientBuilder::record_to) cannot be created.
     pub fn build(self) -> Result<Client> {
         if let Some(error) = self.error {
             return Err(error);
@@ -421,7 +540,29 @@ impl ClientBuilder {
             }
             None => transport,
         };
-        let spend = Spend::new(self.journal, self.max_concurrent, self.credits_cooldown);
+        let scope_ok = !self.scope.is_empty()
+            && self.scope.len() <= MAX_SCOPE_LEN
+            && !self.scope.chars().any(char::is_control);
+        if !scope_ok {
+            return Err(Error::config(format!(
+                "a scope is 1 to {MAX_SCOPE_LEN} bytes without control characters"
+            )));
+        }
+        if !self.budgets.is_empty() && self.journal.is_none() {
+            return Err(Error::config(
+                "a budget needs a journal, whose database counts it (ClientBuilder::journal; MemoryJournal for one process)",
+            ));
+        }
+        let spend = Spend::new(Guards {
+            store: self.journal,
+            scope: self.scope,
+            max_concurrent: self
+                .max_concurrent
+                .map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
+            budgets: self.budgets,
+            credits_cooldown: self.credits_cooldown,
+            check_interval: self.check_interval,
+        });
         Ok(Client::new(transport, self.stream, spend))
     }
 }
@@ -470,7 +611,7 @@ mod tests {
         if cfg!(any(feature = "rustls", feature = "native-tls")) {
             assert!(https.is_ok());
         } else {
-            let Err(Error::Config { message }) = https else {
+            let Err(Error::Config { message, .. }) = https else {
                 panic!("{https:?}");
             };
             assert!(message.contains("no TLS"), "{message}");
@@ -525,7 +666,7 @@ mod tests {
             "http://localhost.example.com/",
             "http://127.0.0.1.nip.io/",
         ] {
-            let Err(Error::Config { message }) = build(url) else {
+            let Err(Error::Config { message, .. }) = build(url) else {
                 panic!("{url} allowed");
             };
             assert!(message.contains("offline"), "{message}");

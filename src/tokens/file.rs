@@ -106,7 +106,6 @@ impl FileToken {
             }
             Err(_error) => {
                 // Keep the last good token until the file changes again.
-                #[cfg(feature = "tracing")]
                 if loaded.rejected != Some(now) {
                     tracing::warn!(error = %_error, "keeping the last good API token");
                 }

@@ -124,7 +124,7 @@ fn read_env(var: &str) -> Result<Token> {
 /// Prefixes a token validation error with where the token came from.
 pub(super) fn in_context(source: &str, error: Error) -> Error {
     match error {
-        Error::Config { message } => Error::config(format!("{source}: {message}")),
+        Error::Config { message, .. } => Error::config(format!("{source}: {message}")),
         other => other,
     }
 }

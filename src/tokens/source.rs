@@ -126,7 +126,6 @@ impl TokenSource {
             });
         *refreshed = outcome.as_ref().ok().cloned();
         self.generation.store(generation + 1, Ordering::Release);
-        #[cfg(feature = "tracing")]
         match &outcome {
             Ok(fresh) if fresh.token.same_as(&rejected.token) => tracing::debug!(
                 token = %rejected.token.masked(),
@@ -156,7 +155,6 @@ impl TokenSource {
             }
             *warned = Some(token.clone());
         }
-        #[cfg(feature = "tracing")]
         {
             // Rounded up: "1" means within a day.
             let days_left = info
