@@ -79,13 +79,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, LocalId, ProjectId};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod engine;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_tests;
 pub(crate) mod store;
 
 #[cfg(test)]
 mod conformance;
 
 pub use memory::MemoryJournal;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteJournal;
 
 /// A storage engine for the client's [journal](self): [`MemoryJournal`],
 /// `SqliteJournal` (feature `sqlite`) or `PostgresJournal` (feature `postgres`).
