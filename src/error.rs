@@ -851,7 +851,10 @@ impl Error {
 
     #[cfg_attr(
         not(feature = "blocking"),
-        allow(dead_code, reason = "only the blocking facade has a runtime of its own")
+        allow(
+            dead_code,
+            reason = "only the blocking facade has a runtime of its own"
+        )
     )]
     pub(crate) fn runtime(message: impl Into<String>, source: Option<BoxError>) -> Self {
         Error::Runtime {

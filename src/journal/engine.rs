@@ -24,6 +24,19 @@ pub(super) const QUEUE: usize = 1_024;
 /// Commands run in one transaction, at most.
 pub(super) const BATCH: usize = 256;
 
+/// The most commands one transaction takes now: [`BATCH`], or 1 while a
+/// measurement of what group commit buys turns it off.
+pub(super) fn batch_limit() -> usize {
+    match BATCH_LIMIT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => BATCH,
+        limit => limit,
+    }
+}
+
+/// Set by measurements only (0: [`BATCH`]).
+pub(super) static BATCH_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 /// The longest an engine thread waits between two renewals of its lease, whatever
 /// the lease (renewing more often than needed is harmless).
 pub(super) const RENEW_AT_MOST_EVERY: Duration = Duration::from_secs(3_600);

@@ -82,6 +82,10 @@ use crate::{Error, LocalId, ProjectId};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod engine;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(all(test, feature = "postgres"))]
+mod postgres_tests;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(all(test, feature = "sqlite"))]
@@ -92,6 +96,9 @@ pub(crate) mod store;
 mod conformance;
 
 pub use memory::MemoryJournal;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PostgresJournal;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteJournal;

@@ -665,7 +665,8 @@ impl Engine {
             };
             let mut batch = Vec::with_capacity(16);
             batch.push(first);
-            while batch.len() < engine::BATCH {
+            let limit = engine::batch_limit();
+            while batch.len() < limit {
                 match queue.try_recv() {
                     Ok(command) => batch.push(command),
                     Err(_) => break,
