@@ -12,7 +12,8 @@
 # only prints the URL again. Each test run makes schemas of its own in the database,
 # and drops them when it passes.
 #
-# Settings (environment): LARACOPILOT_PG_PORT (5432), LARACOPILOT_PG_USER
+# Settings (environment): LARACOPILOT_PG_PORT (5432, or the next free port when
+# another cluster has 5432; the URL says which), LARACOPILOT_PG_USER
 # (laracopilot), LARACOPILOT_PG_PASSWORD (laracopilot), LARACOPILOT_PG_DATABASE
 # (laracopilot_test). Nothing is reachable from outside this machine.
 
@@ -41,13 +42,21 @@ laracopilot_postgres() (
   # A cluster of our own (not the distribution's `main`, whatever that serves),
   # owned by the postgres user, listening on 127.0.0.1 only.
   if ! pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1 == v && $2 == c { found = 1 } END { exit !found }'; then
-    say "creating the cluster $version/$cluster on 127.0.0.1:$port"
-    pg_createcluster "$version" "$cluster" --port "$port" \
+    # The port asked for; without one, 5432 unless another cluster (the
+    # distribution's `main`, say) has it: then the next free one.
+    local port_option=(--port "$port")
+    if [ -z "${LARACOPILOT_PG_PORT:-}" ] \
+        && pg_lsclusters -h | awk -v p="$port" '$3 == p { taken = 1 } END { exit !taken }'; then
+      port_option=()
+    fi
+    say "creating the cluster $version/$cluster"
+    pg_createcluster "$version" "$cluster" "${port_option[@]}" \
       -- --auth-local=peer --auth-host=scram-sha-256 >&2
   fi
   # The distribution's postgresql.conf includes conf.d/: only 127.0.0.1.
   printf "listen_addresses = '127.0.0.1'\n" \
     >"/etc/postgresql/$version/$cluster/conf.d/laracopilot.conf"
+  port=$(pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1 == v && $2 == c { print $3 }')
   if pg_lsclusters -h | awk -v v="$version" -v c="$cluster" -v p="$port" \
       '$2 != c && $3 == p && $4 == "online" { busy = 1 } END { exit !busy }'; then
     say "another cluster is online on port $port: set LARACOPILOT_PG_PORT to another port"

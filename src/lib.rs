@@ -84,6 +84,10 @@
 //! - `record`: [`ClientBuilder::record_to`] tapes a client's exchanges into a
 //!   [`cassette`], the token masked, to replay them offline. It adds no server
 //!   dependency, so a production-like run can record.
+//! - `sqlite`: `SqliteJournal`, the [`journal`] on an SQLite file for one
+//!   host (SQLite is compiled in: it needs a C compiler, no system library).
+//! - `postgres`: `PostgresJournal`, the [`journal`] on a PostgreSQL database
+//!   shared by a fleet (TLS through rustls with the default `rustls` feature).
 //! - `tracing`: a span per call (method, path, status, attempts, project id, time to
 //!   first event, event count) and a warning per retry, through `tracing`; never a
 //!   header value or the token.

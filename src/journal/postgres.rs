@@ -936,7 +936,14 @@ impl Engine {
     ) -> Done<Vec<Done<Reply>>> {
         let connection = self.connection().await?;
         let statements = &connection.statements;
-        let mut transaction = connection.client.transaction().await?;
+        // A batch of reads takes no lock and writes nothing.
+        let reads_only = batch.iter().all(|c| !c.op.writes());
+        let mut transaction = connection
+            .client
+            .build_transaction()
+            .read_only(reads_only)
+            .start()
+            .await?;
         let single = batch.len() == 1;
         let mut results = Vec::with_capacity(batch.len());
         for command in batch {

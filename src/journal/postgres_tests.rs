@@ -27,7 +27,7 @@ const DEFAULT_URL: &str = "postgres://laracopilot:laracopilot@127.0.0.1:5432/lar
 const ENV: &str = "LARACOPILOT_TEST_POSTGRES";
 
 /// A test's server and schema, and a connection of its own to inspect them.
-struct Database {
+pub(super) struct Database {
     url: String,
     schema: String,
     admin: tokio_postgres::Client,
@@ -35,7 +35,7 @@ struct Database {
 
 /// The server to test against, or `None` (said on stderr) when there is none and
 /// none was asked for.
-async fn database(test: &str) -> Option<Database> {
+pub(super) async fn database(test: &str) -> Option<Database> {
     let (url, asked) = match std::env::var(ENV) {
         Ok(url) if !url.trim().is_empty() => (url, true),
         _ => (DEFAULT_URL.to_owned(), false),
@@ -83,7 +83,7 @@ fn shown(url: &str) -> String {
 }
 
 impl Database {
-    async fn open(&self, options: JournalOptions) -> crate::Result<PostgresJournal> {
+    pub(super) async fn open(&self, options: JournalOptions) -> crate::Result<PostgresJournal> {
         PostgresJournal::connect_in(&self.url, &self.schema, options).await
     }
 
@@ -103,7 +103,7 @@ impl Database {
     }
 
     /// Drops the test's schema (a test that fails leaves it, to be looked at).
-    async fn drop_schema(self) {
+    pub(super) async fn drop_schema(self) {
         self.admin
             .batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
@@ -333,6 +333,18 @@ async fn breakers_and_leases_follow_the_servers_clock() {
         "the lease's end is {off} ms off the server's clock"
     );
     drop(journal);
+    // A lease of `Duration::MAX` is one the server can hold (saturated).
+    let forever = db
+        .open(JournalOptions::new().lease(Duration::MAX))
+        .await
+        .unwrap();
+    let store = store_of(&forever);
+    let admitted = store.admit(intent("forever")).await.unwrap();
+    let Admission::Admitted { entry, .. } = admitted else {
+        panic!("{admitted:?}");
+    };
+    assert!(store.entry(&entry).await.unwrap().unwrap().1);
+    drop(forever);
     db.drop_schema().await;
 }
 

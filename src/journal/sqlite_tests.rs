@@ -380,42 +380,6 @@ async fn a_live_instance_renews_its_lease_by_itself() {
     assert!(store.entry(&id).await.unwrap().unwrap().1);
 }
 
-#[tokio::test]
-async fn an_admission_its_caller_stopped_waiting_for_is_settled_as_never_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = SqliteJournal::open(dir.path().join("journal.db")).unwrap();
-    let store = store_of(&journal);
-    let mut capped = intent("cancelled");
-    capped.max_concurrent = Some(1);
-    for _ in 0..20 {
-        // Polled once (the command is sent), then dropped.
-        let mut admit = store.admit(capped.clone());
-        let _ = futures_poll_once(&mut admit).await;
-        drop(admit);
-    }
-    // Every slot those took is given back: a new call gets the one slot.
-    let mut admitted_again = false;
-    for _ in 0..200 {
-        if let Admission::Admitted { .. } = store.admit(capped.clone()).await.unwrap() {
-            admitted_again = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(admitted_again);
-    assert!(store.unfinished().await.unwrap().is_empty());
-}
-
-async fn futures_poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match Pin::new(&mut *future).poll(cx) {
-            std::task::Poll::Ready(value) => Some(value),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
-}
-
 /// The child's side of the tests with two processes: set by the parent.
 const CHILD: &str = "LARACOPILOT_SQLITE_TEST_CHILD";
 
