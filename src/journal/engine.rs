@@ -37,6 +37,16 @@ pub(super) fn batch_limit() -> usize {
 pub(super) static BATCH_LIMIT: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
+/// Whether batches are run a savepoint per command from the start (set by
+/// measurements only; otherwise an engine may first try a batch without them).
+pub(super) fn savepoints_always() -> bool {
+    SAVEPOINTS_ALWAYS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set by measurements only.
+pub(super) static SAVEPOINTS_ALWAYS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// The longest an engine thread waits between two renewals of its lease, whatever
 /// the lease (renewing more often than needed is harmless).
 pub(super) const RENEW_AT_MOST_EVERY: Duration = Duration::from_secs(3_600);

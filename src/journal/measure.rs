@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::BATCH_LIMIT;
+use super::engine::{BATCH_LIMIT, SAVEPOINTS_ALWAYS};
 use super::store::{Admission, Intent, Store};
 use super::{JournalOptions, Kind, Settlement};
 use crate::Budget;
@@ -106,7 +106,7 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
     );
     let calls_per_second = |calls: usize, wall: Duration| calls as f64 / wall.as_secs_f64();
     report(format!(
-        "{name:<28} 1 caller: admit {:>8.2?} p99 {:>8.2?}, settle {:>8.2?} p99 {:>8.2?} ({:>6.0} calls/s) | {CALLERS} callers: admit {:>8.2?} p99 {:>8.2?}, settle {:>8.2?} p99 {:>8.2?} ({:>6.0} calls/s)",
+        "{name:<40} 1 caller: admit {:>8.2?} p99 {:>8.2?}, settle {:>8.2?} p99 {:>8.2?} ({:>6.0} calls/s) | {CALLERS} callers: admit {:>8.2?} p99 {:>8.2?}, settle {:>8.2?} p99 {:>8.2?} ({:>6.0} calls/s)",
         a1.median, a1.p99, s1.median, s1.p99, calls_per_second(SINGLE, single_wall),
         a2.median, a2.p99, s2.median, s2.p99, calls_per_second(CALLERS * ROUNDS, many_wall),
     ));
@@ -138,15 +138,22 @@ fn measure_the_engines() {
         }
         #[cfg(feature = "postgres")]
         if let Some(db) = super::postgres_tests::database("measure_the_engines").await {
-            for grouped in [true, false] {
-                BATCH_LIMIT.store(if grouped { 0 } else { 1 }, Ordering::Relaxed);
+            let modes = [
+                ("on, pipelined", 0, false),
+                ("on, a savepoint each", 0, true),
+                ("off", 1, false),
+            ];
+            for (mode, limit, savepoints) in modes {
+                BATCH_LIMIT.store(limit, Ordering::Relaxed);
+                SAVEPOINTS_ALWAYS.store(savepoints, Ordering::Relaxed);
                 let journal = db.open(JournalOptions::new()).await.unwrap();
-                let name = format!(
-                    "postgres, group commit {}",
-                    if grouped { "on" } else { "off" }
-                );
-                measure(&name, super::store_of(&journal)).await;
+                measure(
+                    &format!("postgres, group commit {mode}"),
+                    super::store_of(&journal),
+                )
+                .await;
             }
+            SAVEPOINTS_ALWAYS.store(false, Ordering::Relaxed);
             db.drop_schema().await;
         }
         BATCH_LIMIT.store(0, Ordering::Relaxed);

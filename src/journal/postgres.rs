@@ -938,6 +938,24 @@ impl Engine {
         let statements = &connection.statements;
         // A batch of reads takes no lock and writes nothing.
         let reads_only = batch.iter().all(|c| !c.op.writes());
+        if batch.len() > 1 && !engine::savepoints_always() {
+            let transaction = connection
+                .client
+                .build_transaction()
+                .read_only(reads_only)
+                .start()
+                .await?;
+            match pipelined(&transaction, statements, batch, id, incarnation).await {
+                Ok(results) => {
+                    transaction.commit().await?;
+                    return Ok(results);
+                }
+                Err(fault) if fault.connection_lost() => return Err(fault),
+                // A command failed, which aborts the transaction: run the batch
+                // again, a savepoint for each command.
+                Err(_) => transaction.rollback().await?,
+            }
+        }
         let mut transaction = connection
             .client
             .build_transaction()
@@ -1042,6 +1060,60 @@ impl Engine {
             }
         }
     }
+}
+
+/// Runs a batch without savepoints, in order: a command of one statement is sent
+/// without waiting for the answers of those before it (the connection pipelines
+/// them), an admission or a prune waits for those before it and runs alone. The
+/// first failure fails it all (the transaction is aborted then).
+async fn pipelined(
+    db: &Transaction<'_>,
+    s: &Statements,
+    batch: &[Command],
+    id: &str,
+    incarnation: i64,
+) -> Done<Vec<Done<Reply>>> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut pending = Vec::new();
+    for command in batch {
+        if matches!(command.op, Op::Admit(_) | Op::Prune { .. }) {
+            for reply in join_all(std::mem::take(&mut pending)).await {
+                results.push(Ok(reply?));
+            }
+            results.push(Ok(apply(db, s, id, incarnation, &command.op).await?));
+        } else {
+            pending.push(apply(db, s, id, incarnation, &command.op));
+        }
+    }
+    for reply in join_all(pending).await {
+        results.push(Ok(reply?));
+    }
+    Ok(results)
+}
+
+/// Polls every future, the first first (so that each sends its statement in
+/// order), and answers their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Where a command takes its locks, in the one order every batch follows.

@@ -102,6 +102,20 @@ fn snapshot(path: &Path) -> Snapshot {
     }
 }
 
+/// Waits (bounded) until the journal at `path` was closed by every engine: SQLite
+/// removes the `-wal` file when its last connection closes.
+fn wait_closed(path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    for _ in 0..500 {
+        if !Path::new(&wal).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} is still open", path.display());
+}
+
 fn refusal(path: &Path) -> String {
     match SqliteJournal::open(path) {
         Err(error @ Error::Journal { .. }) => {
@@ -219,12 +233,13 @@ fn a_journal_of_a_newer_schema_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
     drop(SqliteJournal::open(&path).unwrap());
-    std::thread::sleep(Duration::from_millis(100));
+    wait_closed(&path);
     let newer = rusqlite::Connection::open(&path).unwrap();
     newer
         .execute_batch("PRAGMA user_version = 99; PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
     drop(newer);
+    wait_closed(&path);
     let before = snapshot(&path);
     let message = refusal(&path);
     assert!(message.contains("newer"), "{message}");
@@ -273,7 +288,7 @@ fn a_symbolic_link_is_refused_not_followed_nor_replaced() {
     // To a journal.
     let target = dir.path().join("journal.db");
     drop(SqliteJournal::open(&target).unwrap());
-    std::thread::sleep(Duration::from_millis(100));
+    wait_closed(&target);
     let link = dir.path().join("link.db");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let before = snapshot(&target);
@@ -350,14 +365,23 @@ async fn reopening_keeps_every_entry_and_rewrites_nothing() {
         assert!(!driven);
         assert_eq!(entry.settlement, Some(Settlement::succeeded(None)));
     }
+    // The first open ended its lease when it was dropped (in the background).
     let journal = SqliteJournal::open(&path).unwrap();
-    let ids: Vec<_> = store_of(&journal)
-        .unfinished()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.local_id)
-        .collect();
+    let store = store_of(&journal);
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        ids = store
+            .unfinished()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.local_id)
+            .collect();
+        if !ids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(ids, vec![id]);
 }
 
