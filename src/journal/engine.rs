@@ -39,11 +39,13 @@ pub(super) static BATCH_LIMIT: std::sync::atomic::AtomicUsize =
 
 /// Whether batches are run a savepoint per command from the start (set by
 /// measurements only; otherwise an engine may first try a batch without them).
+#[cfg(feature = "postgres")]
 pub(super) fn savepoints_always() -> bool {
     SAVEPOINTS_ALWAYS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Set by measurements only.
+#[cfg(feature = "postgres")]
 pub(super) static SAVEPOINTS_ALWAYS: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 

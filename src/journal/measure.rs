@@ -9,13 +9,19 @@
 //! PostgreSQL is measured when a server is reachable (see `postgres_tests.rs`).
 
 use std::io::Write;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::{BATCH_LIMIT, SAVEPOINTS_ALWAYS};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use super::engine::BATCH_LIMIT;
+#[cfg(feature = "postgres")]
+use super::engine::SAVEPOINTS_ALWAYS;
 use super::store::{Admission, Intent, Store};
-use super::{JournalOptions, Kind, Settlement};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use super::JournalOptions;
+use super::{Kind, Settlement};
 use crate::Budget;
 
 const SINGLE: usize = 300;
@@ -156,6 +162,7 @@ fn measure_the_engines() {
             SAVEPOINTS_ALWAYS.store(false, Ordering::Relaxed);
             db.drop_schema().await;
         }
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
         BATCH_LIMIT.store(0, Ordering::Relaxed);
     });
 }

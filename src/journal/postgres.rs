@@ -93,6 +93,11 @@ pub struct PostgresJournal {
 
 impl PostgresJournal {
     /// The schema the journal's tables live in unless told otherwise.
+    ///
+    /// ```
+    /// use laracopilot::journal::PostgresJournal;
+    /// assert_eq!(PostgresJournal::DEFAULT_SCHEMA, "laracopilot");
+    /// ```
     pub const DEFAULT_SCHEMA: &'static str = "laracopilot";
 
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`,
