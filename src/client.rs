@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::Method;
 use tokio::time::Instant;
 
-use crate::answer::{project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
+use crate::answer::{plans_from_response, project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
 use crate::error::{ErrorContext, TimeoutKind};
 use crate::generation::{Broken, Generation, Start, StreamConfig};
 use crate::http::{Call, Transport};
@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::project::{Project, ProjectState, WaitOptions};
 use crate::spend::{self, Admitted, Asked, Journaled, Spend};
 use crate::tokens::{TokenCheck, PROBE_PROJECT_ID};
-use crate::{Error, Event, Outcome, ProjectId, Result};
+use crate::{Error, Event, Outcome, ProjectId, Result, SubscriptionPlan};
 
 mod builder;
 mod endpoint;
@@ -177,6 +177,41 @@ impl Client {
             starts_work: false,
             project_id: Some(project_id.clone()),
         })
+    }
+
+    /// Sends a request for LaraCopilot's subscription plans
+    /// (`GET /subscription-plans`), in display order: what each costs, the credits
+    /// it grants and what a dollar buys, and its project and seat limits. Spends no
+    /// credits; retried as the status call is.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// for plan in client.subscription_plans().await? {
+    ///     println!("{:?}: {:?} credits a month", plan.name, plan.credits_per_month);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The request-level errors of [`Client::project`]; [`Error::Api`] for an
+    /// answer that is not `{"data": [plan, ...]}` (a proxy's page, say);
+    /// [`Error::Decode`] for one larger than 256 KiB.
+    pub async fn subscription_plans(&self) -> Result<Vec<SubscriptionPlan>> {
+        let transport = &self.inner.transport;
+        let call = Call {
+            method: Method::GET,
+            url: endpoint::url(transport.base(), &["subscription-plans"]),
+            accept: JSON,
+            body: None,
+            wait: (transport.request_timeout(), TimeoutKind::Request),
+            deadline: None,
+            starts_work: false,
+            project_id: None,
+        };
+        let (answer, _span) = transport.exchange(call).await?;
+        plans_from_response(answer).await
     }
 
     /// Polls the project's status until it succeeds or fails (as `options` reads the

@@ -132,6 +132,7 @@ mod error;
 mod event;
 mod id;
 mod lenient;
+mod plans;
 mod project;
 mod random;
 mod retry;
@@ -149,6 +150,7 @@ pub use event::{
 };
 pub use generation::{Generation, Outcome};
 pub use id::{LocalId, ProjectId};
+pub use plans::SubscriptionPlan;
 pub use progress::{Phase, Progress, Stats};
 pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
