@@ -667,6 +667,7 @@ impl Client {
             span,
             deadline,
             prefix: std::mem::take(&mut answer.prefix),
+            token: answer.token.clone(),
         };
         Ok(Generation::new(
             reqwest::Body::from(answer.response),

@@ -135,6 +135,7 @@ mod lenient;
 mod plans;
 mod project;
 mod random;
+mod redact;
 mod retry;
 mod token;
 mod trace;
