@@ -29,7 +29,7 @@ pub(crate) const MAX_STATUS_ANSWER: usize = 256 * 1024;
 const BODY_SNIPPET: usize = 512;
 
 /// The server's answer to a call, as the transport hands it over.
-pub(crate) struct Answer {
+pub(crate) struct Received {
     pub(crate) response: Response,
     /// Requests sent, the first included.
     pub(crate) attempts: u32,
@@ -43,6 +43,18 @@ pub(crate) struct Answer {
     pub(crate) refresh_error: Option<BoxError>,
     /// The start of the body, already read (to tell what an answer is).
     pub(crate) prefix: Bytes,
+    /// When reading this answer's error body must end, when its reading began
+    /// already (a 401's, before the token refresh): one budget of time for the
+    /// whole body, however many reads share it.
+    pub(crate) body_deadline: Option<Instant>,
+}
+
+/// The earlier of two optional instants.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether the `Content-Type` of `headers` is `wanted` (parameters ignored).
@@ -138,16 +150,18 @@ pub(crate) struct ErrorAnswer {
 
 impl ErrorAnswer {
     /// Reads the rest of `answer`'s body, up to [`MAX_ERROR_BODY`] and `deadline`.
-    pub(crate) async fn read(answer: Answer, deadline: Option<Instant>) -> ErrorAnswer {
-        let Answer {
+    pub(crate) async fn read(answer: Received, deadline: Option<Instant>) -> ErrorAnswer {
+        let Received {
             mut response,
             attempts,
             token,
             may_have_started_work,
             refresh_error,
             prefix,
+            body_deadline,
             ..
         } = answer;
+        let deadline = earliest(body_deadline, deadline);
         let status = response.status().as_u16();
         let headers = response.headers();
         let retry_after = retry_after(headers, SystemTime::now());
@@ -286,7 +300,7 @@ fn redact_body(token: &Token, body: &mut ErrorBody) {
 
 /// Reads a non-success (or unexpected) answer and turns it into its [`Error`].
 pub(crate) async fn error_from_response(
-    answer: Answer,
+    answer: Received,
     project_id: Option<ProjectId>,
     deadline: Option<Instant>,
 ) -> Error {
@@ -298,7 +312,7 @@ pub(crate) async fn error_from_response(
 /// The body of a success answer of a JSON call, read up to [`MAX_STATUS_ANSWER`]
 /// (the call's own timeout bounds the time), as text; `what` names the answer in
 /// errors.
-async fn json_body(answer: Answer, what: &'static str) -> Result<String, Error> {
+async fn json_body(answer: Received, what: &'static str) -> Result<String, Error> {
     let attempts = answer.attempts;
     let mut response = answer.response;
     let mut bytes = answer.prefix.to_vec();
@@ -322,7 +336,7 @@ async fn json_body(answer: Answer, what: &'static str) -> Result<String, Error> 
 
 /// Reads and decodes the body of a success answer of the status call.
 pub(crate) async fn project_from_response(
-    answer: Answer,
+    answer: Received,
     requested: &ProjectId,
 ) -> Result<Project, Error> {
     let attempts = answer.attempts;
@@ -357,7 +371,7 @@ pub(crate) async fn project_from_response(
 /// Reads and decodes the body of a success answer of the plans call: the plans, or
 /// an [`Error::Api`] (an answer that is not the documented list, a proxy's page) or
 /// [`Error::Decode`] (too large).
-pub(crate) async fn plans_from_response(answer: Answer) -> Result<Vec<SubscriptionPlan>, Error> {
+pub(crate) async fn plans_from_response(answer: Received) -> Result<Vec<SubscriptionPlan>, Error> {
     let attempts = answer.attempts;
     let token = answer.token.clone();
     let mut text = json_body(answer, "subscription plans").await?;

@@ -137,7 +137,6 @@ mod project;
 mod random;
 mod redact;
 mod retry;
-mod token;
 mod trace;
 
 pub use budget::{Budget, BudgetWindow, ParseBudgetError};
@@ -155,7 +154,7 @@ pub use plans::SubscriptionPlan;
 pub use progress::{Phase, Progress, Stats};
 pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
-pub use token::Token;
+pub use tokens::token::Token;
 
 /// The HTTP client crate this crate uses, for [`ClientBuilder::http_client`]: a
 /// major version bump of reqwest here is a major version bump of this crate.

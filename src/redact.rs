@@ -30,7 +30,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::Token;
 
 /// A run of at least this many characters that begins a spelling of the token is
 /// masked even when the spelling does not go on (a truncated echo).
@@ -97,18 +96,12 @@ enum Spelled {
 }
 
 impl Redactor {
-    /// The redactor of `token`, masked as [`Token::masked`] shows it.
-    pub(crate) fn new(token: &Token) -> Self {
-        // The header is the one place where the crate exposes the token; the
-        // redactor needs its value to find it, and keeps it only in zeroized buffers.
-        let header = token.authorization();
-        let value = header.as_bytes();
-        let value = value.strip_prefix(b"Bearer ").unwrap_or(value);
+    /// The redactor of the token `value`, masked as `mask` (the token's own, see
+    /// [`Token::masked`](crate::Token::masked)); get a token's with
+    /// `Token::redactor`.
+    pub(crate) fn new(value: &[u8], mask: String) -> Self {
         let secret = Zeroizing::new(String::from_utf8_lossy(value).into_owned());
-        Redactor::of_secret(&secret, token.masked())
-    }
-
-    fn of_secret(secret: &str, mask: String) -> Self {
+        let secret: &str = &secret;
         let mut needles = vec![Needle::of(secret, false, false)];
         let hex = Zeroizing::new(
             secret
@@ -522,7 +515,7 @@ mod tests {
     const SECRET: &str = "lcp_live_S3CR3T-t0k3n/never+print-9f8e";
 
     fn redactor() -> Redactor {
-        Redactor::new(&Token::new(SECRET).unwrap())
+        Redactor::new(SECRET.as_bytes(), crate::Token::new(SECRET).unwrap().masked())
     }
 
     /// Whether `masked` holds no piece of the secret as long as [`MIN_PIECE`].

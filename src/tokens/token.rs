@@ -8,12 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zeroize::Zeroize;
 
+use super::info::TokenInfo;
 use crate::redact::Redactor;
 use crate::{Error, Result};
 
-mod info;
-
-pub use info::{Expiration, TokenInfo, TokenStatus};
 
 /// A LaraCopilot team API token.
 ///
@@ -148,7 +146,15 @@ impl Token {
 
     /// The redactor of this token, made on first use and shared by its clones.
     pub(crate) fn redactor(&self) -> &Redactor {
-        self.secret.redactor.get_or_init(|| Redactor::new(self))
+        self.secret.redactor.get_or_init(|| {
+            // The header is the one place where the crate exposes the token; the
+            // redactor needs its value to find it, and keeps it only in zeroized
+            // buffers.
+            let header = self.authorization();
+            let value = header.as_bytes();
+            let value = value.strip_prefix(b"Bearer ").unwrap_or(value);
+            Redactor::new(value, self.masked())
+        })
     }
 
     /// Compares two token values without exposing either.
@@ -177,6 +183,7 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Expiration;
 
     #[test]
     fn rejects_empty_whitespace_control_and_invisible_characters_without_echoing() {
