@@ -30,7 +30,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-
 /// A run of at least this many characters that begins a spelling of the token is
 /// masked even when the spelling does not go on (a truncated echo).
 pub(crate) const MIN_PIECE: usize = 12;
@@ -515,7 +514,10 @@ mod tests {
     const SECRET: &str = "lcp_live_S3CR3T-t0k3n/never+print-9f8e";
 
     fn redactor() -> Redactor {
-        Redactor::new(SECRET.as_bytes(), crate::Token::new(SECRET).unwrap().masked())
+        Redactor::new(
+            SECRET.as_bytes(),
+            crate::Token::new(SECRET).unwrap().masked(),
+        )
     }
 
     /// Whether `masked` holds no piece of the secret as long as [`MIN_PIECE`].

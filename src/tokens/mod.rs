@@ -65,9 +65,9 @@ mod providers;
 mod source;
 pub(crate) mod token;
 
-pub use info::{Expiration, TokenInfo, TokenStatus};
 pub use check::TokenCheck;
 pub use file::FileToken;
+pub use info::{Expiration, TokenInfo, TokenStatus};
 pub use providers::{EnvToken, FnToken, StaticToken};
 
 pub(crate) use check::PROBE_PROJECT_ID;

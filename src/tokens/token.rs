@@ -12,7 +12,6 @@ use super::info::TokenInfo;
 use crate::redact::Redactor;
 use crate::{Error, Result};
 
-
 /// A LaraCopilot team API token.
 ///
 /// The value is kept in a [`secrecy`] box and never printed: `Debug` shows only the
