@@ -226,7 +226,10 @@ impl MockServerBuilder {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use laracopilot_mock::{MockServer, OnClientDrop, ProjectStatus};
     ///
-    /// let server = MockServer::builder().on_client_drop(OnClientDrop::Fail).start()?;
+    /// let server = MockServer::builder()
+    ///     .pacing(std::time::Duration::from_millis(50)) // the client leaves long before the end
+    ///     .on_client_drop(OnClientDrop::Fail)
+    ///     .start()?;
     /// let mut generation = server.client().generate("Build a task management app").await?;
     /// generation.next().await.transpose()?; // project_created, then the client leaves
     /// let id = generation.project_id().cloned().expect("known after project_created");

@@ -216,7 +216,7 @@ async fn resume_read_by_head_1_settles_the_entry_it_reported_and_no_other() {
         .set_body_json(json!({"status": true, "project_id": "p2",
                               "app_url": "https://p2.laracopilot.com",
                               "project_status": "ready", "name": "Tasks"}))
-        .set_delay(Duration::from_secs(2));
+        .set_delay(Duration::from_secs(4));
     mount(&server, "GET", "/agent/project/p2", late).await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("app.journal");
