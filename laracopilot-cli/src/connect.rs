@@ -131,6 +131,20 @@ pub fn token_set() -> bool {
     std::env::var_os(laracopilot::TOKEN_ENV).is_some()
 }
 
+/// Which API a run would talk to, without sending anything: the real API's base URL
+/// as a client built from the environment normalizes it, or `offline` when no token
+/// is set (for `generate --cache`, whose entries belong to one API).
+///
+/// # Errors
+///
+/// [`Failure::Sdk`] with `Error::Config` for a bad token or base URL.
+pub fn api_identity(offline: &str) -> Result<String, Failure> {
+    if !token_set() {
+        return Ok(offline.to_owned());
+    }
+    Ok(Client::builder().from_env().build()?.base_url().to_owned())
+}
+
 /// The real API's client, as the environment configures it, shaped by `flags`;
 /// says which API on stderr.
 ///

@@ -28,7 +28,7 @@ pub fn line(text: &str) -> Result<(), Failure> {
 ///
 /// # Errors
 ///
-/// As [`line`].
+/// As [`line()`].
 pub fn json(value: &Value) -> Result<(), Failure> {
     write_stdout(&value.to_string())
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use laracopilot::{Client, Outcome};
+use laracopilot::Outcome;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -39,13 +39,8 @@ const OFFLINE: &str = "offline mock";
 ///
 /// Why the generation failed, or why the cache cannot be written.
 pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Failure> {
-    // Building a client sends nothing: it only reads the environment, to tell which
-    // API the cache entry must come from.
-    let api = if connect::token_set() {
-        Client::builder().from_env().build()?.base_url().to_owned()
-    } else {
-        OFFLINE.to_owned()
-    };
+    // Which API the cache entry must come from (building a client sends nothing).
+    let api = connect::api_identity(OFFLINE)?;
     if !args.fresh {
         match read(path) {
             Ok(Some(entry)) if entry.api == api && entry.prompt == prompt => {
