@@ -318,6 +318,23 @@ impl Client {
         self.call(|client| async move { client.resume(&entry, options).await })
     }
 
+    /// Settles one unfinished entry once `report` reported its outcome, as
+    /// [`crate::Client::resume_reported`] (`report` runs on the client's runtime
+    /// thread).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::resume_reported`].
+    pub fn resume_reported(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+        report: impl FnOnce(&Result<Outcome>) -> bool + Send + 'static,
+    ) -> Result<Outcome> {
+        let entry = entry.clone();
+        self.call(|client| async move { client.resume_reported(&entry, options, report).await })
+    }
+
     /// Deletes the journal's entries settled more than `older_than` ago, as
     /// [`crate::Client::prune_journal`].
     ///

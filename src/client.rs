@@ -455,15 +455,60 @@ impl Client {
     /// As above; [`Error::Config`] when the client has no journal; [`Error::Journal`]
     /// when the outcome cannot be recorded.
     pub async fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
+        self.resume_reported(entry, options, |_| true).await
+    }
+
+    /// Like [`resume`](Client::resume), but the outcome is recorded only once
+    /// `report` has reported it: `report` gets the result before the journal
+    /// settles the entry, and answers whether it could report it (printed, sent,
+    /// stored); when it answers `false`, nothing is recorded and the entry is left
+    /// unfinished, to resume later. So an entry is never settled whose outcome
+    /// nobody saw (a command whose output pipe closed, say). A result that
+    /// settles nothing (a poll that timed out) is reported too.
+    ///
+    /// # Errors
+    ///
+    /// As [`resume`](Client::resume); [`Error::Journal`] when the reported outcome
+    /// could not be recorded (the entry stays unfinished).
+    pub async fn resume_reported(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+        report: impl FnOnce(&Result<Outcome>) -> bool,
+    ) -> Result<Outcome> {
         let store = self.store()?;
         let taken = || Error::EntryTaken {
             local_id: entry.local_id.clone(),
             context: ErrorContext::of(entry.project_id.clone(), 0),
         };
         let Some((entry, fence)) = store.claim(&entry.local_id).await? else {
-            return Err(taken());
+            let result = Err(taken());
+            report(&result);
+            return result;
         };
         let journaled = spend::Journaled::resumed(Arc::clone(store), entry.local_id.clone(), fence);
+        let (result, settlement) = self.resume_claimed(&entry, options).await;
+        if !report(&result) {
+            // Not reported: released, for a later resume.
+            return result;
+        }
+        let Some(settlement) = settlement else {
+            return result;
+        };
+        match journaled.settle_checked(settlement).await {
+            Ok(true) => result,
+            Ok(false) => Err(taken()),
+            Err(error) => Err(error.with_journal_id(Some(&entry.local_id))),
+        }
+    }
+
+    /// What resuming a claimed `entry` finds, and the settlement that records it
+    /// (`None` when it proves nothing).
+    async fn resume_claimed(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+    ) -> (Result<Outcome>, Option<Settlement>) {
         let provable = match entry.kind {
             Kind::FollowUp => entry.accepted,
             _ => true,
@@ -474,27 +519,24 @@ impl Client {
                 accepted: entry.accepted,
                 context: ErrorContext::of(entry.project_id.clone(), 0),
             };
-            return match journaled.settle_checked(Settlement::Unknown).await? {
-                true => Err(error),
-                false => Err(taken()),
-            };
+            return (Err(error), Some(Settlement::Unknown));
         };
         let polled = self.wait_for_project(&id, options).await;
-        if let Some(settlement) = settlement_of_poll(&polled) {
-            if !journaled.settle_checked(settlement).await? {
-                return Err(taken());
-            }
-        }
-        let project = polled.map_err(|e| e.with_journal_id(Some(&entry.local_id)))?;
-        let mut progress = Progress::of_call(
-            Instant::now(),
-            Some(id),
-            Some(entry.local_id),
-            0,
-            Duration::ZERO,
-        );
-        progress.recovered();
-        Ok(Outcome::polled(progress, project))
+        let settlement = settlement_of_poll(&polled);
+        let result = polled
+            .map(|project| {
+                let mut progress = Progress::of_call(
+                    Instant::now(),
+                    Some(id),
+                    Some(entry.local_id.clone()),
+                    0,
+                    Duration::ZERO,
+                );
+                progress.recovered();
+                Outcome::polled(progress, project)
+            })
+            .map_err(|e| e.with_journal_id(Some(&entry.local_id)));
+        (result, settlement)
     }
 
     /// Deletes the journal's entries settled more than `older_than` ago, and their

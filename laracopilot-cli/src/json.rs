@@ -37,11 +37,11 @@ pub fn outcome_object(outcome: &Outcome, extra: Vec<(&str, Value)>) -> Map<Strin
     let mut object = Map::new();
     object.insert(
         "project_id".into(),
-        Value::from(outcome.project_id.as_ref().map(|p| p.as_str())),
+        Value::from(outcome.project_id().map(|p| p.as_str())),
     );
     object.insert("app_url".into(), Value::from(outcome.app_url.clone()));
     object.insert("files".into(), Value::from(outcome.files.clone()));
-    object.insert("events".into(), Value::from(outcome.stats.events));
+    object.insert("events".into(), Value::from(outcome.stats().events));
     object.insert("elapsed_ms".into(), Value::from(elapsed));
     for (key, value) in extra {
         object.insert(key.to_owned(), value);

@@ -72,7 +72,7 @@ pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Fai
 
 fn outcome_id(result: &Result<Outcome, Failure>) -> Option<laracopilot::ProjectId> {
     match result {
-        Ok(outcome) => outcome.project_id.clone(),
+        Ok(outcome) => outcome.project_id().cloned(),
         Err(failure) => failure.sdk()?.project_id().cloned(),
     }
 }
@@ -116,10 +116,10 @@ impl Entry {
         Entry {
             api,
             prompt,
-            project_id: outcome.project_id.as_ref().map(ToString::to_string),
+            project_id: outcome.project_id().map(ToString::to_string),
             app_url: outcome.app_url.clone(),
             files: outcome.files.clone(),
-            events: outcome.stats.events,
+            events: outcome.stats().events,
         }
     }
 }

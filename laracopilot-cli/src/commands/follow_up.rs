@@ -58,7 +58,8 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
                 .finish()
                 .await?;
             let created = outcome
-                .project_id
+                .project_id()
+                .cloned()
                 .ok_or_else(|| Failure::Local("the offline generation named no project".into()))?;
             out::note("Project", &format!("{created} is ready: following up"));
             created

@@ -75,7 +75,7 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     .await;
     if let Some(offline) = &connection.offline {
         let id = match &result {
-            Ok(outcome) => outcome.project_id.clone(),
+            Ok(outcome) => outcome.project_id().cloned(),
             Err(failure) => failure
                 .sdk()
                 .and_then(laracopilot::Error::project_id)

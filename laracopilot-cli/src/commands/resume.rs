@@ -1,19 +1,19 @@
 //! `laracopilot resume --journal FILE`: a service's start-up, from a shell. Settles
 //! the generations that a previous run left unfinished in its journal.
 //!
-//! Nothing is settled that is not reported: the journal is wrapped so that each
-//! settlement is written only while stdout can still be written ([`Reported`]); when
-//! the reader is gone the entry stays unfinished and the run stops (exit 141). The
-//! one window left is between that check and the write of the entry's line, which
-//! holds no network call and no wait: only the journal's own write. A reader that
-//! closes exactly there loses the line of one settled entry (the journal, not stdout,
-//! is the record).
+//! Nothing is settled that is not reported: each entry is resumed with
+//! `Client::resume_reported`, whose report (asked after the poll, before the
+//! settlement is written) answers whether stdout can still be written; when the
+//! reader is gone the entry stays unfinished and the run stops (exit 141). The one
+//! window left is between that check and the write of the entry's line, which holds
+//! no network call and no wait: only the journal's own write. A reader that closes
+//! exactly there loses the line of one settled entry (the journal, not stdout, is
+//! the record).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use laracopilot::journal::{Entry, Journal, JournalFuture, Record};
+use laracopilot::journal::Entry;
 use laracopilot::{Error, Outcome, WaitOptions};
 use serde_json::{Map, Value};
 
@@ -75,7 +75,7 @@ pub struct Args {
 /// A journal that cannot be opened or read, a bad configuration, a closed stdout.
 pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     let spec = args.journal.journal.as_deref().unwrap_or_default();
-    let journal: Arc<dyn Journal> = Arc::new(Reported(connect::open_journal(spec)?));
+    let journal = connect::open_journal(spec).await?;
     let connection = connect::connect(&args.talk, Some(journal))?;
     let client = &connection.client;
     let entries = client.unfinished().await?;
@@ -100,7 +100,19 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
                 laracopilot::TOKEN_ENV,
                 laracopilot::BASE_URL_ENV
             ))),
-            None => client.resume(entry, options.clone()).await.map_err(closed),
+            None => {
+                let mut reported = true;
+                let result = client
+                    .resume_reported(entry, options.clone(), |_| {
+                        reported = !out::stdout_closed();
+                        reported
+                    })
+                    .await;
+                match reported {
+                    true => result.map_err(Failure::Sdk),
+                    false => Err(Failure::Closed),
+                }
+            }
         };
         if matches!(result, Err(Failure::Closed)) {
             return Err(Failure::Closed);
@@ -116,19 +128,6 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     let text = format!("{succeeded} of {} succeeded", entries.len());
     out::note("Settled", &text);
     Ok(ExitCode::from(code))
-}
-
-/// The failure of a resume; [`Failure::Closed`] when the journal refused to settle
-/// the entry because stdout was closed.
-fn closed(error: Error) -> Failure {
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        if cause.is::<StdoutClosed>() {
-            return Failure::Closed;
-        }
-        source = cause.source();
-    }
-    Failure::Sdk(error)
 }
 
 /// Prints how `entry` settled: a JSON line with the entry's fields, or a line for
@@ -150,7 +149,7 @@ fn report(entry: &Entry, result: &Result<Outcome, Failure>, json: bool) -> Resul
     }
     match result {
         Ok(outcome) => {
-            let id = outcome.project_id.as_ref().map_or("-", |p| p.as_str());
+            let id = outcome.project_id().map_or("-", |p| p.as_str());
             let url = outcome.app_url.as_deref().unwrap_or("(no URL given)");
             out::line(&format!(
                 "{}: succeeded: project {id}, {url}",
@@ -210,34 +209,5 @@ fn explain(failure: &Failure) -> String {
             .to_owned(),
         Some("timeout") => format!("{failure}; left unfinished, to resume later"),
         _ => failure.to_string(),
-    }
-}
-
-/// Why [`Reported`] refused to settle an entry.
-#[derive(Debug)]
-struct StdoutClosed;
-
-impl std::fmt::Display for StdoutClosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stdout is closed: the settlement could not be reported")
-    }
-}
-
-impl std::error::Error for StdoutClosed {}
-
-/// A journal that settles an entry only while stdout can still be written, so that
-/// no entry is settled whose line nobody can read.
-struct Reported(Arc<dyn Journal>);
-
-impl Journal for Reported {
-    fn write(&self, record: Record) -> JournalFuture<'_, ()> {
-        if matches!(record, Record::Settled { .. }) && out::stdout_closed() {
-            return Box::pin(async { Err(StdoutClosed.into()) });
-        }
-        self.0.write(record)
-    }
-
-    fn unfinished(&self) -> JournalFuture<'_, Vec<Entry>> {
-        self.0.unfinished()
     }
 }

@@ -31,7 +31,7 @@ pub async fn stream(
     extra: Vec<(&str, Value)>,
     summary: bool,
 ) -> Result<Outcome, Failure> {
-    let journal_id = generation.journal_id().map(|id| id.to_string());
+    let journal_id = generation.progress().journal_id().map(|id| id.to_string());
     if let Some(id) = &journal_id {
         out::note("Journal", &format!("entry {id}"));
     }
@@ -103,7 +103,7 @@ async fn until_failed<F: Future>(
 /// A closed stdout.
 pub fn print_summary(outcome: &Outcome) -> Result<(), Failure> {
     let progress = &outcome.progress;
-    let id = outcome.project_id.as_ref().map_or("-", |id| id.as_str());
+    let id = outcome.project_id().map_or("-", |id| id.as_str());
     out::line(&format!("Project: {id}"))?;
     let url = outcome.app_url.as_deref().unwrap_or("(no URL given)");
     out::line(&format!("App:     {url}"))?;
