@@ -15,14 +15,14 @@
 # Settings (environment): LARACOPILOT_PG_PORT (5432, or the next free port when
 # another cluster has 5432; the URL says which), LARACOPILOT_PG_USER
 # (laracopilot), LARACOPILOT_PG_PASSWORD (laracopilot), LARACOPILOT_PG_DATABASE
-# (laracopilot_test). Nothing is reachable from outside this machine.
+# (laracopilot). Nothing is reachable from outside this machine.
 
 laracopilot_postgres() (
   set -euo pipefail
   local port="${LARACOPILOT_PG_PORT:-5432}"
   local user="${LARACOPILOT_PG_USER:-laracopilot}"
   local password="${LARACOPILOT_PG_PASSWORD:-laracopilot}"
-  local database="${LARACOPILOT_PG_DATABASE:-laracopilot_test}"
+  local database="${LARACOPILOT_PG_DATABASE:-laracopilot}"
   local cluster=laracopilot
   say() { printf 'postgres.sh: %s\n' "$*" >&2; }
 

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::error::{BoxError, ErrorContext, TimeoutKind};
 use crate::lenient::{self, Fields};
+use crate::plans::{decode_plans, SubscriptionPlan};
 use crate::project::{decode_status, StatusAnswer};
 use crate::{Error, Project, ProjectId, Token};
 
@@ -28,7 +29,7 @@ pub(crate) const MAX_STATUS_ANSWER: usize = 256 * 1024;
 const BODY_SNIPPET: usize = 512;
 
 /// The server's answer to a call, as the transport hands it over.
-pub(crate) struct Answer {
+pub(crate) struct Received {
     pub(crate) response: Response,
     /// Requests sent, the first included.
     pub(crate) attempts: u32,
@@ -42,6 +43,18 @@ pub(crate) struct Answer {
     pub(crate) refresh_error: Option<BoxError>,
     /// The start of the body, already read (to tell what an answer is).
     pub(crate) prefix: Bytes,
+    /// When reading this answer's error body must end, when its reading began
+    /// already (a 401's, before the token refresh): one budget of time for the
+    /// whole body, however many reads share it.
+    pub(crate) body_deadline: Option<Instant>,
+}
+
+/// The earlier of two optional instants.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether the `Content-Type` of `headers` is `wanted` (parameters ignored).
@@ -137,16 +150,18 @@ pub(crate) struct ErrorAnswer {
 
 impl ErrorAnswer {
     /// Reads the rest of `answer`'s body, up to [`MAX_ERROR_BODY`] and `deadline`.
-    pub(crate) async fn read(answer: Answer, deadline: Option<Instant>) -> ErrorAnswer {
-        let Answer {
+    pub(crate) async fn read(answer: Received, deadline: Option<Instant>) -> ErrorAnswer {
+        let Received {
             mut response,
             attempts,
             token,
             may_have_started_work,
             refresh_error,
             prefix,
+            body_deadline,
             ..
         } = answer;
+        let deadline = earliest(body_deadline, deadline);
         let status = response.status().as_u16();
         let headers = response.headers();
         let retry_after = retry_after(headers, SystemTime::now());
@@ -285,7 +300,7 @@ fn redact_body(token: &Token, body: &mut ErrorBody) {
 
 /// Reads a non-success (or unexpected) answer and turns it into its [`Error`].
 pub(crate) async fn error_from_response(
-    answer: Answer,
+    answer: Received,
     project_id: Option<ProjectId>,
     deadline: Option<Instant>,
 ) -> Error {
@@ -294,14 +309,11 @@ pub(crate) async fn error_from_response(
         .into_error(project_id)
 }
 
-/// Reads and decodes the body of a success answer of the status call, up to
-/// [`MAX_STATUS_ANSWER`] (the call's own timeout bounds the time).
-pub(crate) async fn project_from_response(
-    answer: Answer,
-    requested: &ProjectId,
-) -> Result<Project, Error> {
+/// The body of a success answer of a JSON call, read up to [`MAX_STATUS_ANSWER`]
+/// (the call's own timeout bounds the time), as text; `what` names the answer in
+/// errors.
+async fn json_body(answer: Received, what: &'static str) -> Result<String, Error> {
     let attempts = answer.attempts;
-    let token = answer.token.clone();
     let mut response = answer.response;
     let mut bytes = answer.prefix.to_vec();
     if let Some(coding) = unasked_coding(response.headers()) {
@@ -313,16 +325,23 @@ pub(crate) async fn project_from_response(
         ));
     }
     match read_capped(&mut response, MAX_STATUS_ANSWER, None, &mut bytes).await {
-        Ok(Read::Whole) => {}
-        Ok(Read::Capped | Read::Stalled) => {
-            return Err(Error::decode(
-                "project status",
-                format!("the answer is larger than {MAX_STATUS_ANSWER} bytes"),
-            ))
-        }
-        Err(error) => return Err(Error::from_reqwest(error, TimeoutKind::Request)),
+        Ok(Read::Whole) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(Read::Capped | Read::Stalled) => Err(Error::decode(
+            what,
+            format!("the answer is larger than {MAX_STATUS_ANSWER} bytes"),
+        )),
+        Err(error) => Err(Error::from_reqwest(error, TimeoutKind::Request)),
     }
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+}
+
+/// Reads and decodes the body of a success answer of the status call.
+pub(crate) async fn project_from_response(
+    answer: Received,
+    requested: &ProjectId,
+) -> Result<Project, Error> {
+    let attempts = answer.attempts;
+    let token = answer.token.clone();
+    let mut text = json_body(answer, "project status").await?;
     match decode_status(&text, requested) {
         Ok(StatusAnswer::Project(mut project)) => {
             // It may end up in an error (a failed project's): the token never does.
@@ -349,8 +368,32 @@ pub(crate) async fn project_from_response(
     }
 }
 
-/// A 200 status answer that is not the project asked for (refused, about another
-/// project, or unreadable as sent): an API error that started no work.
+/// Reads and decodes the body of a success answer of the plans call: the plans, or
+/// an [`Error::Api`] (an answer that is not the documented list, a proxy's page) or
+/// [`Error::Decode`] (too large).
+pub(crate) async fn plans_from_response(answer: Received) -> Result<Vec<SubscriptionPlan>, Error> {
+    let attempts = answer.attempts;
+    let token = answer.token.clone();
+    let mut text = json_body(answer, "subscription plans").await?;
+    match decode_plans(&text) {
+        Ok(mut plans) => {
+            for plan in &mut plans {
+                plan.redact_with(|field| token.redact(field));
+            }
+            Ok(plans)
+        }
+        Err(why) => {
+            token.redact(&mut text);
+            let mut why = format!("not the list of subscription plans: {why}");
+            token.redact(&mut why);
+            Err(not_a_project(Some(why), snippet(&text), None, attempts))
+        }
+    }
+}
+
+/// A 200 answer that is not what a JSON call asked for (a status answer refused or
+/// about another project, a list that is not the plans, a body unreadable as
+/// sent): an API error that started no work.
 fn not_a_project(
     message: Option<String>,
     body: String,

@@ -72,7 +72,8 @@ use crate::tokens::TokenCheck;
 #[cfg(doc)]
 use crate::Error;
 use crate::{
-    ClientBuilder, Event, Outcome, Progress, Project, ProjectId, Result, Stats, WaitOptions,
+    ClientBuilder, Event, Outcome, Progress, Project, ProjectId, Result, Stats, SubscriptionPlan,
+    WaitOptions,
 };
 
 /// A blocking client of the LaraCopilot Agent API.
@@ -185,6 +186,15 @@ impl Client {
     pub fn project(&self, project_id: impl Into<ProjectId>) -> Result<Project> {
         let project_id: ProjectId = project_id.into();
         self.call(|client| async move { client.project(project_id).await })
+    }
+
+    /// LaraCopilot's subscription plans, as [`crate::Client::subscription_plans`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::subscription_plans`].
+    pub fn subscription_plans(&self) -> Result<Vec<SubscriptionPlan>> {
+        self.call(|client| async move { client.subscription_plans().await })
     }
 
     /// Polls the project's status until it settles or the options' timeout passes,
@@ -306,6 +316,23 @@ impl Client {
     pub fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
         let entry = entry.clone();
         self.call(|client| async move { client.resume(&entry, options).await })
+    }
+
+    /// Settles one unfinished entry once `report` reported its outcome, as
+    /// [`crate::Client::resume_reported`] (`report` runs on the client's runtime
+    /// thread).
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::resume_reported`].
+    pub fn resume_reported(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+        report: impl FnOnce(&Result<Outcome>) -> bool + Send + 'static,
+    ) -> Result<Outcome> {
+        let entry = entry.clone();
+        self.call(|client| async move { client.resume_reported(&entry, options, report).await })
     }
 
     /// Deletes the journal's entries settled more than `older_than` ago, as

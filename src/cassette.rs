@@ -81,7 +81,7 @@
 //! | request | `x`; `request`: `method`, `path` (relative to the base URL, so `/agent/generate`), `headers` (`accept`, `content-type`, `user-agent`, and `authorization` as the token's mask, `Bearer ****9f8e`), `body` (text) or `body_b64` |
 //! | answer head | `x`, `t`, `status`, `headers` (name and value pairs, in order) |
 //! | body chunk | `x`, `t`, and `data` (the bytes as text, when they are valid UTF-8) or `b64` (standard base64, when not: a chunk may end inside a character) |
-//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in the mock crate's fault variants: nothing more is sent, the connection stays open), `unsent` (the connection could not be made: the request never reached the server) |
+//! | end | `x`, `t`, `end`: `complete` (the body ended), `reset` (the connection broke, or no answer came; `error` says why), `dropped` (the client stopped reading first, as the SDK does after a terminal event), `stalled` (only in the mock crate's fault variants: nothing more is sent, the connection stays open), `unsent` (the connection could not be made: the request never reached the server); `omitted` when the body's bytes are not on the tape (a compressed body) |
 //!
 //! A replay ends each body as its end line says: `complete` and `dropped` end it
 //! cleanly, `reset` breaks the connection, `stalled` keeps it open and silent. An
@@ -104,12 +104,16 @@
 //!
 //! The token never reaches the file. `Authorization` is written as the token's mask
 //! (the dashboard's `****` and its last four characters), and wherever the server
-//! echoes the token (in a header, a body, an error page), every spelling of it is
-//! replaced by the mask: plain, JSON-escaped (`\/`, `\u0061`), percent-encoded, and
-//! base64 (standard and URL-safe, alone or inside a larger value such as the
-//! `user:token` of Basic auth), also when the body's chunks split it. A prefix of
-//! 12 characters or more of any of these spellings (a truncated echo) is masked too.
-//! `Set-Cookie` values are written as `name=****`.
+//! echoes the token (in a header, a body, an error page), every spelling the SDK
+//! promises to mask is replaced by the mask (the same redactor as for errors: plain,
+//! JSON-escaped, percent-encoded once or twice, HTML character references, hex, and
+//! base64 standard or URL-safe at any alignment and wrapped at any width; see the
+//! README's list), also when the body's chunks split it; a prefix of 12 characters
+//! or more of any of these spellings (a truncated echo) is masked too. `Set-Cookie`
+//! values are written as `name=****`. A compressed body (`Content-Encoding: gzip`,
+//! ...), inside which no spelling can be found, is not stored: its end line says so
+//! (`"omitted"`), and a replay serves its head with an empty body (the SDK refuses
+//! a compressed answer anyway, naming the coding).
 //!
 //! # Crash safety
 //!
@@ -131,7 +135,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 mod record;
-mod redact;
 mod wire;
 
 pub(crate) use record::{relative_path, Outgoing, Recorder};
@@ -220,6 +223,9 @@ pub struct End {
     /// What the client's HTTP stack said, for [`Ending::Reset`] and
     /// [`Ending::Unsent`].
     pub error: Option<String>,
+    /// Why the body's bytes are not on the tape: a compressed body (the token could
+    /// not be masked inside it) is recorded as its head only.
+    pub omitted: Option<String>,
 }
 
 /// The ways an exchange ends.
@@ -395,7 +401,12 @@ impl End {
     /// An end `how` at `at`, with the client's `error` for a reset or an unsent
     /// request.
     pub fn new(at: Duration, how: Ending, error: Option<String>) -> Self {
-        End { at, how, error }
+        End {
+            at,
+            how,
+            error,
+            omitted: None,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::Method;
 use tokio::time::Instant;
 
-use crate::answer::{project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
+use crate::answer::{plans_from_response, project_from_response, ErrorAnswer, EVENT_STREAM, JSON};
 use crate::error::{ErrorContext, TimeoutKind};
 use crate::generation::{Broken, Generation, Start, StreamConfig};
 use crate::http::{Call, Transport};
@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::project::{Project, ProjectState, WaitOptions};
 use crate::spend::{self, Admitted, Asked, Journaled, Spend};
 use crate::tokens::{TokenCheck, PROBE_PROJECT_ID};
-use crate::{Error, Event, Outcome, ProjectId, Result};
+use crate::{Error, Event, Outcome, ProjectId, Result, SubscriptionPlan};
 
 mod builder;
 mod endpoint;
@@ -177,6 +177,41 @@ impl Client {
             starts_work: false,
             project_id: Some(project_id.clone()),
         })
+    }
+
+    /// Sends a request for LaraCopilot's subscription plans
+    /// (`GET /subscription-plans`), in display order: what each costs, the credits
+    /// it grants and what a dollar buys, and its project and seat limits. Spends no
+    /// credits; retried as the status call is.
+    ///
+    /// ```no_run
+    /// # async fn run() -> laracopilot::Result<()> {
+    /// let client = laracopilot::Client::from_env()?;
+    /// for plan in client.subscription_plans().await? {
+    ///     println!("{:?}: {:?} credits a month", plan.name, plan.credits_per_month);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The request-level errors of [`Client::project`]; [`Error::Api`] for an
+    /// answer that is not `{"data": [plan, ...]}` (a proxy's page, say);
+    /// [`Error::Decode`] for one larger than 256 KiB.
+    pub async fn subscription_plans(&self) -> Result<Vec<SubscriptionPlan>> {
+        let transport = &self.inner.transport;
+        let call = Call {
+            method: Method::GET,
+            url: endpoint::url(transport.base(), &["subscription-plans"]),
+            accept: JSON,
+            body: None,
+            wait: (transport.request_timeout(), TimeoutKind::Request),
+            deadline: None,
+            starts_work: false,
+            project_id: None,
+        };
+        let (answer, _span) = transport.exchange(call).await?;
+        plans_from_response(answer).await
     }
 
     /// Polls the project's status until it succeeds or fails (as `options` reads the
@@ -420,15 +455,60 @@ impl Client {
     /// As above; [`Error::Config`] when the client has no journal; [`Error::Journal`]
     /// when the outcome cannot be recorded.
     pub async fn resume(&self, entry: &Entry, options: WaitOptions) -> Result<Outcome> {
+        self.resume_reported(entry, options, |_| true).await
+    }
+
+    /// Like [`resume`](Client::resume), but the outcome is recorded only once
+    /// `report` has reported it: `report` gets the result before the journal
+    /// settles the entry, and answers whether it could report it (printed, sent,
+    /// stored); when it answers `false`, nothing is recorded and the entry is left
+    /// unfinished, to resume later. So an entry is never settled whose outcome
+    /// nobody saw (a command whose output pipe closed, say). A result that
+    /// settles nothing (a poll that timed out) is reported too.
+    ///
+    /// # Errors
+    ///
+    /// As [`resume`](Client::resume); [`Error::Journal`] when the reported outcome
+    /// could not be recorded (the entry stays unfinished).
+    pub async fn resume_reported(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+        report: impl FnOnce(&Result<Outcome>) -> bool,
+    ) -> Result<Outcome> {
         let store = self.store()?;
         let taken = || Error::EntryTaken {
             local_id: entry.local_id.clone(),
             context: ErrorContext::of(entry.project_id.clone(), 0),
         };
         let Some((entry, fence)) = store.claim(&entry.local_id).await? else {
-            return Err(taken());
+            let result = Err(taken());
+            report(&result);
+            return result;
         };
         let journaled = spend::Journaled::resumed(Arc::clone(store), entry.local_id.clone(), fence);
+        let (result, settlement) = self.resume_claimed(&entry, options).await;
+        if !report(&result) {
+            // Not reported: released, for a later resume.
+            return result;
+        }
+        let Some(settlement) = settlement else {
+            return result;
+        };
+        match journaled.settle_checked(settlement).await {
+            Ok(true) => result,
+            Ok(false) => Err(taken()),
+            Err(error) => Err(error.with_journal_id(Some(&entry.local_id))),
+        }
+    }
+
+    /// What resuming a claimed `entry` finds, and the settlement that records it
+    /// (`None` when it proves nothing).
+    async fn resume_claimed(
+        &self,
+        entry: &Entry,
+        options: WaitOptions,
+    ) -> (Result<Outcome>, Option<Settlement>) {
         let provable = match entry.kind {
             Kind::FollowUp => entry.accepted,
             _ => true,
@@ -439,27 +519,24 @@ impl Client {
                 accepted: entry.accepted,
                 context: ErrorContext::of(entry.project_id.clone(), 0),
             };
-            return match journaled.settle_checked(Settlement::Unknown).await? {
-                true => Err(error),
-                false => Err(taken()),
-            };
+            return (Err(error), Some(Settlement::Unknown));
         };
         let polled = self.wait_for_project(&id, options).await;
-        if let Some(settlement) = settlement_of_poll(&polled) {
-            if !journaled.settle_checked(settlement).await? {
-                return Err(taken());
-            }
-        }
-        let project = polled.map_err(|e| e.with_journal_id(Some(&entry.local_id)))?;
-        let mut progress = Progress::of_call(
-            Instant::now(),
-            Some(id),
-            Some(entry.local_id),
-            0,
-            Duration::ZERO,
-        );
-        progress.recovered();
-        Ok(Outcome::polled(progress, project))
+        let settlement = settlement_of_poll(&polled);
+        let result = polled
+            .map(|project| {
+                let mut progress = Progress::of_call(
+                    Instant::now(),
+                    Some(id),
+                    Some(entry.local_id.clone()),
+                    0,
+                    Duration::ZERO,
+                );
+                progress.recovered();
+                Outcome::polled(progress, project)
+            })
+            .map_err(|e| e.with_journal_id(Some(&entry.local_id)));
+        (result, settlement)
     }
 
     /// Deletes the journal's entries settled more than `older_than` ago, and their
@@ -632,6 +709,7 @@ impl Client {
             span,
             deadline,
             prefix: std::mem::take(&mut answer.prefix),
+            token: answer.token.clone(),
         };
         Ok(Generation::new(
             reqwest::Body::from(answer.response),

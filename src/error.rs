@@ -142,7 +142,7 @@ pub enum Error {
         /// The scope it counts for.
         scope: String,
         /// When its current window ends and calls are admitted again.
-        resets_at: SystemTime,
+        reset_time: SystemTime,
         /// The call's shared facts.
         context: ErrorContext,
     },
@@ -453,11 +453,11 @@ impl fmt::Display for Error {
             Error::BudgetExhausted {
                 budget,
                 scope,
-                resets_at,
+                reset_time,
                 ..
             } => {
                 write!(f, "not sent: the budget of {budget} of scope {scope:?} is spent")?;
-                match resets_at.duration_since(SystemTime::now()) {
+                match reset_time.duration_since(SystemTime::now()) {
                     Ok(left) => write!(f, "; it resets in {}", Secs(left)),
                     Err(_) => f.write_str("; it resets now"),
                 }
@@ -943,7 +943,7 @@ pub(crate) mod tests {
             Error::BudgetExhausted {
                 budget: Budget::per_hour(10),
                 scope: "tenant-a".into(),
-                resets_at: SystemTime::now() + Duration::from_secs(600),
+                reset_time: SystemTime::now() + Duration::from_secs(600),
                 context: ErrorContext::default(),
             },
             with(Error::Incomplete {

@@ -17,7 +17,7 @@ use crate::error::TimeoutKind;
 use crate::progress::{Progress, Stats};
 use crate::reader::EventReader;
 use crate::trace::CallSpan;
-use crate::{Error, Event, LocalId, Project, ProjectId, Result};
+use crate::{Error, Event, LocalId, Project, ProjectId, Result, Token};
 
 /// Stream settings, copied from the client into each generation.
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ pub struct Generation {
     progress: Progress,
     /// The recorded outcome of an earlier call with the same idempotency key.
     replay: bool,
+    /// The token of the call, to mask in what an error keeps of the server's text.
+    token: Option<Token>,
 }
 
 /// What the client wants to hear from a stream to keep its records true (its
@@ -137,6 +139,8 @@ pub(crate) struct Start {
     pub(crate) deadline: Option<Instant>,
     /// The start of the body, already read by the transport.
     pub(crate) prefix: bytes::Bytes,
+    /// The token the call was sent with.
+    pub(crate) token: Token,
 }
 
 /// A stream that ended with an error, as [`Generation::drive`] hands it back: what
@@ -199,6 +203,7 @@ impl Generation {
             span,
             deadline,
             prefix,
+            token,
         } = start;
         let journal_id = watcher.as_ref().and_then(|w| w.journal_id().cloned());
         let id_reported = project_id.is_some();
@@ -227,6 +232,7 @@ impl Generation {
             held,
             progress,
             replay: false,
+            token: Some(token),
         }
     }
 
@@ -266,6 +272,7 @@ impl Generation {
             held: None,
             progress,
             replay: true,
+            token: None,
         }
     }
 
@@ -451,6 +458,22 @@ impl Generation {
                     events: self.progress.events(),
                     context,
                 },
+                Error::CreditsExhausted {
+                    mut raw,
+                    locally,
+                    until,
+                    context,
+                } => {
+                    if let Some(token) = &self.token {
+                        token.redact(&mut raw);
+                    }
+                    Error::CreditsExhausted {
+                        raw,
+                        locally,
+                        until,
+                        context,
+                    }
+                }
                 other => other,
             };
             error
@@ -687,6 +710,7 @@ mod tests {
             span: CallSpan::new("POST", "/agent/generate"),
             deadline: None,
             prefix: bytes::Bytes::new(),
+            token: Token::new("lcp_test_0123456789").unwrap(),
         };
         Generation::new(reqwest::Body::from(body), &config, start)
     }

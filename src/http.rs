@@ -15,7 +15,9 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::answer::{self, error_from_response, is_content_type, Answer, EVENT_STREAM, JSON};
+use crate::answer::{
+    self, earliest, error_from_response, is_content_type, Received, EVENT_STREAM, JSON,
+};
 #[cfg(feature = "record")]
 use crate::cassette;
 use crate::error::{BoxError, TimeoutKind};
@@ -99,6 +101,8 @@ struct Attempt {
     refresh_error: Option<BoxError>,
     /// The start of the body, already read (a 401's, before the refresh).
     prefix: Bytes,
+    /// The deadline that reading the body already started under (a 401's).
+    body_deadline: Option<Instant>,
 }
 
 impl Transport {
@@ -179,7 +183,7 @@ impl Transport {
     /// event stream its content (the `text/event-stream` type, or a body that starts
     /// like one when a proxy dropped the type). Any other answer is read (bounded) and
     /// turned into its [`Error`]; every error carries the call's project id.
-    pub(crate) async fn exchange(&self, call: Call) -> Result<(Answer, CallSpan)> {
+    pub(crate) async fn exchange(&self, call: Call) -> Result<(Received, CallSpan)> {
         let deadline = call.deadline;
         let project_id = call.project_id.clone();
         let wait = call.wait.0;
@@ -211,7 +215,7 @@ impl Transport {
 
     /// Sends `call` (with retries) in its span, and hands back the answer whatever its
     /// status; errors carry the call's project id.
-    pub(crate) async fn send(&self, call: Call) -> Result<(Answer, CallSpan)> {
+    pub(crate) async fn send(&self, call: Call) -> Result<(Received, CallSpan)> {
         let span = CallSpan::new(call.method.as_str(), call.url.path());
         if let Some(id) = &call.project_id {
             span.project(id);
@@ -234,7 +238,7 @@ impl Transport {
     }
 
     /// Sends the call, retrying what is safe to retry; counts every request sent.
-    async fn send_with_retries(&self, call: &Call) -> Result<Answer> {
+    async fn send_with_retries(&self, call: &Call) -> Result<Received> {
         let first_sent = Instant::now();
         let mut attempt = 1;
         let mut sent = 0u32;
@@ -276,7 +280,7 @@ impl Transport {
                 return match outcome {
                     Ok(attempt) => {
                         let status = attempt.response.status().as_u16();
-                        Ok(Answer {
+                        Ok(Received {
                             may_have_started_work: call.starts_work
                                 && !refused_before_work(status, attempt.took),
                             response: attempt.response,
@@ -285,6 +289,7 @@ impl Transport {
                             sent: first_sent,
                             refresh_error: attempt.refresh_error,
                             prefix: attempt.prefix,
+                            body_deadline: attempt.body_deadline,
                         })
                     }
                     Err(failure) => Err(failure.error.with_attempts(sent)),
@@ -319,6 +324,7 @@ impl Transport {
                 took,
                 refresh_error: None,
                 prefix: Bytes::new(),
+                body_deadline: None,
             });
         }
         // The 401's body says whether the token expired. Read it before the refresh:
@@ -346,6 +352,7 @@ impl Transport {
                     took,
                     refresh_error: None,
                     prefix: Bytes::new(),
+                    body_deadline: None,
                 });
             }
             // No newer token: the 401 stands.
@@ -360,6 +367,8 @@ impl Transport {
             took,
             refresh_error,
             prefix,
+            // Whatever of the body is read later shares the same deadline.
+            body_deadline,
         })
     }
 
@@ -481,7 +490,7 @@ fn refused_before_work(status: u16, took: Duration) -> bool {
 
 /// Reads the start of a success body whose type does not say what it is; whether it
 /// starts like an event stream (the bytes read stay in the answer's prefix).
-async fn sniff(answer: &mut Answer, deadline: Option<Instant>) -> bool {
+async fn sniff(answer: &mut Received, deadline: Option<Instant>) -> bool {
     let mut start = Vec::new();
     let verdict = loop {
         if let Some(verdict) = answer::looks_like_event_stream(&start) {
@@ -498,14 +507,6 @@ async fn sniff(answer: &mut Answer, deadline: Option<Instant>) -> bool {
     };
     answer.prefix = Bytes::from(start);
     verdict
-}
-
-/// The earlier of two optional instants.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// `limit` cut to what is left before `deadline`, with the kind of timeout that then

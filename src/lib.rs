@@ -23,12 +23,17 @@
 //! }
 //!
 //! // Follow up on the project, and poll its status.
-//! let id = generation.project_id().cloned().expect("a new project has an id");
-//! let outcome = client.follow_up(&id, "Add a dark mode").await?.finish().await?;
-//! let project = client.project(&id).await?;
-//! println!("{} files changed; status {:?}", outcome.files.len(), project.project_status);
+//! if let Some(id) = generation.project_id().cloned() {
+//!     let outcome = client.follow_up(&id, "Add a dark mode").await?.finish().await?;
+//!     let project = client.project(&id).await?;
+//!     println!("{} files changed; status {:?}", outcome.files.len(), project.project_status);
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! A call is a request value that runs when awaited, and takes per-call options
+//! first: `client.generate(prompt).deadline(d).label("tenant", "a").idempotency_key(k).await?`
+//! ([`GenerateRequest`]).
 //!
 //! # How a generation ends
 //!
@@ -40,19 +45,25 @@
 //! cannot make sense of is [`Event::Malformed`], so `match event? { .. }` and
 //! [`Generation::finish`] are always right. Request-level failures (401, 422, 429,
 //! ...) come from the call itself, before any stream exists. Dropping a generation
-//! closes its stream, while the server goes on generating and spending.
+//! closes its stream, while the server goes on generating and spending. Its one
+//! record is its [`Progress`] (phase, counts, ids, clock, [`Stats`]); the
+//! [`Outcome`] of [`Generation::finish`] carries it, and both serialize with serde.
 //!
 //! # Errors
 //!
 //! [`Error`] has one variant per situation a caller handles differently:
 //! `Unauthorized` and `TokenExpired` (401), `Validation` (422, with the field map),
-//! `NotFound` (404), `RateLimited` (429 with `Retry-After`), `CreditsExhausted`,
-//! `Incomplete`, `GenerationFailed`, `Timeout`, `Api` (any other answer), `Transport`,
-//! `Decode`, `EventTooLarge`, `TokenProvider`, `Journal`, `OutcomeUnknown` and
-//! `Config`. Two helpers state facts, not advice: [`Error::is_transient`] (the same
-//! call may succeed later) and [`Error::may_have_started_work`] (a resend could
-//! create a second project or spend credits twice). No error, log or `Debug` output
-//! ever contains the token.
+//! `NotFound` (the API's own 404), `RateLimited` (429 with `Retry-After`),
+//! `CreditsExhausted`, `BudgetExhausted`, `Incomplete`, `GenerationFailed`,
+//! `Timeout`, `Api` (any other answer), `Transport`, `Decode`, `EventTooLarge`,
+//! `TokenProvider`, `Journal`, `OutcomeUnknown`, `EntryTaken`, `Runtime` and
+//! `Config`. Its `Display` names what happened, with the server's words and what to
+//! do; causes are its `source()` chain. The facts every error of a call shares are
+//! read through methods ([`Error::project_id`], [`Error::attempts`],
+//! [`Error::journal_id`]), and two more state facts, not advice:
+//! [`Error::is_transient`] (the same call may succeed later) and
+//! [`Error::may_have_started_work`] (a resend could create a second project or
+//! spend credits twice). No error, log or `Debug` output ever contains the token.
 //!
 //! # Tasks
 //!
@@ -60,14 +71,19 @@
 //!   restart through a provider from [`tokens`]; retries never resend a generation
 //!   that may have started ([`RetryPolicy`]); a broken stream turns into polling with
 //!   [`Client::finish_or_recover`]; [`Generation::progress`] says how far a generation
-//!   is ([`Progress`]: phase, files, stalls) and [`Generation::stats`] how lively its
-//!   stream is.
-//! - **Spend safety**: [`ClientBuilder::offline`] for test suites,
-//!   [`ClientBuilder::max_concurrent_generations`], a credits breaker
-//!   ([`ClientBuilder::credits_cooldown`]), and a [`journal`] that survives a crash:
-//!   [`Client::unfinished`] and [`Client::resume`] at start-up.
+//!   is ([`Progress`]: phase, files, stalls, [`Stats`]).
+//! - **Spend safety, on one host or a fleet**: [`ClientBuilder::offline`] for test
+//!   suites; a [`journal`] on SQLite (feature `sqlite`) or PostgreSQL (feature
+//!   `postgres`) that survives a crash ([`Client::unfinished`], [`Client::resume`]),
+//!   and holds the spend guards for every host that shares its database and
+//!   [scope](ClientBuilder::scope): [`ClientBuilder::max_concurrent_generations`],
+//!   the credits breaker ([`ClientBuilder::credits_cooldown`]), budgets
+//!   ([`ClientBuilder::budget`]) and idempotent calls
+//!   ([`GenerateRequest::idempotency_key`]).
 //! - **Build tools and CI**: [`blocking`] (feature `blocking`) offers the same calls
-//!   without async, from a plain thread or from inside a tokio runtime.
+//!   without async, from a plain thread or from inside a tokio runtime; the
+//!   `laracopilot` command-line tool (crate `laracopilot-cli`) runs them from a
+//!   shell, with JSON output and exit codes.
 //! - **Tests that spend no credits**: the
 //!   [`laracopilot-mock`](https://docs.rs/laracopilot-mock) crate (a
 //!   `[dev-dependencies]` entry) serves an offline LaraCopilot on 127.0.0.1 that
@@ -78,29 +94,35 @@
 //! # Cargo features
 //!
 //! - `rustls` (default): TLS through rustls.
-//! - `native-tls`: TLS through the platform's library instead. Without either, an
-//!   `https` base URL is refused at [`ClientBuilder::build`].
+//! - `native-tls`: TLS through the platform's library instead (OpenSSL on Linux).
+//!   Without either, an `https` base URL is refused at [`ClientBuilder::build`].
 //! - `blocking`: the blocking facade, [`blocking`].
 //! - `record`: [`ClientBuilder::record_to`] tapes a client's exchanges into a
 //!   [`cassette`], the token masked, to replay them offline. It adds no server
 //!   dependency, so a production-like run can record.
-//! - `sqlite`: `SqliteJournal`, the [`journal`] on an SQLite file for one
-//!   host (SQLite is compiled in: it needs a C compiler, no system library).
-//! - `postgres`: `PostgresJournal`, the [`journal`] on a PostgreSQL database
-//!   shared by a fleet (TLS through rustls with the default `rustls` feature).
-//! - `tracing`: a span per call (method, path, status, attempts, project id, time to
-//!   first event, event count) and a warning per retry, through `tracing`; never a
-//!   header value or the token.
+//! - `sqlite`: `journal::SqliteJournal`, the journal in one SQLite file (SQLite
+//!   is compiled in: a C compiler is all it needs).
+//! - `postgres`: `journal::PostgresJournal`, the journal in a PostgreSQL database
+//!   shared by a fleet (TLS through rustls with the default `rustls` feature; no
+//!   OpenSSL).
+//! - `full`: every feature above but `native-tls`.
+//!
+//! Spans and events go through `tracing` in every build (a span per call: method,
+//! path, status, attempts, project id, labels, time to first event, event count; a
+//! warning per retry and per failed journal write); never a header value or the
+//! token.
 //!
 //! # Stability
 //!
 //! The crate follows semantic versioning. What may grow does so without breaking
-//! you: `Error` and every one of its variants, `Event` and its payloads, `TimeoutKind`,
-//! `ProjectState`, `Phase` and the journal's records are
-//! `#[non_exhaustive]`, so new variants and new fields are minor changes; match them
-//! with `_` and `..`. An [`Error`] cannot be built outside this crate. Structs with
-//! public fields (`Outcome`, `Stats`, `Project`) are `#[non_exhaustive]` too: read
-//! their fields, do not build them.
+//! you: `Error` and every one of its variants, `Event` and its payloads,
+//! `TimeoutKind`, `ProjectState`, `Phase`, `BudgetWindow` and the journal's entries
+//! are `#[non_exhaustive]`, so new variants and new fields are minor changes; match
+//! them with `_` and `..`. An [`Error`] cannot be built outside this crate. Structs
+//! with public fields (`Outcome`, `Stats`, `Project`, `SubscriptionPlan`) are
+//! `#[non_exhaustive]` too: read their fields, do not build them. Requests are
+//! values with builder methods ([`GenerateRequest`]), so a call can gain options.
+//! The [`journal::Journal`] trait is sealed.
 //!
 //! [`ClientBuilder::http_client`] takes a [`reqwest::Client`], re-exported as
 //! [`laracopilot::reqwest`](crate::reqwest): a major version bump of reqwest is a
@@ -136,10 +158,11 @@ mod error;
 mod event;
 mod id;
 mod lenient;
+mod plans;
 mod project;
 mod random;
+mod redact;
 mod retry;
-mod token;
 mod trace;
 
 pub use budget::{Budget, BudgetWindow, ParseBudgetError};
@@ -153,10 +176,11 @@ pub use event::{
 };
 pub use generation::{Generation, Outcome};
 pub use id::{LocalId, ProjectId};
+pub use plans::SubscriptionPlan;
 pub use progress::{Phase, Progress, Stats};
 pub use project::{Project, ProjectState, WaitOptions};
 pub use retry::RetryPolicy;
-pub use token::Token;
+pub use tokens::token::Token;
 
 /// The HTTP client crate this crate uses, for [`ClientBuilder::http_client`]: a
 /// major version bump of reqwest here is a major version bump of this crate.
@@ -223,6 +247,21 @@ pub struct ReadmeDoctests;
 /// let _ = laracopilot::Stats { events: 0, ..Default::default() };
 /// ```
 ///
+/// ```compile_fail,E0639
+/// fn forge(progress: laracopilot::Progress) -> laracopilot::Outcome {
+///     laracopilot::Outcome { app_url: None, files: Vec::new(), progress, recovered: None }
+/// }
+/// ```
+///
+/// A request that is never awaited (or sent) is a warning, an error here:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn forget(client: &laracopilot::Client) {
+///     client.generate("Build a task management app").label("tenant", "a");
+/// }
+/// ```
+///
 /// A `Generation` left unused is a warning (`unused_must_use`), an error here:
 ///
 /// ```compile_fail
@@ -263,8 +302,34 @@ pub struct ReadmeDoctests;
 /// }
 /// async fn start(client: &laracopilot::Client) -> laracopilot::Result<()> {
 ///     let outcome = client.generate("Build a task management app").await?.finish().await?;
-///     assert!(outcome.stats.events >= stats().events);
+///     assert!(outcome.stats().events >= stats().events);
 ///     Ok(())
+/// }
+/// async fn grown(client: &laracopilot::Client) -> laracopilot::Result<laracopilot::Outcome> {
+///     let d = std::time::Duration::from_secs(1800);
+///     let generation = client
+///         .generate("Build a task management app")
+///         .deadline(d)
+///         .label("tenant", "a")
+///         .await?;
+///     let request = client.follow_up("abc123", "Add a dark mode").idempotency_key("job-1");
+///     let _later: laracopilot::GenerateRequest<'_> = request;
+///     generation.finish().await
+/// }
+/// #[cfg(feature = "blocking")]
+/// fn blocking(client: &laracopilot::blocking::Client) -> laracopilot::Result<laracopilot::Outcome> {
+///     client
+///         .generate("Build a task management app")
+///         .deadline(std::time::Duration::from_secs(1800))
+///         .label("tenant", "a")
+///         .send()?
+///         .finish()
+/// }
+/// #[cfg(feature = "blocking")]
+/// fn blocking_builder() -> laracopilot::Result<laracopilot::blocking::Client> {
+///     laracopilot::blocking::Client::builder()
+///         .token(laracopilot::Token::new("lcp_0123456789abcdef")?)
+///         .build()
 /// }
 /// ```
 #[cfg(doctest)]
@@ -281,6 +346,7 @@ fn assert_thread_safety() {
     send_sync::<Error>();
     send_sync::<Token>();
     send::<Generation>();
+    send::<GenerateRequest<'static>>();
     #[cfg(feature = "blocking")]
     {
         send_sync::<blocking::Client>();

@@ -207,11 +207,11 @@ impl Spend {
                     self.breaker.learn(until);
                     return Err(self.breaker.refusal(call.project_id, until));
                 }
-                Admission::OverBudget { budget, resets_at } => {
+                Admission::OverBudget { budget, reset_time } => {
                     return Err(Error::BudgetExhausted {
                         budget,
                         scope: self.scope.clone(),
-                        resets_at,
+                        reset_time,
                         context: ErrorContext::of(call.project_id.cloned(), 0),
                     });
                 }

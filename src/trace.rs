@@ -56,8 +56,10 @@ impl CallSpan {
     }
 
     pub(crate) fn first_event(&self, after: Duration) {
-        self.span
-            .record("time_to_first_event_ms", crate::progress::millis(after));
+        self.span.record(
+            "time_to_first_event_ms",
+            u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        );
     }
 
     pub(crate) fn ended(&self, events: u64, how: &str) {

@@ -32,7 +32,8 @@ use std::time::Duration;
 pub enum Fault {
     /// Sends events `0..n`, then writes nothing more while keeping the connection
     /// open (a hung server). The project stays `generating` until the client goes
-    /// away or the server stops.
+    /// away (it is then `failed`: a hung generation never finishes) or the server
+    /// stops.
     StallBefore(usize),
     /// Waits this long before event `n` (on top of any pacing), then goes on: a
     /// quiet gap in the middle of a stream.

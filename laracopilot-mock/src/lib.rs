@@ -77,10 +77,16 @@
 //!    blank line) or the status JSON
 //!    `{"status": true, "project_id", "app_url", "project_status", "name"}`.
 //!
-//! A new project gets the id `p1`, `p2`, ... and the app URL
+//! A new project gets the id `p1`, `p2`, ... (skipping the ids of projects it already
+//! knows, such as those given to [`MockServerBuilder::project`]) and the app URL
 //! `https://{id}.laracopilot.com`. Its `project_status` is `generating` while a
 //! stream runs, then `ready` (after `stream_end`), `failed` (the stream ended or
 //! broke without a terminal event) or `credits_exhausted` (see [`ProjectStatus`]).
+//!
+//! A client that goes away in the middle of a stream does not stop the generation,
+//! as the SDK documents of LaraCopilot: the project finishes as if the client had
+//! stayed (`ready`, its files recorded). [`MockServerBuilder::on_client_drop`] with
+//! [`OnClientDrop::Fail`] marks it `failed` instead.
 //!
 //! # The default scripts
 //!
@@ -146,7 +152,7 @@ pub use server::{
     DEFAULT_READ_TIMEOUT,
 };
 pub use state::{
-    MockProject, ProjectStatus, RecordedRequest, TokenState, MAX_FILES_PER_PROJECT,
-    MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
+    MockProject, OnClientDrop, ProjectStatus, RecordedRequest, TokenState, UnknownStatus,
+    MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
 };
 pub use tapes::CassetteExt;

@@ -20,7 +20,7 @@ use super::fault::{Fault, Reply};
 use super::replay::{self, Replay, Unmatched};
 use super::routes::{self, PREFIX};
 use super::script::{ScriptEvent, MIN_EVENTS};
-use super::state::{Config, MockProject, RecordedRequest, Shared, TokenState};
+use super::state::{Config, MockProject, OnClientDrop, RecordedRequest, Shared, TokenState};
 use laracopilot::cassette::Cassette;
 use laracopilot::{Client, ClientBuilder, Token};
 
@@ -137,6 +137,7 @@ pub struct MockServerBuilder {
     token: Option<String>,
     replay: Option<Cassette>,
     replay_pacing: f64,
+    projects: Vec<MockProject>,
 }
 
 impl fmt::Debug for MockServerBuilder {
@@ -148,6 +149,7 @@ impl fmt::Debug for MockServerBuilder {
             .field("custom_token", &self.token.is_some())
             .field("replay", &self.replay.as_ref().map(Cassette::len))
             .field("replay_pacing", &self.replay_pacing)
+            .field("projects", &self.projects.len())
             .finish()
     }
 }
@@ -214,6 +216,44 @@ impl MockServerBuilder {
         self
     }
 
+    /// What happens to a generation whose client goes away before its terminal event
+    /// ([`OnClientDrop::Finish`] by default: it finishes as if the client had stayed,
+    /// which is what the SDK documents of LaraCopilot; [`OnClientDrop::Fail`] marks
+    /// the project failed at once).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use laracopilot_mock::{MockServer, OnClientDrop, ProjectStatus};
+    ///
+    /// let server = MockServer::builder()
+    ///     .pacing(std::time::Duration::from_millis(50)) // the client leaves long before the end
+    ///     .on_client_drop(OnClientDrop::Fail)
+    ///     .start()?;
+    /// let mut generation = server.client().generate("Build a task management app").await?;
+    /// generation.next().await.transpose()?; // project_created, then the client leaves
+    /// let id = generation.project_id().cloned().expect("known after project_created");
+    /// drop(generation);
+    /// # for _ in 0..500 {
+    /// #     if server.project(&id).unwrap().status != ProjectStatus::Generating { break }
+    /// #     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// # }
+    /// assert_eq!(server.project(&id).unwrap().status, ProjectStatus::Failed);
+    /// # Ok(()) }
+    /// ```
+    pub fn on_client_drop(mut self, behaviour: OnClientDrop) -> Self {
+        self.config.on_client_drop = behaviour;
+        self
+    }
+
+    /// A project the server knows from the start (replacing an earlier one with the
+    /// same id): its status endpoint answers for it, follow-ups on it are accepted,
+    /// and new projects get other ids. See [`MockProject::new`].
+    pub fn project(mut self, project: MockProject) -> Self {
+        self.projects.push(project);
+        self
+    }
+
     /// Serves `cassette` instead of the offline LaraCopilot's own behaviour: every
     /// request is answered from the tape (see [`MockServer::replay`]).
     pub fn replay(mut self, cassette: Cassette) -> Self {
@@ -272,6 +312,9 @@ impl MockServerBuilder {
         let addr = listener.local_addr().map_err(bind)?;
         let shared = Arc::new(Shared::new(self.config, self.credits));
         shared.set_token(&value, TokenState::Valid);
+        for project in self.projects {
+            shared.seed_project(project);
+        }
         let running = Running::spawn(listener, Arc::clone(&shared), replay.clone(), addr.port())
             .map_err(|source| MockError::Thread { source })?;
         Ok(MockServer {
@@ -385,12 +428,14 @@ impl MockServer {
                 min_prompt_len: DEFAULT_MIN_PROMPT_LEN,
                 events_per_generation: None,
                 read_timeout: DEFAULT_READ_TIMEOUT,
+                on_client_drop: OnClientDrop::default(),
             },
             credits: DEFAULT_CREDITS,
             port: 0,
             token: None,
             replay: None,
             replay_pacing: 0.0,
+            projects: Vec::new(),
         }
     }
 

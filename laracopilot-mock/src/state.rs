@@ -54,7 +54,8 @@ pub enum ProjectStatus {
     /// `"ready"`: the last stream sent its `stream_end` event.
     Ready,
     /// `"failed"`: the last stream ended without a terminal event (a fault, a script
-    /// without `stream_end`, or the client went away).
+    /// without `stream_end`, a stall its client gave up on, or, with
+    /// [`OnClientDrop::Fail`], the client went away).
     Failed,
     /// `"credits_exhausted"`: the last stream stopped with `credits_exhausted`.
     CreditsExhausted,
@@ -70,6 +71,53 @@ impl ProjectStatus {
             ProjectStatus::CreditsExhausted => "credits_exhausted",
         }
     }
+}
+
+impl std::str::FromStr for ProjectStatus {
+    type Err = UnknownStatus;
+
+    /// The status named by its [`as_str`](ProjectStatus::as_str) string
+    /// (`"generating"`, `"ready"`, `"failed"`, `"credits_exhausted"`).
+    fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+        [
+            ProjectStatus::Generating,
+            ProjectStatus::Ready,
+            ProjectStatus::Failed,
+            ProjectStatus::CreditsExhausted,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+        .ok_or(UnknownStatus)
+    }
+}
+
+/// A string that names no [`ProjectStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a project status (generating, ready, failed, credits_exhausted)")]
+#[non_exhaustive]
+pub struct UnknownStatus;
+
+/// What the server does with a generation whose client goes away (closes the
+/// connection, or drops its [`Generation`](laracopilot::Generation)) before the
+/// stream's terminal event was written; set with
+/// [`MockServerBuilder::on_client_drop`](super::MockServerBuilder::on_client_drop).
+///
+/// The SDK documents that LaraCopilot goes on generating (and spending) when a client
+/// drops its stream: [`Finish`](OnClientDrop::Finish), the default, does that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum OnClientDrop {
+    /// The generation finishes as if the client had stayed, at once (the pacing of
+    /// the events nobody reads is skipped): the rest of the script runs, its files are
+    /// recorded and their credits spent, and the project ends `ready` (or
+    /// `credits_exhausted` when the balance runs out). A fault queued for that stream
+    /// still happens where it would have: a drop or a stall ahead leaves the project
+    /// `failed` (a stalled generation never finishes).
+    #[default]
+    Finish,
+    /// The project is marked `failed` at once: a server that stops a generation
+    /// nobody is reading any more.
+    Fail,
 }
 
 /// A snapshot of a stored project, from [`MockServer::project`](super::MockServer::project).
@@ -91,6 +139,34 @@ pub struct MockProject {
     /// The distinct `path` values of the `file_created` events sent so far, in order
     /// of first appearance (the first [`MAX_FILES_PER_PROJECT`]).
     pub files: Vec<String>,
+}
+
+impl MockProject {
+    /// A project to start a server with
+    /// ([`MockServerBuilder::project`](super::MockServerBuilder::project)): named
+    /// `"Project {id}"`, served at `https://{id}.laracopilot.com`, with no prompts and
+    /// no files yet (the fields are public: set them before starting the server).
+    ///
+    /// ```
+    /// use laracopilot_mock::{MockProject, MockServer, ProjectStatus};
+    ///
+    /// let mut seeded = MockProject::new("p7", ProjectStatus::Ready);
+    /// seeded.files.push("app/Models/Task.php".into());
+    /// let server = MockServer::builder().project(seeded).start()?;
+    /// assert_eq!(server.project("p7").unwrap().files, ["app/Models/Task.php"]);
+    /// # Ok::<(), laracopilot_mock::MockError>(())
+    /// ```
+    pub fn new(project_id: impl Into<ProjectId>, status: ProjectStatus) -> MockProject {
+        let project_id = project_id.into();
+        MockProject {
+            name: format!("Project {project_id}"),
+            app_url: format!("https://{project_id}.laracopilot.com"),
+            project_id,
+            status,
+            prompts: Vec::new(),
+            files: Vec::new(),
+        }
+    }
 }
 
 /// One request as the server received it, from
@@ -137,6 +213,7 @@ pub(crate) struct Config {
     pub(crate) min_prompt_len: usize,
     pub(crate) events_per_generation: Option<usize>,
     pub(crate) read_timeout: Duration,
+    pub(crate) on_client_drop: OnClientDrop,
 }
 
 /// Everything shared between the server's handle and its connections.
@@ -257,9 +334,37 @@ impl Shared {
         self.state().requests.iter().cloned().collect()
     }
 
-    /// A fresh project id: `p1`, `p2`, ...
+    /// A fresh project id: `p1`, `p2`, ..., skipping the ids of stored projects
+    /// (seeded ones, or those a custom script named).
     pub(crate) fn new_project_id(&self) -> String {
-        format!("p{}", self.next_project.fetch_add(1, Ordering::Relaxed))
+        let state = self.state();
+        // Each stored project can take at most one number: the loop ends.
+        loop {
+            let id = format!("p{}", self.next_project.fetch_add(1, Ordering::Relaxed));
+            if !state.projects.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Stores `snapshot` as it is (replacing a project with the same id), keeping
+    /// the caps on its prompts and files.
+    pub(crate) fn seed_project(&self, mut snapshot: MockProject) {
+        let skip = snapshot
+            .prompts
+            .len()
+            .saturating_sub(MAX_PROMPTS_PER_PROJECT);
+        snapshot.prompts.drain(..skip);
+        let mut seen_files = HashSet::new();
+        snapshot.files.retain(|path| {
+            seen_files.len() < MAX_FILES_PER_PROJECT && seen_files.insert(path.clone())
+        });
+        let id = snapshot.project_id.as_str().to_owned();
+        let project = Project {
+            snapshot,
+            seen_files,
+        };
+        self.state().projects.insert(id, project);
     }
 
     /// Stores a new project (replacing one with the same id) with status

@@ -17,7 +17,7 @@ use tokio::time::Sleep;
 
 use super::fault::FaultPlan;
 use super::script::{Kind, Script, ScriptEvent, Wire};
-use super::state::{ProjectStatus, Shared};
+use super::state::{OnClientDrop, ProjectStatus, Shared};
 
 /// The largest piece handed to hyper at once.
 const MAX_PIECE: usize = 64 * 1024;
@@ -351,9 +351,60 @@ impl EventStream {
 
 impl Drop for EventStream {
     /// A stream dropped before its terminal event was written (the client went away,
-    /// or the server stopped) leaves the project `failed`.
+    /// or the server stopped) finishes as [`OnClientDrop`] says.
     fn drop(&mut self) {
-        self.finish_status(ProjectStatus::Failed);
+        if self.status_recorded {
+            return;
+        }
+        match self.shared.config.on_client_drop {
+            OnClientDrop::Fail => self.finish_status(ProjectStatus::Failed),
+            OnClientDrop::Finish => self.finish_unread(),
+        }
+    }
+}
+
+impl EventStream {
+    /// Runs the rest of the script as if the client were still reading, without
+    /// writing anything: files are recorded and credits spent as they would have
+    /// been, and the project takes the status its stream would have left, a fault
+    /// ahead included.
+    fn finish_unread(&mut self) {
+        if self.cut.is_some() {
+            // Tearing the connection down in the middle of an event.
+            return self.finish_status(ProjectStatus::Failed);
+        }
+        if let Some(status) = self.on_written.take() {
+            // The terminal event was being written.
+            return self.finish_status(status);
+        }
+        // Each turn takes one event of a finite script: the loop ends.
+        loop {
+            let index = self.sent;
+            let faulted = self.stop_after
+                || self.plan.drop_after == Some(index)
+                || self.plan.stall_before == Some(index);
+            let Some(event) = self.script.next_event().filter(|_| !faulted) else {
+                return self.finish_status(ProjectStatus::Failed);
+            };
+            self.sent += 1;
+            let mut status = match event.kind {
+                Kind::Terminal(status) => Some(status),
+                _ => None,
+            };
+            if let Kind::File(path) = &event.kind {
+                if !self.shared.spend_credit() {
+                    status = Some(ProjectStatus::CreditsExhausted);
+                } else if let Some(path) = path {
+                    self.shared.add_file(&self.project_id, path);
+                }
+            }
+            if self.plan.drop_mid_event == Some(index) {
+                return self.finish_status(ProjectStatus::Failed);
+            }
+            if let Some(status) = status {
+                return self.finish_status(status);
+            }
+        }
     }
 }
 

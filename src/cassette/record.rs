@@ -16,9 +16,9 @@ use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use reqwest::ResponseBuilderExt as _;
 use url::Url;
 
-use super::redact::{BodyRedactor, Redactor};
 use super::wire::{self, ChunkLine, EndLine, HeadLine, RequestLine, WireRequest};
 use super::Ending;
+use crate::redact::ChunkRedactor;
 use crate::Token;
 
 /// Who writes the cassettes of this crate.
@@ -110,7 +110,7 @@ impl Recorder {
     /// Writes the request's line; the returned recording follows its answer.
     pub(crate) fn start(&self, request: Outgoing<'_>, token: &Token) -> Recording {
         let id = self.tape.next_id.fetch_add(1, Ordering::Relaxed);
-        let redactor = Redactor::new(token);
+        let redactor = token.redactor();
         let mut headers = vec![
             ("accept".to_owned(), request.accept.to_owned()),
             (
@@ -134,8 +134,9 @@ impl Recorder {
             tape: Arc::clone(&self.tape),
             id,
             started: Instant::now(),
-            redactor,
-            body: BodyRedactor::default(),
+            token: token.clone(),
+            body: ChunkRedactor::default(),
+            compressed: None,
             ended: false,
         }
     }
@@ -183,8 +184,12 @@ pub(crate) struct Recording {
     tape: Arc<Tape>,
     id: u64,
     started: Instant,
-    redactor: Redactor,
-    body: BodyRedactor,
+    /// The token of the request, whose redactor masks what goes on the tape.
+    token: Token,
+    body: ChunkRedactor,
+    /// The answer's body is compressed (`Content-Encoding`, named here): the token
+    /// could not be found inside it, so its bytes are not stored.
+    compressed: Option<String>,
     ended: bool,
 }
 
@@ -231,6 +236,10 @@ impl Recording {
     }
 
     fn answered(&mut self, status: u16, headers: &HeaderMap) {
+        self.compressed = crate::answer::unasked_coding(headers).map(|coding| {
+            format!("a compressed body ({coding}) is not stored: the token could not be masked inside it")
+        });
+        let redactor = self.token.redactor();
         let headers: Vec<(String, String)> = headers
             .iter()
             .filter(|(name, _)| !FRAMING.contains(&name.as_str()))
@@ -239,7 +248,7 @@ impl Recording {
                 let text = if name == SET_COOKIE {
                     masked_cookie(&text)
                 } else {
-                    self.redactor.text(&text)
+                    redactor.text(&text)
                 };
                 (name.as_str().to_owned(), text)
             })
@@ -255,8 +264,11 @@ impl Recording {
     }
 
     fn chunk(&mut self, data: &[u8]) {
+        if self.compressed.is_some() {
+            return;
+        }
         let at = self.elapsed();
-        let ready = self.body.push(&self.redactor, at, data);
+        let ready = self.body.push(self.token.redactor(), at, data);
         self.write_chunks(ready);
     }
 
@@ -270,14 +282,15 @@ impl Recording {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        let held = self.body.finish(&self.redactor);
+        let held = self.body.finish(self.token.redactor());
         self.write_chunks(held);
-        let error = error.map(|e| self.redactor.text(&e));
+        let error = error.map(|e| self.token.redactor().text(&e));
         self.tape.write(&EndLine {
             x: self.id,
             t: wire::millis(self.elapsed()),
             end: how.as_str(),
             error: error.as_deref(),
+            omitted: self.compressed.as_deref(),
         });
     }
 }

@@ -69,6 +69,9 @@ pub(super) struct EndLine<'a> {
     pub(super) end: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) error: Option<&'a str>,
+    /// Why the body's bytes are not on the tape (a compressed body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) omitted: Option<&'a str>,
 }
 
 /// Any line, as read.
@@ -85,6 +88,7 @@ struct Line {
     b64: Option<String>,
     end: Option<String>,
     error: Option<String>,
+    omitted: Option<String>,
 }
 
 impl WireRequest {
@@ -183,6 +187,7 @@ pub(super) fn write(cassette: &Cassette) -> Vec<u8> {
                     t: millis(end.at),
                     end: end.how.as_str(),
                     error: end.error.as_deref(),
+                    omitted: end.omitted.as_deref(),
                 })
                 .unwrap_or_default(),
             );
@@ -300,6 +305,7 @@ fn read_line(line: Line, exchanges: &mut Vec<Exchange>, index: &mut Index) -> Re
             at,
             how,
             error: line.error,
+            omitted: line.omitted,
         });
     } else {
         return Err("the line is none of request, status, data, b64 or end".into());
@@ -352,6 +358,7 @@ mod tests {
                     at: Duration::from_millis(51),
                     how: Ending::Complete,
                     error: None,
+                    omitted: None,
                 }),
             }],
             Some("test".into()),

@@ -706,4 +706,362 @@ mod tests {
             .build();
         assert!(client.is_ok(), "{client:?}");
     }
+
+    mod every_setting {
+        //! Every setter, with every value of its type, either builds or is a
+        //! `Config` error: never a panic, neither in `build` nor in the first calls
+        //! of the client it builds.
+
+        use std::time::Duration;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::journal::MemoryJournal;
+        use crate::{BudgetWindow, WaitOptions};
+
+        fn duration() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                Just(Duration::ZERO),
+                Just(Duration::MAX),
+                Just(Duration::from_nanos(1)),
+                any::<u64>().prop_map(Duration::from_nanos),
+                any::<u64>().prop_map(Duration::from_millis),
+                (any::<u64>(), 0..1_000_000_000u32).prop_map(|(s, n)| Duration::new(s, n)),
+            ]
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                "\\PC{0,40}",
+                any::<String>(),
+                prop::collection::vec(any::<char>(), 0..300).prop_map(|c| c.into_iter().collect()),
+            ]
+        }
+
+        /// Mostly a URL that builds, so that the other settings are reached.
+        fn base_url() -> impl Strategy<Value = Option<String>> {
+            prop_oneof![
+                6 => Just(Some("http://127.0.0.1:1/api/v1".to_owned())),
+                1 => Just(None),
+                1 => text().prop_map(Some),
+            ]
+        }
+
+        fn window() -> impl Strategy<Value = BudgetWindow> {
+            prop_oneof![
+                Just(BudgetWindow::Minute),
+                Just(BudgetWindow::Hour),
+                Just(BudgetWindow::Day)
+            ]
+        }
+
+        #[derive(Debug, Clone)]
+        struct Settings {
+            base_url: Option<String>,
+            allow_http: bool,
+            user_agent: Option<String>,
+            connect_timeout: Duration,
+            request_timeout: Duration,
+            idle_timeout: Option<Duration>,
+            stream_deadline: Option<Duration>,
+            max_event_size: usize,
+            retry: (u32, Duration, Duration, Duration),
+            offline: bool,
+            max_concurrent: Option<usize>,
+            credits_cooldown: Option<Duration>,
+            check_interval: Duration,
+            journal: bool,
+            scope: Option<String>,
+            budgets: Vec<(u64, BudgetWindow)>,
+            expiring: Option<Duration>,
+            #[cfg(feature = "record")]
+            record_to: Option<u8>,
+        }
+
+        fn settings() -> impl Strategy<Value = Settings> {
+            (
+                (
+                    base_url(),
+                    any::<bool>(),
+                    prop::option::of(text()),
+                    duration(),
+                    duration(),
+                    prop::option::of(duration()),
+                    prop::option::of(duration()),
+                    prop_oneof![Just(0usize), Just(1), Just(usize::MAX), any::<usize>()],
+                ),
+                (
+                    (any::<u32>(), duration(), duration(), duration()),
+                    prop::bool::weighted(0.2),
+                    prop::option::of(prop_oneof![
+                        Just(0usize),
+                        Just(1),
+                        Just(usize::MAX),
+                        any::<usize>()
+                    ]),
+                    prop::option::of(duration()),
+                    duration(),
+                    any::<bool>(),
+                    prop::option::of(text()),
+                    prop::collection::vec((any::<u64>(), window()), 0..3),
+                    prop::option::of(duration()),
+                    any::<u8>(),
+                ),
+            )
+                .prop_map(
+                    |(
+                        (
+                            base_url,
+                            allow_http,
+                            user_agent,
+                            connect_timeout,
+                            request_timeout,
+                            idle_timeout,
+                            stream_deadline,
+                            max_event_size,
+                        ),
+                        (
+                            retry,
+                            offline,
+                            max_concurrent,
+                            credits_cooldown,
+                            check_interval,
+                            journal,
+                            scope,
+                            budgets,
+                            expiring,
+                            _record,
+                        ),
+                    )| Settings {
+                        base_url,
+                        allow_http,
+                        user_agent,
+                        connect_timeout,
+                        request_timeout,
+                        idle_timeout,
+                        stream_deadline,
+                        max_event_size,
+                        retry,
+                        offline,
+                        max_concurrent,
+                        credits_cooldown,
+                        check_interval,
+                        journal,
+                        scope,
+                        budgets,
+                        expiring,
+                        #[cfg(feature = "record")]
+                        record_to: (_record % 4 != 0).then_some(_record % 4),
+                    },
+                )
+        }
+
+        fn builder(settings: &Settings, dir: &std::path::Path) -> ClientBuilder {
+            let s = settings.clone();
+            let mut builder = Client::builder()
+                .token(token())
+                .allow_http(s.allow_http)
+                .connect_timeout(s.connect_timeout)
+                .request_timeout(s.request_timeout)
+                .idle_timeout(s.idle_timeout)
+                .stream_deadline(s.stream_deadline)
+                .max_event_size(s.max_event_size)
+                .retry_policy(
+                    RetryPolicy::default()
+                        .max_attempts(s.retry.0)
+                        .base_delay(s.retry.1)
+                        .max_delay(s.retry.2)
+                        .max_retry_after(s.retry.3),
+                )
+                .offline(s.offline)
+                .credits_cooldown(s.credits_cooldown)
+                .breaker_check_interval(s.check_interval);
+            if let Some(url) = s.base_url {
+                builder = builder.base_url(url);
+            }
+            if let Some(agent) = s.user_agent {
+                builder = builder.user_agent(agent);
+            }
+            if let Some(n) = s.max_concurrent {
+                builder = builder.max_concurrent_generations(n);
+            }
+            if s.journal {
+                builder = builder.journal(MemoryJournal::new());
+            }
+            if let Some(scope) = s.scope {
+                builder = builder.scope(scope);
+            }
+            for (limit, window) in s.budgets {
+                builder = builder.budget(Budget::new(limit, window));
+            }
+            if let Some(within) = s.expiring {
+                builder = builder.on_token_expiring(within, |_| {});
+            }
+            #[cfg(feature = "record")]
+            if let Some(which) = s.record_to {
+                builder = builder.record_to(match which {
+                    1 => dir.join("tape.cassette"),
+                    2 => dir.join("no-such-directory").join("tape.cassette"),
+                    _ => dir.to_path_buf(),
+                });
+            }
+            let _ = dir;
+            builder
+        }
+
+        /// Each setter alone, on a builder that otherwise builds, with the extreme
+        /// values of its type.
+        #[test]
+        fn each_setter_with_the_extremes_of_its_type_builds_or_is_a_config_error() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let base = || {
+                Client::builder()
+                    .token(token())
+                    .base_url("http://127.0.0.1:1/api/v1")
+            };
+            let durations = [Duration::ZERO, Duration::from_nanos(1), Duration::MAX];
+            let counts = [0, 1, usize::MAX / 2, usize::MAX];
+            let texts = [
+                String::new(),
+                "\u{0}\n\r\u{1b}[2J".to_owned(),
+                "x".repeat(1 << 16),
+                "\u{202e}tenant\u{2066}".to_owned(),
+            ];
+            let mut builders: Vec<(String, ClientBuilder)> = Vec::new();
+            for d in durations {
+                builders.push((format!("connect_timeout {d:?}"), base().connect_timeout(d)));
+                builders.push((format!("request_timeout {d:?}"), base().request_timeout(d)));
+                builders.push((format!("idle_timeout {d:?}"), base().idle_timeout(d)));
+                builders.push((format!("stream_deadline {d:?}"), base().stream_deadline(d)));
+                builders.push((
+                    format!("credits_cooldown {d:?}"),
+                    base().credits_cooldown(d),
+                ));
+                builders.push((
+                    format!("breaker_check_interval {d:?}"),
+                    base().breaker_check_interval(d),
+                ));
+                builders.push((
+                    format!("on_token_expiring {d:?}"),
+                    base().on_token_expiring(d, |_| {}),
+                ));
+                builders.push((
+                    format!("retry delays {d:?}"),
+                    base().retry_policy(
+                        RetryPolicy::default()
+                            .base_delay(d)
+                            .max_delay(d)
+                            .max_retry_after(d),
+                    ),
+                ));
+            }
+            for n in counts {
+                builders.push((format!("max_event_size {n}"), base().max_event_size(n)));
+                builders.push((
+                    format!("max_concurrent_generations {n}"),
+                    base().max_concurrent_generations(n),
+                ));
+                builders.push((
+                    format!("max_concurrent_generations {n} with a journal"),
+                    base()
+                        .journal(MemoryJournal::new())
+                        .max_concurrent_generations(n),
+                ));
+            }
+            for attempts in [0, 1, u32::MAX] {
+                builders.push((
+                    format!("max_attempts {attempts}"),
+                    base().retry_policy(RetryPolicy::default().max_attempts(attempts)),
+                ));
+            }
+            for limit in [0, 1, u64::MAX] {
+                builders.push((
+                    format!("budget {limit} with a journal"),
+                    base()
+                        .journal(MemoryJournal::new())
+                        .budget(Budget::per_minute(limit)),
+                ));
+                builders.push((
+                    format!("budget {limit} without a journal"),
+                    base().budget(Budget::per_day(limit)),
+                ));
+            }
+            for text in &texts {
+                builders.push((
+                    format!("base_url {:.20?}", text),
+                    base().base_url(text.clone()),
+                ));
+                builders.push((
+                    format!("user_agent {:.20?}", text),
+                    base().user_agent(text.clone()),
+                ));
+                builders.push((format!("scope {:.20?}", text), base().scope(text.clone())));
+            }
+            for flag in [false, true] {
+                builders.push((format!("offline {flag}"), base().offline(flag)));
+                builders.push((format!("allow_http {flag}"), base().allow_http(flag)));
+            }
+            for (name, builder) in builders {
+                let built = runtime.block_on(async { builder.build() });
+                match built {
+                    Ok(client) => runtime.block_on(async {
+                        let cut = Duration::from_millis(40);
+                        let _ = tokio::time::timeout(
+                            cut,
+                            client.generate("Build a task management app"),
+                        )
+                        .await;
+                    }),
+                    Err(Error::Config { .. }) => {}
+                    Err(other) => panic!("{name}: not a Config error: {other:?}"),
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn every_setting_builds_or_is_a_config_error(settings in settings()) {
+                let dir = tempfile::tempdir().unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let built = runtime.block_on(async { builder(&settings, dir.path()).build() });
+                match built {
+                    Ok(client) => {
+                        // The first calls of the client: no panic, whatever comes back
+                        // (nothing listens on the port; each call is cut short).
+                        runtime.block_on(async {
+                            let cut = Duration::from_millis(40);
+                            let _ = tokio::time::timeout(cut, client.project("p1")).await;
+                            let _ = tokio::time::timeout(
+                                cut,
+                                client.generate("Build a task management app").label("k", "v"),
+                            )
+                            .await;
+                            let _ = tokio::time::timeout(
+                                cut,
+                                client.wait_for_project("p1", WaitOptions::default().timeout(settings.request_timeout)),
+                            )
+                            .await;
+                        });
+                    }
+                    Err(Error::Config { .. }) => {}
+                    Err(other) => prop_assert!(false, "not a Config error: {other:?}"),
+                }
+                #[cfg(feature = "blocking")]
+                match builder(&settings, dir.path()).build_blocking() {
+                    Ok(_) | Err(Error::Config { .. }) => {}
+                    Err(other) => prop_assert!(false, "not a Config error: {other:?}"),
+                }
+            }
+        }
+    }
 }

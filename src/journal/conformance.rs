@@ -107,7 +107,7 @@ async fn admitted_entries_read_back_whole(fixture: &dyn Fixture) {
     assert!(!entry.accepted);
     assert_eq!(entry.settlement, None);
     assert_eq!(entry.owner, store.instance());
-    assert!(entry.started_at >= before, "{:?}", entry.started_at);
+    assert!(entry.start_time >= before, "{:?}", entry.start_time);
     // Driven: not unfinished.
     assert!(!unfinished_ids(&*store).await.contains(&id));
     assert!(store.accepted(&id, fence).await.unwrap());
@@ -326,10 +326,10 @@ async fn budgets_count_per_scope_and_window(fixture: &dyn Fixture) {
     admit(&*a, budgeted.clone()).await;
     admit(&*b, budgeted.clone()).await;
     match a.admit(budgeted.clone()).await.unwrap() {
-        Admission::OverBudget { budget, resets_at } => {
+        Admission::OverBudget { budget, reset_time } => {
             assert_eq!(budget, Budget::per_hour(2));
             let now = SystemTime::now();
-            assert!(resets_at > now && resets_at <= now + Duration::from_secs(3_600));
+            assert!(reset_time > now && reset_time <= now + Duration::from_secs(3_600));
         }
         other => panic!("{other:?}"),
     }

@@ -506,7 +506,7 @@ impl Stored {
             scope: self.scope,
             project_id: self.project_id.map(|id| ProjectId::from(id.as_str())),
             prompt: self.prompt,
-            started_at: time(self.started_at),
+            start_time: time(self.started_at),
             token: self.token,
             labels,
             idempotency_key: self.idempotency_key,

@@ -342,7 +342,7 @@ impl Instance {
             if used >= budget.limit() {
                 return Admission::OverBudget {
                     budget: *budget,
-                    resets_at: from_unix_millis(window.end_millis(start)),
+                    reset_time: from_unix_millis(window.end_millis(start)),
                 };
             }
         }
@@ -374,7 +374,7 @@ impl Instance {
             scope: intent.scope,
             project_id: intent.project_id,
             prompt: intent.prompt,
-            started_at: now,
+            start_time: now,
             token: intent.token_mask,
             labels: intent.labels,
             idempotency_key: intent.idempotency_key,

@@ -274,7 +274,7 @@ pub struct Entry {
     /// The prompt sent.
     pub prompt: String,
     /// When the call was admitted, just before it was sent.
-    pub started_at: SystemTime,
+    pub start_time: SystemTime,
     /// The token it was sent with, masked as the dashboard shows it (never the token).
     pub token: String,
     /// The caller's labels, in the order given.

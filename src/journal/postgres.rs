@@ -1293,7 +1293,7 @@ async fn admit(
         if unsigned(used) >= budget.limit() {
             return Ok(Admission::OverBudget {
                 budget: *budget,
-                resets_at: crate::budget::from_unix_millis(window.end_millis(start)),
+                reset_time: crate::budget::from_unix_millis(window.end_millis(start)),
             });
         }
     }

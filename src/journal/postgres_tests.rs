@@ -22,7 +22,7 @@ use crate::Error;
 
 /// Where the tests look for a server when `LARACOPILOT_TEST_POSTGRES` is unset:
 /// what `.ci/postgres.sh` makes.
-const DEFAULT_URL: &str = "postgres://laracopilot:laracopilot@127.0.0.1:5432/laracopilot_test";
+const DEFAULT_URL: &str = "postgres://laracopilot:laracopilot@127.0.0.1:5432/laracopilot";
 
 const ENV: &str = "LARACOPILOT_TEST_POSTGRES";
 

@@ -1048,7 +1048,7 @@ fn admit(
         if u64::try_from(used).unwrap_or(0) >= budget.limit() {
             return Ok(Admission::OverBudget {
                 budget: *budget,
-                resets_at: crate::budget::from_unix_millis(window.end_millis(start)),
+                reset_time: crate::budget::from_unix_millis(window.end_millis(start)),
             });
         }
     }

@@ -230,6 +230,6 @@ pub enum Admission {
         /// The budget.
         budget: Budget,
         /// When its current window ends (engine clock).
-        resets_at: SystemTime,
+        reset_time: SystemTime,
     },
 }

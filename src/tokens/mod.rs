@@ -43,7 +43,7 @@
 //! let client = laracopilot::Client::builder()
 //!     .token_provider(FileToken::new("/run/secrets/laracopilot-token")?)
 //!     .on_token_expiring(Duration::from_secs(7 * 86_400), |info| {
-//!         eprintln!("token {:?} expires at {:?}", info.name(), info.expires_at());
+//!         eprintln!("token {:?} expires at {:?}", info.name(), info.expiry_time());
 //!     })
 //!     .build()?;
 //! if !client.verify_token().await?.is_accepted() {
@@ -60,12 +60,14 @@ use crate::{BoxError, Token};
 
 mod check;
 mod file;
+mod info;
 mod providers;
 mod source;
+pub(crate) mod token;
 
-pub use crate::token::{Expiration, TokenInfo, TokenStatus};
 pub use check::TokenCheck;
 pub use file::FileToken;
+pub use info::{Expiration, TokenInfo, TokenStatus};
 pub use providers::{EnvToken, FnToken, StaticToken};
 
 pub(crate) use check::PROBE_PROJECT_ID;

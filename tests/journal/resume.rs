@@ -2,6 +2,7 @@
 //! not settle in time, or was never named.
 
 use super::*;
+use laracopilot_mock::OnClientDrop;
 
 /// A rig whose journal lost the `Settled` of one successful generation of `p1` (the
 /// process stopped right before writing it).
@@ -49,7 +50,11 @@ fn resume_settles_a_project_that_succeeded_without_sending_a_generate_call() {
 #[test]
 fn resume_reports_and_records_a_project_that_failed() {
     for &store in &STORES {
-        let rig = Rig::plain(store);
+        let server = MockServer::builder()
+            .on_client_drop(OnClientDrop::Fail)
+            .start()
+            .unwrap();
+        let rig = Rig::new(server, store, |b| b, None);
         // Held after the first events, so that the rest is not already on its way
         // when the caller leaves.
         rig.server
@@ -59,7 +64,7 @@ fn resume_reports_and_records_a_project_that_failed() {
             let mut generation = rig.client.generate(PROMPT).await.unwrap();
             generation.next().await.unwrap().unwrap();
         });
-        // The server marks a stream its client left as failed.
+        // This server marks a stream its client left as failed.
         assert!(rt.block_on(eventually(|| {
             rig.server
                 .project("p1")

@@ -19,7 +19,6 @@
 mod common;
 
 mod errors;
-mod examples;
 mod lifecycle;
 mod streams;
 mod tokens;
@@ -35,7 +34,7 @@ use laracopilot::tokens::{
     TokenStatus,
 };
 use laracopilot::{Client, Error, RetryPolicy, Token};
-use wiremock::matchers::{any, method, path};
+use wiremock::matchers::any;
 use wiremock::{Mock, ResponseTemplate};
 
 /// A second distinctive token, for rotations.

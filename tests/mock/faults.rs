@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use laracopilot::{Error, Event, TimeoutKind};
-use laracopilot_mock::{Fault, MockServer, ProjectStatus};
+use laracopilot_mock::{Fault, MockServer, OnClientDrop, ProjectStatus};
 use serde_json::json;
 
 use crate::common::mock::*;
@@ -129,7 +129,10 @@ async fn a_delay_before_an_event_is_a_quiet_gap_that_an_idle_timeout_sees() {
 
 #[tokio::test]
 async fn delayed_headers_leave_an_accepted_generating_project_and_no_byte_yet() {
-    let server = MockServer::start();
+    let server = MockServer::builder()
+        .on_client_drop(OnClientDrop::Fail)
+        .start()
+        .unwrap();
     server.fault_next(Fault::DelayHeaders(Duration::from_secs(3)));
     let client = server
         .client_builder()
@@ -153,7 +156,7 @@ async fn delayed_headers_leave_an_accepted_generating_project_and_no_byte_yet() 
         server.project("p1").unwrap().status,
         ProjectStatus::Generating
     );
-    // The client went away before the headers: the project is left failed.
+    // The client went away before the headers: this server marks it failed.
     assert!(eventually(|| server.project("p1").unwrap().status == ProjectStatus::Failed).await);
 
     server.fault_next(Fault::DelayHeaders(Duration::from_millis(100)));

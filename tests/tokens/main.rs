@@ -12,7 +12,6 @@
 mod common;
 
 mod check;
-mod example;
 mod expiry;
 mod providers;
 mod refresh;

@@ -112,7 +112,7 @@ impl TokenInfo {
     }
 
     /// When the token expires; `None` if it never does.
-    pub fn expires_at(&self) -> Option<SystemTime> {
+    pub fn expiry_time(&self) -> Option<SystemTime> {
         // An overflow needs a creation date hundreds of billions of years ahead: no
         // such token expires within any time we can represent.
         self.created.checked_add(self.expiration.lifetime()?)
@@ -120,7 +120,7 @@ impl TokenInfo {
 
     /// The time left at `now`: `None` if the token never expires, zero once expired.
     pub fn time_left_at(&self, now: SystemTime) -> Option<Duration> {
-        let expires_at = self.expires_at()?;
+        let expires_at = self.expiry_time()?;
         Some(expires_at.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
@@ -166,10 +166,10 @@ mod tests {
             (Expiration::Days90, 90),
         ] {
             let info = TokenInfo::new("t", created, expiration);
-            assert_eq!(info.expires_at(), Some(created + days(n)));
+            assert_eq!(info.expiry_time(), Some(created + days(n)));
         }
         assert_eq!(
-            TokenInfo::new("t", created, Expiration::Never).expires_at(),
+            TokenInfo::new("t", created, Expiration::Never).expiry_time(),
             None
         );
     }

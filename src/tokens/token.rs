@@ -1,18 +1,16 @@
 //! The API token: a secret that never prints.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use zeroize::Zeroize;
 
+use super::info::TokenInfo;
+use crate::redact::Redactor;
 use crate::{Error, Result};
-
-mod info;
-
-pub use info::{Expiration, TokenInfo, TokenStatus};
 
 /// A LaraCopilot team API token.
 ///
@@ -38,8 +36,16 @@ pub use info::{Expiration, TokenInfo, TokenStatus};
 /// ```
 #[derive(Clone)]
 pub struct Token {
-    secret: SecretString,
+    /// Shared by clones: one copy of the value in memory, zeroized when the last
+    /// clone goes.
+    secret: Arc<Secret>,
     info: Option<Arc<TokenInfo>>,
+}
+
+/// The value, and the redactor that finds it in text (built on first use).
+struct Secret {
+    value: SecretString,
+    redactor: OnceLock<Redactor>,
 }
 
 /// Tokens shorter than this are masked completely: showing four characters of a
@@ -76,7 +82,10 @@ impl Token {
             ));
         }
         Ok(Token {
-            secret: SecretString::from(Box::<str>::from(value)),
+            secret: Arc::new(Secret {
+                value: SecretString::from(Box::<str>::from(value)),
+                redactor: OnceLock::new(),
+            }),
             info: None,
         })
     }
@@ -106,7 +115,7 @@ impl Token {
     /// The token as the dashboard shows it: `****` followed by the last four
     /// characters, or only `****` for a token shorter than 12 characters.
     pub fn masked(&self) -> String {
-        let value = self.secret.expose_secret();
+        let value = self.secret.value.expose_secret();
         if value.chars().count() < MIN_LEN_FOR_VISIBLE_TAIL {
             return "****".to_owned();
         }
@@ -117,7 +126,7 @@ impl Token {
     /// `Authorization: Bearer <token>`, marked sensitive so that HTTP layers never
     /// log it. This is the only place in the crate that exposes the secret.
     pub(crate) fn authorization(&self) -> HeaderValue {
-        let mut header = format!("Bearer {}", self.secret.expose_secret());
+        let mut header = format!("Bearer {}", self.secret.value.expose_secret());
         let mut value = HeaderValue::from_str(&header)
             // Token::new admits only non-control, non-whitespace characters; the
             // header rejects only control characters, so this cannot fail.
@@ -127,30 +136,29 @@ impl Token {
         value
     }
 
-    /// Replaces every occurrence of the secret in `text` (an error body that echoes
-    /// the request's headers, say) with the mask, also where JSON escapes spell it
-    /// (`\/` as PHP writes a slash, `\u0061`, ...): the text may be JSON shown as is.
+    /// Masks every spelling of the secret in `text` that the SDK promises to mask
+    /// (see [`crate::redact`]): a text that came from the server (an error body that
+    /// echoes the request's headers, say) before it is kept anywhere.
     pub(crate) fn redact(&self, text: &mut String) {
-        let secret = self.secret.expose_secret();
-        let spans = escaped_occurrences(text, secret);
-        if spans.is_empty() {
-            return;
-        }
-        let mask = self.masked();
-        let mut out = String::with_capacity(text.len());
-        let mut copied = 0;
-        for (start, end) in spans {
-            out.push_str(text.get(copied..start).unwrap_or_default());
-            out.push_str(&mask);
-            copied = end;
-        }
-        out.push_str(text.get(copied..).unwrap_or_default());
-        *text = out;
+        self.redactor().redact(text);
+    }
+
+    /// The redactor of this token, made on first use and shared by its clones.
+    pub(crate) fn redactor(&self) -> &Redactor {
+        self.secret.redactor.get_or_init(|| {
+            // The header is the one place where the crate exposes the token; the
+            // redactor needs its value to find it, and keeps it only in zeroized
+            // buffers.
+            let header = self.authorization();
+            let value = header.as_bytes();
+            let value = value.strip_prefix(b"Bearer ").unwrap_or(value);
+            Redactor::new(value, self.masked())
+        })
     }
 
     /// Compares two token values without exposing either.
     pub(crate) fn same_as(&self, other: &Token) -> bool {
-        self.secret.expose_secret() == other.secret.expose_secret()
+        self.secret.value.expose_secret() == other.secret.value.expose_secret()
     }
 }
 
@@ -158,104 +166,6 @@ impl Token {
 /// invisible format characters that copy-paste brings along (Unicode category `Cf`).
 fn is_forbidden(c: char) -> bool {
     c.is_whitespace() || c.is_control() || c.general_category() == GeneralCategory::Format
-}
-
-/// The byte spans of `text` that spell `secret`, each character either as itself or
-/// as a JSON escape (`\/`, `\\`, `\"`, `\n`, ..., `\uXXXX`, surrogate pairs
-/// included). Time is at most the product of both lengths, on bounded texts.
-fn escaped_occurrences(text: &str, secret: &str) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    if secret.is_empty() {
-        return spans;
-    }
-    let mut from = 0;
-    while let Some(at) = text.get(from..).and_then(|rest| rest.find(secret)) {
-        spans.push((from + at, from + at + secret.len()));
-        from += at + secret.len();
-    }
-    if !text.contains('\\') {
-        // No escape: plain occurrences only.
-        return spans;
-    }
-    // Escaped spellings too. The plain ones stay: in decoded text (a message), a
-    // secret's own backslash is no escape, and the scan below would miss it.
-    let mut start = 0;
-    while start < text.len() {
-        match match_at(text, start, secret) {
-            Some(end) => {
-                spans.push((start, end));
-                start = end;
-            }
-            None => {
-                start += text
-                    .get(start..)
-                    .and_then(|rest| rest.chars().next())
-                    .map_or(1, char::len_utf8);
-            }
-        }
-    }
-    spans.sort_unstable();
-    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
-    for (start, end) in spans {
-        match merged.last_mut() {
-            Some(last) if start < last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    merged
-}
-
-/// Where a spelling of `secret` that starts at `start` ends, if one does.
-fn match_at(text: &str, start: usize, secret: &str) -> Option<usize> {
-    let mut at = start;
-    for wanted in secret.chars() {
-        let rest = text.get(at..)?;
-        let (found, len) = next_json_char(rest)?;
-        if found != wanted {
-            return None;
-        }
-        at += len;
-    }
-    Some(at)
-}
-
-/// The first character of `text` as JSON would read it inside a string, and how many
-/// bytes spell it.
-fn next_json_char(text: &str) -> Option<(char, usize)> {
-    let mut chars = text.chars();
-    let first = chars.next()?;
-    if first != '\\' {
-        return Some((first, first.len_utf8()));
-    }
-    let simple = match chars.next()? {
-        '"' => '"',
-        '\\' => '\\',
-        '/' => '/',
-        'b' => '\u{8}',
-        'f' => '\u{c}',
-        'n' => '\n',
-        'r' => '\r',
-        't' => '\t',
-        'u' => {
-            let unit = |at: usize| {
-                text.get(at..at + 4)
-                    .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-            };
-            let high = unit(2)?;
-            if let Some(c) = char::from_u32(u32::from(high)) {
-                return Some((c, 6));
-            }
-            // A surrogate pair: `\uD83D\uDE00`.
-            if text.get(6..8) != Some("\\u") {
-                return None;
-            }
-            let low = unit(8)?;
-            let c = char::decode_utf16([high, low]).next()?.ok()?;
-            return Some((c, 12));
-        }
-        _ => return None,
-    };
-    Some((simple, 2))
 }
 
 impl fmt::Debug for Token {
@@ -272,6 +182,7 @@ impl fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tokens::Expiration;
 
     #[test]
     fn rejects_empty_whitespace_control_and_invisible_characters_without_echoing() {

@@ -1,51 +1,17 @@
-//! The examples as command-line tools: the `--json` contract of `generate`,
-//! `follow_up`, `project_status` and `build_script` (JSON lines on stdout: events,
-//! then an outcome or an error object; human messages on stderr), the plain lines
-//! people and logs get when no terminal is attached, `--help` on every example, and
-//! the exit codes.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "test code: a failed unwrap or index is a failed test"
-)]
+//! The subcommands that were the SDK's examples, as command-line tools: the `--json`
+//! contract of `generate`, `follow-up`, `status` and `generate --cache` (JSON lines on
+//! stdout: events, then an outcome or an error object; human messages on stderr),
+//! the plain lines people and logs get when no terminal is attached, `--help` on
+//! every subcommand, and the exit codes. Ported from the SDK's `tests/examples.rs`:
+//! only the invocations changed (the binary and a subcommand instead of an example).
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
 use serde_json::Value;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs example `bin` with a token and the base URL of `server` (off the async
-/// runtime, which keeps serving).
-async fn against(
-    server: &wiremock::MockServer,
-    bin: std::path::PathBuf,
-    args: &[&str],
-) -> (std::process::ExitStatus, String, String) {
-    let base = format!("{}/api/v1", server.uri());
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env = [
-            ("LARACOPILOT_API_TOKEN", TOKEN),
-            ("LARACOPILOT_BASE_URL", base.as_str()),
-        ];
-        run_bounded(&bin, &args, &env, LIMIT)
-    })
-    .await
-    .expect("the example ran")
-}
+use crate::common::*;
 
 #[test]
 fn generate_json_offline_prints_every_event_then_the_outcome() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let (status, stdout, stderr) =
         run_bounded(&bin, &["--json", "Build a task management app"], &[], LIMIT);
     assert!(status.success(), "{stderr}");
@@ -81,9 +47,7 @@ fn clean_lines(text: &str) -> bool {
 
 #[test]
 fn generate_prints_plain_progress_lines_and_a_summary_without_a_terminal() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let (status, stdout, stderr) = run_bounded(&bin, &["Build a task management app"], &[], LIMIT);
     assert!(status.success(), "{stderr}");
     assert!(
@@ -130,9 +94,7 @@ fn generate_prints_plain_progress_lines_and_a_summary_without_a_terminal() {
 
 #[test]
 fn follow_up_prints_no_container_phase() {
-    let Some(bin) = example("follow_up") else {
-        return;
-    };
+    let bin = cli("follow-up");
     let (status, stdout, stderr) =
         run_bounded(&bin, &["any", "Add a dark mode with a toggle"], &[], LIMIT);
     assert!(status.success(), "{stderr}");
@@ -155,9 +117,7 @@ fn follow_up_prints_no_container_phase() {
 
 #[tokio::test]
 async fn generate_json_reports_a_401_as_an_error_object_and_exit_code_3() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     mount(&server, "POST", "/agent/generate", unauthorized()).await;
     let (status, stdout, stderr) =
@@ -179,9 +139,7 @@ async fn generate_json_reports_a_401_as_an_error_object_and_exit_code_3() {
 
 #[tokio::test]
 async fn generate_json_reports_a_rate_limit_with_its_delay() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     mount(
         &server,
@@ -200,9 +158,7 @@ async fn generate_json_reports_a_rate_limit_with_its_delay() {
 
 #[tokio::test]
 async fn an_incomplete_stream_reports_the_project_id() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     let body = sse_body(&[r#"{"type":"project_created","project_id":"p42"}"#]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
@@ -220,9 +176,7 @@ async fn an_incomplete_stream_reports_the_project_id() {
 
 #[test]
 fn follow_up_json_offline_streams_without_container_events() {
-    let Some(bin) = example("follow_up") else {
-        return;
-    };
+    let bin = cli("follow-up");
     let (status, stdout, stderr) = run_bounded(
         &bin,
         &["--json", "any", "Add a dark mode with a toggle"],
@@ -244,9 +198,7 @@ fn follow_up_json_offline_streams_without_container_events() {
 
 #[test]
 fn follow_up_without_arguments_is_a_usage_error() {
-    let Some(bin) = example("follow_up") else {
-        return;
-    };
+    let bin = cli("follow-up");
     let (status, stdout, stderr) = run_bounded(&bin, &["--json"], &[], LIMIT);
     assert_eq!(status.code(), Some(2));
     let lines = json_lines(&stdout);
@@ -266,16 +218,14 @@ fn follow_up_without_arguments_is_a_usage_error() {
         (&Value::Null, &Value::Null, &Value::Null)
     );
     assert!(
-        stderr.contains("Usage: follow_up"),
+        stderr.contains("Usage: laracopilot follow-up"),
         "people still read why: {stderr}"
     );
 }
 
 #[test]
 fn an_unknown_flag_is_a_usage_error_with_or_without_json() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let (status, stdout, stderr) = run_bounded(&bin, &["--jsno", "Build an app"], &[], LIMIT);
     assert_eq!(status.code(), Some(2));
     assert_eq!(stdout, "", "nothing on stdout without --json");
@@ -293,9 +243,7 @@ fn an_unknown_flag_is_a_usage_error_with_or_without_json() {
 
 #[test]
 fn project_status_json_for_an_unknown_project_is_not_found() {
-    let Some(bin) = example("project_status") else {
-        return;
-    };
+    let bin = cli("status");
     let (status, stdout, _) = run_bounded(&bin, &["--json", "nope"], &[], LIMIT);
     assert_eq!(status.code(), Some(1));
     let error = &json_lines(&stdout)[0]["error"];
@@ -308,9 +256,7 @@ fn project_status_json_for_an_unknown_project_is_not_found() {
 
 #[tokio::test]
 async fn project_status_json_prints_the_project_object() {
-    let Some(bin) = example("project_status") else {
-        return;
-    };
+    let bin = cli("status");
     let server = server().await;
     let body = serde_json::json!({"status": true, "project_id": "abc123", "app_url": "https://abc123.laracopilot.com", "project_status": "ready", "name": "Tasks"});
     mount(
@@ -327,9 +273,7 @@ async fn project_status_json_prints_the_project_object() {
 
 #[tokio::test]
 async fn credits_exhausted_exits_4_with_the_project_id() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     let body = sse_body(&[
         r#"{"type":"project_created","project_id":"p7"}"#,
@@ -338,12 +282,8 @@ async fn credits_exhausted_exits_4_with_the_project_id() {
         r#"{"type":"credits_exhausted","message":"Out of credits"}"#,
     ]);
     mount(&server, "POST", "/agent/generate", sse(body)).await;
-    let (status, stdout, stderr) = against(
-        &server,
-        bin.clone(),
-        &["--json", "Build a task management app"],
-    )
-    .await;
+    let (status, stdout, stderr) =
+        against(&server, bin, &["--json", "Build a task management app"]).await;
     assert_eq!(status.code(), Some(4), "{stdout} {stderr}");
     let lines = json_lines(&stdout);
     let error = &lines.last().unwrap()["error"];
@@ -370,9 +310,7 @@ async fn credits_exhausted_exits_4_with_the_project_id() {
 
 #[tokio::test]
 async fn a_validation_error_exits_2() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     let body = serde_json::json!({
         "message": "The prompt field must be at least 10 characters.",
@@ -396,9 +334,7 @@ async fn a_validation_error_exits_2() {
 
 #[tokio::test]
 async fn a_malformed_event_keeps_its_text_in_the_json_line() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     let body = format!(
         "{}data: ping\n\n{}",
@@ -420,9 +356,7 @@ async fn a_malformed_event_keeps_its_text_in_the_json_line() {
 
 #[test]
 fn build_script_json_reports_the_outcome_then_reuses_the_cache() {
-    let Some(bin) = example("build_script") else {
-        return;
-    };
+    let bin = cli("generate");
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache.json");
     let cache = cache.to_str().unwrap();
@@ -443,15 +377,12 @@ fn build_script_json_reports_the_outcome_then_reuses_the_cache() {
     assert_eq!(lines[0]["outcome"]["files"], last["outcome"]["files"]);
 }
 
-/// A flag an example takes reaches its client: the blocking build_script journals
-/// its generation and tapes it like the async examples; project_status, which
-/// starts no generation, has no `--journal` to ignore.
+/// A flag a subcommand takes reaches its client: `generate --cache` (the build
+/// script's pattern) journals its generation and tapes it; status, which starts no
+/// generation, has no `--journal` to ignore.
 #[test]
 fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journal() {
-    let (Some(build), Some(status_bin)) = (example("build_script"), example("project_status"))
-    else {
-        return;
-    };
+    let (build, status_bin) = (cli("generate"), cli("status"));
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let (cache, journal, tape) = (path("cache.json"), path("app.journal"), path("app.tape"));
@@ -501,42 +432,51 @@ fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journ
     assert_eq!(json_lines(&stdout)[0]["error"]["kind"], "usage");
 }
 
-/// Every example answers `--help` on stdout, exit 0, naming its arguments and the
-/// exit codes.
+/// Every subcommand answers `--help` on stdout, exit 0, naming its arguments and the
+/// exit codes. (The examples `load` and `bounded_memory` became benches of the SDK:
+/// they are no subcommands.)
 #[test]
 fn every_example_explains_itself_with_help() {
-    let examples: [(&str, &[&str]); 8] = [
-        ("generate", &["--json", "[PROMPT]..."]),
-        ("follow_up", &["--json", "<PROJECT_ID>", "<PROMPT>..."]),
-        ("project_status", &["--json", "<PROJECT_ID>"]),
+    let examples: [(&str, &[&str]); 7] = [
         (
-            "build_script",
-            &["--json", "--cache <PATH>", "--fresh", "[PROMPT]..."],
+            "generate",
+            &["--json", "[PROMPT]...", "--cache <PATH>", "--fresh"],
+        ),
+        ("follow-up", &["--json", "<PROJECT_ID>", "<PROMPT>..."]),
+        ("status", &["--json", "<PROJECT_ID>"]),
+        (
+            "resume",
+            &["--json", "--journal <FILE>", "--timeout <SECS>"],
         ),
         (
-            "token_rotation",
+            "watch-token",
             &["[ITERATIONS]", "[INTERVAL_MS]", "LARACOPILOT_TOKEN_FILE"],
         ),
         (
-            "mock_server",
+            "mock-server",
             &[
                 "--port <PORT>",
                 "--pacing-ms <MILLISECONDS>",
                 "--credits <CREDITS>",
             ],
         ),
-        ("load", &["[GENERATIONS]", "[EVENTS]"]),
-        ("bounded_memory", &["Usage: bounded_memory"]),
+        (
+            "doctor",
+            &[
+                "--json",
+                "--token-file <FILE>",
+                "--expires <DATE>",
+                "--warn-days <N>",
+            ],
+        ),
     ];
     for (name, names) in examples {
-        let Some(bin) = example(name) else {
-            continue;
-        };
+        let bin = cli(name);
         for flag in ["--help", "-h"] {
             let (status, stdout, stderr) = run_bounded(&bin, &[flag], &[], LIMIT);
             assert!(status.success(), "{name} {flag}: {stderr}");
             assert!(
-                stdout.contains(&format!("Usage: {name}")),
+                stdout.contains(&format!("Usage: laracopilot {name}")),
                 "{name}: {stdout}"
             );
             for expected in names {
@@ -545,14 +485,19 @@ fn every_example_explains_itself_with_help() {
                     "{name} {flag} names {expected}: {stdout}"
                 );
             }
-            assert!(stdout.contains("Exit status:"), "{name}: {stdout}");
             for code in [
                 "0  Success",
                 "2  Usage or configuration",
                 "3  Authentication",
-                "4  The team's credits",
+                "141  Stdout was closed",
             ] {
                 assert!(stdout.contains(code), "{name}: {stdout}");
+            }
+            if name != "doctor" {
+                assert!(stdout.contains("Exit status:"), "{name}: {stdout}");
+                assert!(stdout.contains("4  The team's credits"), "{name}: {stdout}");
+            } else {
+                assert!(stdout.contains("5  The token expires within"), "{stdout}");
             }
         }
     }
@@ -560,9 +505,7 @@ fn every_example_explains_itself_with_help() {
 
 #[tokio::test]
 async fn modified_files_are_told_apart_from_created_ones() {
-    let Some(bin) = example("generate") else {
-        return;
-    };
+    let bin = cli("generate");
     let server = server().await;
     let body = sse_body(&[
         r#"{"type":"project_created","project_id":"p9","app_url":"https://p9.laracopilot.com"}"#,

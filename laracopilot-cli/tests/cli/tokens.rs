@@ -1,12 +1,13 @@
-//! The token rotation example against the offline server.
+//! `watch-token` against the offline server: the token rotation example, ported
+//! from the SDK's `tests/tokens/example.rs`.
 
-use super::*;
+use std::time::Duration;
+
+use crate::common::*;
 
 #[test]
 fn the_token_rotation_example_survives_a_rotation_on_the_offline_server() {
-    let Some(program) = example("token_rotation") else {
-        return;
-    };
+    let program = cli("watch-token");
     let (status, stdout, stderr) =
         run_bounded(&program, &["4", "20"], &[], Duration::from_secs(60));
     assert!(status.success(), "{status}\n{stdout}\n{stderr}");

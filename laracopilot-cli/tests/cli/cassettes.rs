@@ -1,27 +1,19 @@
-//! The record-and-replay workflow through the examples, as the README shows it:
-//! `generate --record FILE` (and `follow_up --record FILE`), then the same command
-//! against `mock_server --replay FILE` (or `MockServer::replay`) through
-//! `LARACOPILOT_BASE_URL`, prints the same events and outcome.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "test code: a failed unwrap or index is a failed test"
-)]
-
-mod cassette_support;
-mod common;
+//! The record-and-replay workflow through the subcommands, as the README shows it:
+//! `generate --record FILE` (and `follow-up --record FILE`), then the same command
+//! against `mock-server --replay FILE` (or `MockServer::replay`) through
+//! `LARACOPILOT_BASE_URL`, prints the same events and outcome. Ported from the
+//! SDK's `tests/cassette_examples.rs`.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{example, json_lines, run_bounded};
 use laracopilot::cassette::Cassette;
-use laracopilot_mock::{CassetteExt, MockServer};
+use laracopilot_mock::MockServer;
 use serde_json::Value;
+
+use crate::common::{cli, json_lines, run_bounded, BIN};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const PROMPT: &str = "Build a task management app";
@@ -39,8 +31,8 @@ fn comparable(stdout: &str) -> (Vec<Value>, Value) {
     (lines, outcome)
 }
 
-fn record(name: &str, args: &[&str], path: &Path) -> Option<String> {
-    let bin = example(name)?;
+fn record(name: &'static str, args: &[&str], path: &Path) -> String {
+    let bin = cli(name);
     let path = path.to_str().unwrap();
     let mut all = vec!["--json", "--record", path];
     all.extend_from_slice(args);
@@ -50,11 +42,11 @@ fn record(name: &str, args: &[&str], path: &Path) -> Option<String> {
         stderr.contains(&format!("Recording into {path}")),
         "{stderr}"
     );
-    Some(stdout)
+    stdout
 }
 
-fn against(name: &str, args: &[&str], base_url: &str) -> String {
-    let bin = example(name).expect("built");
+fn against(name: &'static str, args: &[&str], base_url: &str) -> String {
+    let bin = cli(name);
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let env = [
@@ -71,11 +63,9 @@ fn against(name: &str, args: &[&str], base_url: &str) -> String {
 
 #[test]
 fn generate_records_offline_and_replays_the_same_events_and_outcome() {
-    let dir = cassette_support::dir();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("generate.cassette");
-    let Some(recorded) = record("generate", &[PROMPT], &path) else {
-        return;
-    };
+    let recorded = record("generate", &[PROMPT], &path);
     let tape = Cassette::load(&path).unwrap();
     assert_eq!(tape.len(), 1);
     assert_eq!(tape.events(), 34);
@@ -88,15 +78,13 @@ fn generate_records_offline_and_replays_the_same_events_and_outcome() {
 
 #[test]
 fn follow_up_records_both_calls_and_replays_the_follow_up() {
-    let dir = cassette_support::dir();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("follow_up.cassette");
-    let Some(recorded) = record(
-        "follow_up",
+    let recorded = record(
+        "follow-up",
         &["any", "Add a dark mode with a toggle"],
         &path,
-    ) else {
-        return;
-    };
+    );
     let tape = Cassette::load(&path).unwrap();
     let paths: Vec<&str> = tape
         .exchanges()
@@ -107,7 +95,7 @@ fn follow_up_records_both_calls_and_replays_the_follow_up() {
 
     let server = MockServer::replay(tape);
     let replayed = against(
-        "follow_up",
+        "follow-up",
         &["p1", "Add a dark mode with a toggle"],
         server.base_url(),
     );
@@ -121,17 +109,19 @@ fn follow_up_records_both_calls_and_replays_the_follow_up() {
 
 #[test]
 fn mock_server_replays_a_cassette_for_any_program() {
-    let dir = cassette_support::dir();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("served.cassette");
-    let Some(recorded) = record("generate", &[PROMPT], &path) else {
-        return;
-    };
-    let Some(mock_server) = example("mock_server") else {
-        return;
-    };
+    let recorded = record("generate", &[PROMPT], &path);
     let out_path = dir.path().join("mock_server.out");
-    let mut child = Command::new(mock_server)
-        .args(["--port", "0", "--replay-pacing", "0", "--replay"])
+    let mut child = Command::new(BIN)
+        .args([
+            "mock-server",
+            "--port",
+            "0",
+            "--replay-pacing",
+            "0",
+            "--replay",
+        ])
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -160,7 +150,7 @@ fn mock_server_replays_a_cassette_for_any_program() {
     };
     let replayed = against("generate", &[PROMPT], &base_url);
     // A second run is not on the tape: a 501, reported as an API error.
-    let bin = example("generate").unwrap();
+    let bin = cli("generate");
     let env = [
         ("LARACOPILOT_API_TOKEN", ANY_TOKEN),
         ("LARACOPILOT_BASE_URL", base_url.as_str()),

@@ -1,0 +1,181 @@
+//! Reaching LaraCopilot: the flags every talking subcommand shares, the one place
+//! where a client is built from them ([`shape`]), the one place where a journal is
+//! opened ([`open_journal`]), and the choice between the real API and the embedded
+//! offline LaraCopilot ([`connect`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use laracopilot::journal::{FileJournal, Journal};
+use laracopilot::tokens::TokenProvider;
+use laracopilot::{Client, ClientBuilder};
+
+use crate::failure::Failure;
+use crate::offline::Offline;
+use crate::out;
+
+/// The flags of every subcommand that talks to LaraCopilot, flattened into each
+/// one's arguments: a flag added here is a flag of every one of them, spelled the
+/// same way.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Talk {
+    /// Print JSON on stdout, one object per line; human messages go to stderr
+    ///
+    /// generate, follow-up: {"event": TYPE, "data": EVENT} for each event, then
+    /// {"schema_version": 1, "outcome": {...}} or {"schema_version": 1, "error": {...}}.
+    /// status: the status answer, or the error. resume: an outcome or error line per
+    /// journal entry. The README of laracopilot-cli has the schema.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Record every exchange with LaraCopilot into this cassette file (JSON lines,
+    /// the token masked), to replay it later: `laracopilot mock-server --replay FILE`,
+    /// or `MockServer::replay` in a test
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Give up on a stream (or on an answer's headers) after this many seconds
+    /// without a byte [default: the SDK's, 300]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: Option<u64>,
+}
+
+/// `--journal`, flattened only into the subcommands that start generations or
+/// settle them (generate, follow-up, resume): a status poll has nothing to journal,
+/// so status does not take it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct JournalFlag {
+    /// The journal (today a FILE of JSON lines): each generation is recorded in it;
+    /// resume settles what a crash left unfinished there
+    ///
+    /// The intent is written before the request is sent, the project id as soon as it
+    /// is known, the outcome at the end. With --json the outcome line of generate and
+    /// follow-up gains "journal_id", the generation's entry.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<String>,
+}
+
+/// Opens the journal `spec` names: the one place where the CLI opens one (a file
+/// today; an SQLite path or a `postgres://` URL once those engines exist). A line
+/// torn by a crash in the middle of a write is dropped, and said on stderr.
+///
+/// # Errors
+///
+/// [`Failure::Sdk`] with the SDK's `Error::Journal` or `Error::Config` when the
+/// journal cannot be opened.
+pub fn open_journal(spec: &str) -> Result<Arc<dyn Journal>, Failure> {
+    let journal = FileJournal::open(spec)?;
+    if journal.torn_lines() > 0 {
+        out::note(
+            "Repaired",
+            &format!("{spec}: dropped the last line, cut short by a crash while it was written"),
+        );
+    }
+    out::note("Journal", spec);
+    Ok(Arc::new(journal))
+}
+
+/// `builder` as the flags shape it: the idle timeout, the journal, the `--record`
+/// cassette. The one place where a flag reaches a client.
+pub fn shape(
+    builder: ClientBuilder,
+    flags: &Talk,
+    journal: Option<Arc<dyn Journal>>,
+) -> ClientBuilder {
+    let mut builder = builder;
+    if let Some(secs) = flags.idle_timeout {
+        builder = builder.idle_timeout(Some(Duration::from_secs(secs)));
+    }
+    if let Some(journal) = journal {
+        builder = builder.journal(journal);
+    }
+    if let Some(path) = &flags.record {
+        out::note("Recording", &format!("into {}", path.display()));
+        builder = builder.record_to(path);
+    }
+    builder
+}
+
+/// A builder for the real API with the token of `provider` (read again whenever it
+/// changes), as the environment configures the rest: `LARACOPILOT_BASE_URL` and
+/// `LARACOPILOT_OFFLINE`, read as `ClientBuilder::from_env` reads them.
+pub fn with_provider(provider: Arc<dyn TokenProvider>) -> ClientBuilder {
+    let mut builder = Client::builder().token_provider(provider);
+    if let Ok(url) = std::env::var(laracopilot::BASE_URL_ENV) {
+        if !url.trim().is_empty() {
+            builder = builder.base_url(url.trim());
+        }
+    }
+    let offline = std::env::var(laracopilot::OFFLINE_ENV).unwrap_or_default();
+    if matches!(
+        offline.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    ) {
+        builder = builder.offline(true);
+    }
+    builder
+}
+
+/// A client, and the embedded offline LaraCopilot it talks to when there is one
+/// (kept alive as long as the connection).
+pub struct Connection {
+    /// The client, shaped by the flags.
+    pub client: Client,
+    /// The embedded offline LaraCopilot, when no token was set.
+    pub offline: Option<Offline>,
+}
+
+/// Whether a token is set: the real API is meant.
+pub fn token_set() -> bool {
+    std::env::var_os(laracopilot::TOKEN_ENV).is_some()
+}
+
+/// Which API a run would talk to, without sending anything: the real API's base URL
+/// as a client built from the environment normalizes it, or `offline` when no token
+/// is set (for `generate --cache`, whose entries belong to one API).
+///
+/// # Errors
+///
+/// [`Failure::Sdk`] with `Error::Config` for a bad token or base URL.
+pub fn api_identity(offline: &str) -> Result<String, Failure> {
+    if !token_set() {
+        return Ok(offline.to_owned());
+    }
+    Ok(Client::builder().from_env().build()?.base_url().to_owned())
+}
+
+/// The real API's client, as the environment configures it, shaped by `flags`;
+/// says which API on stderr.
+///
+/// # Errors
+///
+/// [`Failure::Sdk`] with `Error::Config` for a bad token or base URL.
+pub fn api(flags: &Talk, journal: Option<Arc<dyn Journal>>) -> Result<Client, Failure> {
+    let client = shape(Client::builder().from_env(), flags, journal).build()?;
+    let at = format!("the LaraCopilot API at {}", client.base_url());
+    out::note("Using", &at);
+    Ok(client)
+}
+
+/// The real API when `LARACOPILOT_API_TOKEN` is set (and `LARACOPILOT_BASE_URL` when
+/// given); otherwise the embedded offline LaraCopilot, which knows the projects
+/// generated offline before. Says which on stderr.
+///
+/// # Errors
+///
+/// A bad token or base URL; the offline LaraCopilot that cannot start.
+pub fn connect(flags: &Talk, journal: Option<Arc<dyn Journal>>) -> Result<Connection, Failure> {
+    if token_set() {
+        return Ok(Connection {
+            client: api(flags, journal)?,
+            offline: None,
+        });
+    }
+    let offline = Offline::start()?;
+    let client = shape(offline.client_builder(), flags, journal).build()?;
+    Ok(Connection {
+        client,
+        offline: Some(offline),
+    })
+}
