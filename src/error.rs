@@ -841,6 +841,13 @@ impl Error {
         }
     }
 
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(
+            dead_code,
+            reason = "only the file and database engines fail with a journal error of their own"
+        )
+    )]
     pub(crate) fn journal(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Error::Journal {
             message: message.into(),
@@ -849,6 +856,13 @@ impl Error {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "blocking"),
+        allow(
+            dead_code,
+            reason = "only the blocking facade has a runtime of its own"
+        )
+    )]
     pub(crate) fn runtime(message: impl Into<String>, source: Option<BoxError>) -> Self {
         Error::Runtime {
             message: message.into(),

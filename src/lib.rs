@@ -103,7 +103,9 @@
 //! - `sqlite`: `journal::SqliteJournal`, the journal in one SQLite file (SQLite
 //!   is compiled in: a C compiler is all it needs).
 //! - `postgres`: `journal::PostgresJournal`, the journal in a PostgreSQL database
-//!   shared by a fleet.
+//!   shared by a fleet (TLS through rustls with the default `rustls` feature; no
+//!   OpenSSL).
+//! - `full`: every feature above but `native-tls`.
 //!
 //! Spans and events go through `tracing` in every build (a span per call: method,
 //! path, status, attempts, project id, labels, time to first event, event count; a

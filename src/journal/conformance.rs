@@ -36,6 +36,7 @@ pub(crate) async fn run_all(fixture: &dyn Fixture) {
     concurrent_admissions_never_exceed_the_cap_nor_share_a_key(fixture).await;
     pruning_forgets_only_settled_entries(fixture).await;
     an_instance_name_takes_over_its_earlier_open(fixture).await;
+    an_admission_whose_caller_gave_up_holds_nothing(fixture).await;
 }
 
 fn options() -> JournalOptions {
@@ -455,6 +456,62 @@ async fn an_instance_name_takes_over_its_earlier_open(fixture: &dyn Fixture) {
     let (entry, _) = second.claim(&id).await.unwrap().expect("claimable at once");
     assert_eq!(entry.owner, name);
     drop(first);
+}
+
+async fn an_admission_whose_caller_gave_up_holds_nothing(fixture: &dyn Fixture) {
+    let store = fixture.open(options()).await;
+    let scope = scope("gave-up");
+    let mut capped = intent(&scope);
+    capped.max_concurrent = Some(1);
+    capped.idempotency_key = Some("given-up".to_owned());
+    for _ in 0..10 {
+        // Polled once (an engine with a thread has sent its command), then dropped.
+        let mut admit = store.admit(capped.clone());
+        match poll_once(&mut admit).await {
+            // Answered at once: the caller knows of it, and gives it up properly.
+            Some(Ok(Admission::Admitted { entry, fence })) => {
+                let never_sent = Settlement::failed("cancelled", false);
+                assert!(store.settle(&entry, fence, never_sent).await.unwrap());
+            }
+            Some(answer) => {
+                assert!(
+                    matches!(answer, Ok(Admission::Busy { .. } | Admission::Duplicate(_))),
+                    "{answer:?}"
+                );
+            }
+            None => drop(admit),
+        }
+    }
+    // Every slot and the key come back (an engine settles in the background).
+    let mut admitted = None;
+    for _ in 0..300 {
+        if let Admission::Admitted { entry, fence } = store.admit(capped.clone()).await.unwrap() {
+            admitted = Some((entry, fence));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (entry, fence) = admitted.expect("the slot and the key were given back");
+    let unfinished = store.unfinished().await.unwrap();
+    assert!(
+        unfinished.iter().all(|e| e.scope != scope),
+        "{unfinished:?}"
+    );
+    assert!(store
+        .settle(&entry, fence, Settlement::Unknown)
+        .await
+        .unwrap());
+}
+
+/// Polls `future` once: its output when it is ready at once.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match Pin::new(&mut *future).poll(cx) {
+            std::task::Poll::Ready(value) => Some(value),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Runs every future concurrently, answers in order.

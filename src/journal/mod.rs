@@ -12,7 +12,7 @@
 //!    have been sent"; no entry means "never sent"), in the same transaction as the
 //!    spend guards it passed: a concurrency slot, a count on each budget, the
 //!    idempotency key. If it cannot be written, the call fails with
-//!    [`Error::Journal`](crate::Error::Journal) and nothing is sent;
+//!    [`Error::Journal`] and nothing is sent;
 //! 2. that the server **accepted** the call (its 2xx answer arrived), before any
 //!    event is handed out;
 //! 3. the **project id** as soon as it is known, before the event that names it is
@@ -30,10 +30,14 @@
 //! # Engines
 //!
 //! - [`SqliteJournal`] (feature `sqlite`): one file on one host, shared safely by
-//!   every process there. The embedded default.
-//! - `PostgresJournal` (feature `postgres`): one database shared by every host of a
-//!   fleet.
+//!   every process there. The embedded default; SQLite is compiled in.
+//! - [`PostgresJournal`] (feature `postgres`): one database shared by every host of a
+//!   fleet; leases, breakers and budget windows follow the server's clock.
 //! - [`MemoryJournal`]: in memory, for tests and single-process use.
+//!
+//! The file and database engines own their connection on a thread of their own
+//! (no journal I/O on the caller's executor), commit the writes waiting together
+//! in one transaction (group commit), and answer a write only once it is durable.
 //!
 //! The [`Journal`] trait is sealed: the spend guards rely on each engine's exact
 //! transactional behaviour.
@@ -49,7 +53,7 @@
 //! (a fencing token), so that of any number of hosts resuming at once exactly one
 //! settles it, and a stale owner that wakes up cannot overwrite that settlement.
 //! Resuming polls the project when that can tell the truth, and otherwise reports
-//! [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown): the SDK never re-sends a
+//! [`Error::OutcomeUnknown`]: the SDK never re-sends a
 //! generate request on its own.
 //!
 //! ```no_run
@@ -72,6 +76,17 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(feature = "sqlite", doc = "[`SqliteJournal`]: SqliteJournal")]
+#![cfg_attr(
+    not(feature = "sqlite"),
+    doc = "[`SqliteJournal`]: https://docs.rs/laracopilot/latest/laracopilot/journal/struct.SqliteJournal.html"
+)]
+#![cfg_attr(feature = "postgres", doc = "[`PostgresJournal`]: PostgresJournal")]
+#![cfg_attr(
+    not(feature = "postgres"),
+    doc = "[`PostgresJournal`]: https://docs.rs/laracopilot/latest/laracopilot/journal/struct.PostgresJournal.html"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -79,13 +94,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, LocalId, ProjectId};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod engine;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(test)]
+#[cfg(feature = "postgres")]
+mod postgres_tests;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
+mod sqlite_tests;
 pub(crate) mod store;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod measure;
 
 pub use memory::MemoryJournal;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PostgresJournal;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteJournal;
 
 /// A storage engine for the client's [journal](self): [`MemoryJournal`],
 /// `SqliteJournal` (feature `sqlite`) or `PostgresJournal` (feature `postgres`).
@@ -210,6 +245,13 @@ impl Kind {
     }
 
     /// The kind named `name`, as [`as_str`](Kind::as_str) spells it.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(
+            dead_code,
+            reason = "only the file and database engines read names back"
+        )
+    )]
     pub(crate) fn from_name(name: &str) -> Option<Kind> {
         [Kind::Generate, Kind::FollowUp]
             .into_iter()
@@ -290,6 +332,13 @@ impl Settlement {
     }
 
     /// The name the journal stores: `succeeded`, `failed`, `unknown`.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(
+            dead_code,
+            reason = "only the file and database engines store outcomes by name"
+        )
+    )]
     pub(crate) fn outcome_name(&self) -> &'static str {
         match self {
             Settlement::Succeeded { .. } => "succeeded",

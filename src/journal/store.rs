@@ -24,7 +24,8 @@
 //!   journal is open. An entry is **driven** while its owner's lease is alive and it
 //!   was not released; otherwise it is **unfinished** (resumable).
 //! - **Fence.** Every entry has a fencing token, a number that [`Store::claim`]
-//!   increments. Each write about an entry names the fence its writer holds, and the
+//!   increments (fences of different entries are unrelated: the engines count
+//!   per entry, memory counts for all). Each write about an entry names the fence its writer holds, and the
 //!   engine applies it only when the entry still has that fence: a stale owner that
 //!   wakes up after another instance claimed its entry cannot overwrite anything.
 //! - **Settlement.** An entry is settled at most once: the first [`Store::settle`]
@@ -66,6 +67,23 @@
 //! journal and what failed, the engine's error as its source); a write whose future
 //! failed may or may not have been applied, except [`Store::admit`], which applied
 //! nothing when it failed.
+//!
+//! A future of [`Store::admit`] dropped before it completed (its caller gave up:
+//! a `select!`, a timeout) either wrote nothing or wrote an entry that the engine
+//! then settles as failed with error `"cancelled"` and `may_have_started_work:
+//! false` (true: nothing was sent, since nobody learnt of the admission). Either
+//! way it holds no slot and no idempotency key once that settlement lands, and it
+//! is never listed as unfinished.
+//!
+//! # Engines with a thread of their own
+//!
+//! The SQLite and PostgreSQL engines own their connection on a thread of their
+//! own: a method sends a command over a bounded channel (a caller beyond its bound
+//! waits, asynchronously) and awaits the answer; the thread runs the commands
+//! waiting in one transaction, a savepoint for each, so that one command's failure
+//! fails no other, and answers once that transaction committed durably. The
+//! instance's lease is renewed by that thread, and ended (its entries unfinished
+//! at once) when the journal's last handle is dropped.
 
 use std::fmt;
 use std::future::Future;
