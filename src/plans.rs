@@ -31,13 +31,13 @@ pub struct SubscriptionPlan {
     /// The price as the dashboard shows it, e.g. `"$29/month"`.
     pub price_display: Option<String>,
     /// Credits granted each month.
-    pub credits_per_month: Option<f64>,
+    pub credits_per_month: Option<u64>,
     /// Credits a dollar buys: the one place the API states credit units.
     pub credits_per_dollar: Option<f64>,
     /// How many projects the plan allows.
-    pub max_projects: Option<f64>,
+    pub max_projects: Option<u64>,
     /// How many team seats the plan allows.
-    pub max_team_seats: Option<f64>,
+    pub max_team_seats: Option<u64>,
     /// The plan's features as listed (strings; other entries are left out).
     pub features: Vec<String>,
     /// Whether the plan is offered.
@@ -47,7 +47,7 @@ pub struct SubscriptionPlan {
     /// Whether the plan is a custom one.
     pub is_custom: Option<bool>,
     /// Its place in the display order.
-    pub sort_order: Option<f64>,
+    pub sort_order: Option<i64>,
     /// When it was created, as the server wrote it.
     pub created_at: Option<String>,
     /// When it was last updated, as the server wrote it.
@@ -148,6 +148,17 @@ fn plan(raw: &RawValue) -> Option<SubscriptionPlan> {
     let fields = Fields::read(raw.get(), &KEYS).ok()?;
     let text = |index| fields.get(index).and_then(lenient::text);
     let number = |index| fields.get(index).and_then(lenient::number);
+    // A whole number within range; a fraction or an overflow is none.
+    let count = |index| {
+        number(index)
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n < 1.8e19)
+            .map(|n| n as u64)
+    };
+    let order = |index| {
+        number(index)
+            .filter(|n| n.fract() == 0.0 && n.abs() < 9.0e18)
+            .map(|n| n as i64)
+    };
     let flag = |index| fields.get(index).and_then(flag);
     let id = fields.get(0).and_then(lenient::id).map(|id| id.to_string());
     let price = fields.get(3).and_then(|raw| {
@@ -159,15 +170,15 @@ fn plan(raw: &RawValue) -> Option<SubscriptionPlan> {
         slug: text(2),
         price,
         price_display: text(4),
-        credits_per_month: number(5),
+        credits_per_month: count(5),
         credits_per_dollar: number(6),
-        max_projects: number(7),
-        max_team_seats: number(8),
+        max_projects: count(7),
+        max_team_seats: count(8),
         features: fields.get(9).map(features).unwrap_or_default(),
         is_active: flag(10),
         is_featured: flag(11),
         is_custom: flag(12),
-        sort_order: number(13),
+        sort_order: order(13),
         created_at: text(14),
         updated_at: text(15),
         raw: raw.get().to_owned(),
@@ -206,9 +217,9 @@ mod tests {
         assert_eq!(starter.id.as_deref(), Some("1"));
         assert_eq!(starter.name.as_deref(), Some("Starter"));
         assert_eq!(starter.price.as_deref(), Some("19.00"));
-        assert_eq!(starter.credits_per_month, Some(500.0));
+        assert_eq!(starter.credits_per_month, Some(500));
         assert_eq!(starter.credits_per_dollar, Some(25.0));
-        assert_eq!(starter.max_projects, Some(3.0));
+        assert_eq!(starter.max_projects, Some(3));
         assert_eq!(starter.features, ["500 credits", "3 projects"]);
         assert_eq!(starter.is_active, Some(true));
         assert_eq!(starter.price_display.as_deref(), Some("$19/month"));
@@ -216,7 +227,7 @@ mod tests {
         let pro = &plans[1];
         assert_eq!(pro.id.as_deref(), Some("2"));
         assert_eq!(pro.price.as_deref(), Some("49"));
-        assert_eq!(pro.credits_per_month, Some(1500.0), "a number as a string");
+        assert_eq!(pro.credits_per_month, Some(1500), "a number as a string");
         assert_eq!(pro.max_projects, None, "null is none");
         assert_eq!(
             pro.features,
@@ -230,7 +241,7 @@ mod tests {
 
     #[test]
     fn odd_fields_are_none_and_odd_answers_are_refused() {
-        let odd = r#"{"data":[{"id":{"a":1},"name":5,"price":true,"credits_per_dollar":"lots","features":"all","is_active":"yes","sort_order":1e999},{}],"links":{},"meta":{}}"#;
+        let odd = r#"{"data":[{"id":{"a":1},"name":5,"price":true,"credits_per_dollar":"lots","features":"all","is_active":"yes","sort_order":1e999,"max_projects":2.5,"max_team_seats":-1,"credits_per_month":1e30},{}],"links":{},"meta":{}}"#;
         let plans = decode_plans(odd).unwrap();
         assert_eq!(plans.len(), 2);
         let plan = &plans[0];
@@ -242,6 +253,9 @@ mod tests {
         assert!(plan.features.is_empty());
         assert_eq!(plan.is_active, None);
         assert_eq!(plan.sort_order, None, "out of range");
+        assert_eq!(plan.max_projects, None, "a fraction is no count");
+        assert_eq!(plan.max_team_seats, None, "a negative count is none");
+        assert_eq!(plan.credits_per_month, None, "an overflow is none");
         assert_eq!(decode_plans(r#"{"data":[]}"#).unwrap(), []);
         for (answer, says) in [
             ("<html>502 Bad Gateway</html>", "not JSON"),

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laracopilot::journal::{FileJournal, Journal};
+use laracopilot::journal::{Journal, JournalOptions, PostgresJournal, SqliteJournal};
 use laracopilot::tokens::TokenProvider;
-use laracopilot::{Client, ClientBuilder};
+use laracopilot::{Budget, Client, ClientBuilder};
 
 use crate::failure::Failure;
 use crate::offline::Offline;
@@ -46,34 +46,96 @@ pub struct Talk {
 /// so status does not take it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct JournalFlag {
-    /// The journal (today a FILE of JSON lines): each generation is recorded in it;
-    /// resume settles what a crash left unfinished there
+    /// The journal: an SQLite file (one host: created if missing, owner-only) or a
+    /// `postgres://` URL (a fleet); each generation is recorded in it, and resume
+    /// settles what a crash left unfinished there
     ///
-    /// The intent is written before the request is sent, the project id as soon as it
-    /// is known, the outcome at the end. With --json the outcome line of generate and
-    /// follow-up gains "journal_id", the generation's entry.
-    #[arg(long, value_name = "FILE")]
+    /// The intent is written before the request is sent (with the spend guards),
+    /// that the server accepted it, the project id as soon as it is known, the
+    /// outcome at the end. With --json the outcome line of generate and follow-up
+    /// gains "journal_id", the generation's entry. A file that is not a journal is
+    /// refused, never touched.
+    #[arg(long, value_name = "PATH|URL")]
     pub journal: Option<String>,
+
+    /// How long this run's journal entries stay its own (and its concurrency slots
+    /// taken) after it stops renewing them, a crash say: the longest another
+    /// process waits before it may resume them [default: 30]
+    #[arg(long, value_name = "SECS", requires = "journal", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: Option<u64>,
 }
 
-/// Opens the journal `spec` names: the one place where the CLI opens one (a file
-/// today; an SQLite path or a `postgres://` URL once those engines exist). A line
-/// torn by a crash in the middle of a write is dropped, and said on stderr.
+/// The spend guards of the calls that spend credits (generate, follow-up), shared
+/// through the journal by every process and host that uses it with the same scope.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GuardFlags {
+    /// The scope the spend guards count under (a team, a tenant, an environment)
+    /// [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub scope: Option<String>,
+
+    /// At most N generate and follow-up calls of the scope at once (across every
+    /// host with --journal): the call waits for a slot
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent: Option<u64>,
+
+    /// At most COUNT calls of the scope started per WINDOW (minute, hour, day), e.g.
+    /// 10/hour or 200/day; may be given more than once; needs --journal. A refused
+    /// call sends nothing and exits 6
+    #[arg(long, value_name = "COUNT/WINDOW", value_parser = parse_budget)]
+    pub budget: Vec<Budget>,
+
+    /// Makes this call happen at most once per key and scope, whichever process or
+    /// host repeats it (needs --journal): a repeat sends nothing and answers the
+    /// first call's result
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+fn parse_budget(text: &str) -> Result<Budget, String> {
+    text.parse::<Budget>().map_err(|e| e.to_string())
+}
+
+/// Opens the journal `spec` names: the one place where the CLI opens one, an SQLite
+/// file or a `postgres://` URL, with this run's lease.
 ///
 /// # Errors
 ///
 /// [`Failure::Sdk`] with the SDK's `Error::Journal` or `Error::Config` when the
-/// journal cannot be opened.
-pub fn open_journal(spec: &str) -> Result<Arc<dyn Journal>, Failure> {
-    let journal = FileJournal::open(spec)?;
-    if journal.torn_lines() > 0 {
-        out::note(
-            "Repaired",
-            &format!("{spec}: dropped the last line, cut short by a crash while it was written"),
-        );
+/// journal cannot be opened (a file that is not a journal, a database that cannot be
+/// reached, ...).
+pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>, Failure> {
+    let Some(spec) = flag.journal.as_deref() else {
+        return Ok(None);
+    };
+    let mut options = JournalOptions::new();
+    if let Some(secs) = flag.lease {
+        options = options.lease(Duration::from_secs(secs));
     }
-    out::note("Journal", spec);
-    Ok(Arc::new(journal))
+    let journal: Arc<dyn Journal> = if is_postgres(spec) {
+        Arc::new(PostgresJournal::connect_with(spec, options).await?)
+    } else {
+        Arc::new(SqliteJournal::open_with(spec, options)?)
+    };
+    out::note("Journal", &shown(spec));
+    Ok(Some(journal))
+}
+
+/// Whether `spec` names a PostgreSQL database rather than an SQLite file.
+fn is_postgres(spec: &str) -> bool {
+    let lower = spec.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The journal as it may be shown: a URL without its password.
+pub fn shown(spec: &str) -> String {
+    match url::Url::parse(spec) {
+        Ok(mut url) if is_postgres(spec) && url.password().is_some() => {
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        _ => spec.to_owned(),
+    }
 }
 
 /// `builder` as the flags shape it: the idle timeout, the journal, the `--record`
@@ -82,10 +144,20 @@ pub fn shape(
     builder: ClientBuilder,
     flags: &Talk,
     journal: Option<Arc<dyn Journal>>,
+    guards: &GuardFlags,
 ) -> ClientBuilder {
     let mut builder = builder;
+    if let Some(scope) = &guards.scope {
+        builder = builder.scope(scope);
+    }
+    if let Some(n) = guards.max_concurrent {
+        builder = builder.max_concurrent_generations(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    for budget in &guards.budget {
+        builder = builder.budget(*budget);
+    }
     if let Some(secs) = flags.idle_timeout {
-        builder = builder.idle_timeout(Some(Duration::from_secs(secs)));
+        builder = builder.idle_timeout(Duration::from_secs(secs));
     }
     if let Some(journal) = journal {
         builder = builder.journal(journal);
@@ -95,6 +167,21 @@ pub fn shape(
         builder = builder.record_to(path);
     }
     builder
+}
+
+/// `request` with the per-call guard of `guards` (its idempotency key), sent.
+///
+/// # Errors
+///
+/// The call's: a refusal by a spend guard, the server's answer, ...
+pub async fn request(
+    request: laracopilot::GenerateRequest<'_>,
+    guards: &GuardFlags,
+) -> laracopilot::Result<laracopilot::Generation> {
+    match &guards.idempotency_key {
+        Some(key) => request.idempotency_key(key).await,
+        None => request.await,
+    }
 }
 
 /// A builder for the real API with the token of `provider` (read again whenever it
@@ -151,8 +238,12 @@ pub fn api_identity(offline: &str) -> Result<String, Failure> {
 /// # Errors
 ///
 /// [`Failure::Sdk`] with `Error::Config` for a bad token or base URL.
-pub fn api(flags: &Talk, journal: Option<Arc<dyn Journal>>) -> Result<Client, Failure> {
-    let client = shape(Client::builder().from_env(), flags, journal).build()?;
+pub fn api(
+    flags: &Talk,
+    journal: Option<Arc<dyn Journal>>,
+    guards: &GuardFlags,
+) -> Result<Client, Failure> {
+    let client = shape(Client::builder().from_env(), flags, journal, guards).build()?;
     let at = format!("the LaraCopilot API at {}", client.base_url());
     out::note("Using", &at);
     Ok(client)
@@ -165,15 +256,19 @@ pub fn api(flags: &Talk, journal: Option<Arc<dyn Journal>>) -> Result<Client, Fa
 /// # Errors
 ///
 /// A bad token or base URL; the offline LaraCopilot that cannot start.
-pub fn connect(flags: &Talk, journal: Option<Arc<dyn Journal>>) -> Result<Connection, Failure> {
+pub fn connect(
+    flags: &Talk,
+    journal: Option<Arc<dyn Journal>>,
+    guards: &GuardFlags,
+) -> Result<Connection, Failure> {
     if token_set() {
         return Ok(Connection {
-            client: api(flags, journal)?,
+            client: api(flags, journal, guards)?,
             offline: None,
         });
     }
     let offline = Offline::start()?;
-    let client = shape(offline.client_builder(), flags, journal).build()?;
+    let client = shape(offline.client_builder(), flags, journal, guards).build()?;
     Ok(Connection {
         client,
         offline: Some(offline),

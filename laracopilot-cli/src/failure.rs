@@ -21,6 +21,7 @@ Exit status:
     2  Usage or configuration (bad arguments or settings, a 422 validation error)
     3  Authentication (the token is missing, invalid, revoked or expired)
     4  The team's credits are exhausted
+    6  A budget of the scope (--budget) refused the call: nothing was sent
   141  Stdout was closed by its reader (e.g. `| head -1`): stopped quietly";
 
 /// The "Environment" section of `--help`, for the subcommands that talk to
@@ -84,13 +85,14 @@ impl Failure {
         }
     }
 
-    /// 2 usage or configuration, 3 authentication, 4 credits, 141 a closed stdout,
-    /// 1 anything else.
+    /// 2 usage or configuration, 3 authentication, 4 credits, 6 a budget, 141 a
+    /// closed stdout, 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self.kind() {
             "usage" | "config" | "validation" => 2,
             "unauthorized" | "token_expired" => 3,
             "credits_exhausted" => 4,
+            "budget_exhausted" => 6,
             "closed" => CLOSED_EXIT,
             _ => 1,
         }
@@ -115,20 +117,8 @@ pub fn message(error: &Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    if let Error::Validation { errors, .. } = error {
-        for (field, messages) in errors {
-            text.push_str(&format!("; {field}: {}", messages.join(" ")));
-        }
-    }
-    // What the server said about an unexpected answer (a replay's "not on the tape"
-    // names the request and what the tape expected).
-    if let Error::Api {
-        message: Some(said),
-        ..
-    } = error
-    {
-        text.push_str(&format!(": {said}"));
-    }
+    // The SDK's Display already names the server's words (a validation's fields, an
+    // unexpected answer's message, a replay's "not on the tape").
     text
 }
 

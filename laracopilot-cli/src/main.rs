@@ -10,8 +10,11 @@
 //! laracopilot generate "Build a task management app"        # a new application
 //! laracopilot follow-up p1 "Add a dark mode"                 # change it
 //! laracopilot status p1                                      # poll it (no credits)
-//! laracopilot generate --journal app.journal "..."           # keep a record of spend
-//! laracopilot resume --journal app.journal                   # settle it after a crash
+//! laracopilot plans                                          # the subscription plans
+//! laracopilot generate --journal app.db "..."                # keep a record of spend
+//! laracopilot generate --journal postgres://... --scope acme \
+//!     --max-concurrent 4 --budget 200/day --idempotency-key job-42 "..."  # a fleet
+//! laracopilot resume --journal app.db                        # settle it after a crash
 //! laracopilot doctor --expires 2026-03-01                    # check the token first
 //! laracopilot watch-token --token-file /run/secrets/token    # check it across a rotation
 //! laracopilot mock-server --fault drop-after:5               # an offline LaraCopilot
@@ -31,8 +34,8 @@
 //! `{"schema_version": 1, "outcome": {...}}` or `{"schema_version": 1, "error": {...}}`
 //! (see [`json`] and the README). The exit code says how a command ended: 0 success,
 //! 1 any other failure, 2 usage or configuration (and a 422), 3 authentication,
-//! 4 credits exhausted, 141 stdout closed by its reader; `doctor` adds 5 (the token
-//! expires soon).
+//! 4 credits exhausted, 6 a budget refused the call, 141 stdout closed by its reader;
+//! `doctor` adds 5 (the token expires soon).
 //!
 //! Every line for people is the program's own: text from the server (paths,
 //! messages, ids, URLs) is printed with its control, format and separator characters
@@ -61,7 +64,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{doctor, follow_up, generate, mock_server, resume, status, watch_token};
+use commands::{doctor, follow_up, generate, mock_server, plans, resume, status, watch_token};
 use failure::{Failure, CLOSED_EXIT, EXIT_STATUS};
 
 /// The LaraCopilot Agent API from the command line: generate Laravel applications,
@@ -89,6 +92,8 @@ pub enum Command {
     FollowUp(follow_up::Args),
     /// Print a project's status (spends no credits)
     Status(status::Args),
+    /// Print LaraCopilot's subscription plans (spends no credits)
+    Plans(plans::Args),
     /// Settle the generations a crash left unfinished in a journal
     Resume(resume::Args),
     /// Check the token and the base URL (spends no credits)
@@ -106,6 +111,7 @@ impl Command {
             Command::Generate(args) => args.talk.json,
             Command::FollowUp(args) => args.talk.json,
             Command::Status(args) => args.talk.json,
+            Command::Plans(args) => args.talk.json,
             Command::Resume(args) => args.talk.json,
             Command::Doctor(args) => args.json,
             Command::WatchToken(_) | Command::MockServer(_) => false,
@@ -122,6 +128,7 @@ impl Command {
             Command::Generate(args) => generate::run(args).await,
             Command::FollowUp(args) => follow_up::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Plans(args) => plans::run(args).await,
             Command::Resume(args) => resume::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::WatchToken(args) => watch_token::run(args).await,

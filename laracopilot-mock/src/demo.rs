@@ -103,3 +103,33 @@ fn plural(word: &str) -> String {
         None => format!("{word}s"),
     }
 }
+
+/// The subscription plans, shaped as the API reference's sample (its Stripe ids
+/// left out, as the page says the answer does).
+pub(crate) fn plans() -> Vec<serde_json::Value> {
+    let plan = |id: u64, name: &str, price: &str, credits: u64, projects: u64, seats: u64| {
+        serde_json::json!({
+            "id": id,
+            "name": name,
+            "slug": name.to_ascii_lowercase(),
+            "price": price,
+            "credits_per_month": credits,
+            "credits_per_dollar": 25,
+            "max_projects": projects,
+            "max_team_seats": seats,
+            "features": [format!("{credits} credits a month"), format!("{projects} projects")],
+            "is_active": true,
+            "is_featured": name == "Pro",
+            "is_custom": false,
+            "sort_order": id,
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "updated_at": "2025-01-01T00:00:00.000000Z",
+            "price_display": format!("${price}/month"),
+        })
+    };
+    vec![
+        plan(1, "Starter", "19.00", 500, 3, 1),
+        plan(2, "Pro", "49.00", 1500, 10, 3),
+        plan(3, "Team", "99.00", 4000, 50, 10),
+    ]
+}

@@ -94,6 +94,7 @@ enum Endpoint {
     Generate,
     FollowUp(String),
     Status(String),
+    Plans,
 }
 
 fn route(shared: &Arc<Shared>, parts: &Parts, body: &[u8]) -> Response<MockBody> {
@@ -111,6 +112,7 @@ fn route(shared: &Arc<Shared>, parts: &Parts, body: &[u8]) -> Response<MockBody>
         ["agent", "generate"] => Endpoint::Generate,
         ["agent", "generate", id] if !id.is_empty() => Endpoint::FollowUp((*id).to_owned()),
         ["agent", "project", id] if !id.is_empty() => Endpoint::Status((*id).to_owned()),
+        ["subscription-plans"] => Endpoint::Plans,
         _ => {
             let path = path.trim_start_matches('/');
             let message = format!("The route {path} could not be found.");
@@ -118,7 +120,7 @@ fn route(shared: &Arc<Shared>, parts: &Parts, body: &[u8]) -> Response<MockBody>
         }
     };
     let (allowed, supported) = match endpoint {
-        Endpoint::Status(_) => (
+        Endpoint::Status(_) | Endpoint::Plans => (
             parts.method == Method::GET || parts.method == Method::HEAD,
             "GET, HEAD",
         ),
@@ -152,6 +154,10 @@ fn route(shared: &Arc<Shared>, parts: &Parts, body: &[u8]) -> Response<MockBody>
             ),
             None => project_not_found(),
         },
+        Endpoint::Plans => json_answer(
+            StatusCode::OK,
+            &serde_json::json!({ "data": shared.config.plans }),
+        ),
     }
 }
 

@@ -246,6 +246,25 @@ impl MockServerBuilder {
         self
     }
 
+    /// The plans `GET /subscription-plans` answers (as `{"data": plans}`, in this
+    /// order); by default three plans shaped as the API reference documents them,
+    /// without the Stripe ids. Any JSON values, to test odd answers too.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = laracopilot_mock::MockServer::builder()
+    ///     .subscription_plans(vec![serde_json::json!({"id": 9, "name": "Custom", "is_custom": true})])
+    ///     .start()?;
+    /// let plans = server.client().subscription_plans().await?;
+    /// assert_eq!(plans[0].name.as_deref(), Some("Custom"));
+    /// # Ok(()) }
+    /// ```
+    pub fn subscription_plans(mut self, plans: Vec<serde_json::Value>) -> Self {
+        self.config.plans = plans;
+        self
+    }
+
     /// A project the server knows from the start (replacing an earlier one with the
     /// same id): its status endpoint answers for it, follow-ups on it are accepted,
     /// and new projects get other ids. See [`MockProject::new`].
@@ -429,6 +448,7 @@ impl MockServer {
                 events_per_generation: None,
                 read_timeout: DEFAULT_READ_TIMEOUT,
                 on_client_drop: OnClientDrop::default(),
+                plans: crate::demo::plans(),
             },
             credits: DEFAULT_CREDITS,
             port: 0,

@@ -214,6 +214,8 @@ pub(crate) struct Config {
     pub(crate) events_per_generation: Option<usize>,
     pub(crate) read_timeout: Duration,
     pub(crate) on_client_drop: OnClientDrop,
+    /// The answer of `GET /subscription-plans`: `{"data": <these>}`.
+    pub(crate) plans: Vec<serde_json::Value>,
 }
 
 /// Everything shared between the server's handle and its connections.

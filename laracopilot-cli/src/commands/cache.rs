@@ -54,9 +54,9 @@ pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Fai
         }
     }
     out::ensure_open()?;
-    let journal = args.journal.journal.as_deref().map(connect::open_journal);
-    let Connection { client, offline } = connect::connect(&args.talk, journal.transpose()?)?;
-    let generation = client.generate(prompt).await?;
+    let journal = connect::open_journal(&args.journal).await?;
+    let Connection { client, offline } = connect::connect(&args.talk, journal, &args.guards)?;
+    let generation = connect::request(client.generate(prompt), &args.guards).await?;
     let extra = vec![("cached", Value::Bool(false))];
     let outcome = stream::stream(generation, args.talk.json, extra, false).await;
     if let (Some(offline), Some(id)) = (&offline, outcome_id(&outcome)) {

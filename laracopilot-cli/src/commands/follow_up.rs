@@ -6,7 +6,7 @@ use laracopilot::ProjectId;
 
 use super::generate::DEFAULT_PROMPT;
 use super::stream;
-use crate::connect::{self, JournalFlag, Talk};
+use crate::connect::{self, GuardFlags, JournalFlag, Talk};
 use crate::failure::{self, Failure};
 use crate::out;
 
@@ -25,6 +25,11 @@ pub struct Args {
     /// `--journal`.
     #[command(flatten)]
     pub journal: JournalFlag,
+
+    /// The spend guards: `--scope`, `--max-concurrent`, `--budget`,
+    /// `--idempotency-key`.
+    #[command(flatten)]
+    pub guards: GuardFlags,
 
     /// The project to continue, as `project_created` named it
     #[arg(value_name = "PROJECT_ID")]
@@ -46,8 +51,8 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
         return Err(Failure::Usage("the prompt is empty".into()));
     }
     out::ensure_open()?;
-    let journal = args.journal.journal.as_deref().map(connect::open_journal);
-    let connection = connect::connect(&args.talk, journal.transpose()?)?;
+    let journal = connect::open_journal(&args.journal).await?;
+    let connection = connect::connect(&args.talk, journal, &args.guards)?;
     let id = match &connection.offline {
         Some(offline) if !offline.knows(&args.project_id) => {
             out::note("Preparing", "an offline project to follow up on");
@@ -66,7 +71,8 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
         }
         _ => ProjectId::from(args.project_id.as_str()),
     };
-    let generation = connection.client.follow_up(&id, prompt).await?;
+    let generation =
+        connect::request(connection.client.follow_up(&id, prompt), &args.guards).await?;
     let result = stream::stream(generation, args.talk.json, Vec::new(), true).await;
     if let Some(offline) = &connection.offline {
         offline.remember(&id);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::{cache, stream};
-use crate::connect::{self, JournalFlag, Talk};
+use crate::connect::{self, GuardFlags, JournalFlag, Talk};
 use crate::failure::{self, Failure};
 use crate::out;
 
@@ -31,6 +31,11 @@ pub struct Args {
     /// `--journal`.
     #[command(flatten)]
     pub journal: JournalFlag,
+
+    /// The spend guards: `--scope`, `--max-concurrent`, `--budget`,
+    /// `--idempotency-key`.
+    #[command(flatten)]
+    pub guards: GuardFlags,
 
     /// Keep the outcome in this JSON file, and reuse it when it holds one for the
     /// same prompt and API (printed "cached", nothing sent). With --json the outcome
@@ -63,9 +68,9 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     }
     // Nobody could read the outcome of credits spent now.
     out::ensure_open()?;
-    let journal = args.journal.journal.as_deref().map(connect::open_journal);
-    let connection = connect::connect(&args.talk, journal.transpose()?)?;
-    let generation = connection.client.generate(prompt).await?;
+    let journal = connect::open_journal(&args.journal).await?;
+    let connection = connect::connect(&args.talk, journal, &args.guards)?;
+    let generation = connect::request(connection.client.generate(prompt), &args.guards).await?;
     let result = stream::stream(
         generation,
         args.talk.json,

@@ -6,6 +6,7 @@ pub mod follow_up;
 pub mod generate;
 pub mod mock_server;
 mod mock_spec;
+pub mod plans;
 pub mod resume;
 pub mod status;
 mod stream;

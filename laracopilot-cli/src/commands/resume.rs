@@ -74,9 +74,9 @@ pub struct Args {
 ///
 /// A journal that cannot be opened or read, a bad configuration, a closed stdout.
 pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
-    let spec = args.journal.journal.as_deref().unwrap_or_default();
-    let journal = connect::open_journal(spec).await?;
-    let connection = connect::connect(&args.talk, Some(journal))?;
+    let spec = connect::shown(args.journal.journal.as_deref().unwrap_or_default());
+    let journal = connect::open_journal(&args.journal).await?;
+    let connection = connect::connect(&args.talk, journal, &connect::GuardFlags::default())?;
     let client = &connection.client;
     let entries = client.unfinished().await?;
     if entries.is_empty() {

@@ -31,7 +31,7 @@ pub struct Args {
 ///
 /// Why the status call failed (404 for an unknown project), or a closed stdout.
 pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
-    let connection = connect::connect(&args.talk, None)?;
+    let connection = connect::connect(&args.talk, None, &connect::GuardFlags::default())?;
     let project = connection.client.project(args.project_id.as_str()).await?;
     if args.talk.json {
         let raw: serde_json::Value = serde_json::from_str(project.raw_json()).unwrap_or_default();

@@ -24,7 +24,7 @@ pub(super) enum Found {
 pub(super) fn refused(path: &Path, what: impl fmt::Display) -> Error {
     Error::journal(
         format!(
-            "{} is not a laracopilot journal: {what}; it was left as it is",
+            "{} is not a laracopilot journal, and was left as it is",
             path.display()
         ),
         Problem::new(what.to_string()),
