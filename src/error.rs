@@ -1068,4 +1068,89 @@ pub(crate) mod tests {
             ]
         );
     }
+
+    /// What each variant's text must name: its own facts.
+    fn facts_of(error: &Error) -> Vec<&'static str> {
+        match error {
+            Error::Unauthorized { .. } => vec!["401", "\"Unauthorized.\"", "revoked", "dashboard"],
+            Error::TokenExpired { locally: true, .. } => {
+                vec!["expired", "nothing was sent", "new token"]
+            }
+            Error::TokenExpired { .. } => vec!["401", "expired", "new token"],
+            Error::Validation { .. } => vec!["422", "The prompt field is required.", "prompt:"],
+            Error::NotFound { .. } => vec!["project p1", "404", "Project not found."],
+            Error::RateLimited { .. } => vec!["429", "Too Many Attempts.", "120 s"],
+            Error::CreditsExhausted { .. } => vec!["credits", "project p1", "top up"],
+            Error::BudgetExhausted { .. } => {
+                vec!["10/hour", "\"tenant-a\"", "resets in", "not sent"]
+            }
+            Error::Incomplete { .. } => vec!["project p1", "12 events", "poll"],
+            Error::GenerationFailed { .. } => vec!["project p1", "failed", "\"failed\""],
+            Error::Timeout {
+                kind: TimeoutKind::Idle,
+                ..
+            } => vec!["idle", "project p1"],
+            Error::Timeout {
+                kind: TimeoutKind::Request,
+                ..
+            } => vec!["timed out", "3 attempts"],
+            Error::Timeout {
+                kind: TimeoutKind::Connect,
+                ..
+            } => vec!["connecting"],
+            Error::Timeout {
+                kind: TimeoutKind::Deadline,
+                ..
+            } => vec!["deadline"],
+            Error::Timeout {
+                kind: TimeoutKind::Wait,
+                ..
+            } => vec!["wait timed out"],
+            Error::Timeout { .. } => vec!["token provider"],
+            Error::Api { .. } => vec!["HTTP 502", "Bad Gateway"],
+            Error::Transport { .. } => vec!["could not reach the API"],
+            Error::Decode { .. } => vec!["project status"],
+            Error::EventTooLarge { .. } => vec!["1024 bytes", "project p1"],
+            Error::Journal { .. } => vec!["/var/lib/app.db"],
+            Error::OutcomeUnknown { .. } => vec!["lcj-1", "unknown", "nothing was sent again"],
+            Error::EntryTaken { .. } => vec!["lcj-2", "another instance"],
+            Error::TokenProvider { .. } => vec!["token provider", "nothing was sent"],
+            Error::Runtime { .. } => vec!["runtime thread"],
+            Error::Config { .. } => vec!["invalid configuration", "https"],
+        }
+    }
+
+    #[test]
+    fn every_variant_names_its_facts_and_its_causes_follow_once_in_the_chain() {
+        for error in every_variant() {
+            let kind = error.kind();
+            let plain = error.to_string();
+            for fact in facts_of(&error) {
+                assert!(plain.contains(fact), "{kind}: {plain:?} lacks {fact:?}");
+            }
+            // `{:#}` of anyhow: this error's text, then each cause once.
+            let chain = format!("{:#}", anyhow::Error::new(error));
+            assert!(chain.starts_with(&plain), "{chain}");
+            let mut causes = Vec::new();
+            for cause in chain
+                .strip_prefix(&plain)
+                .unwrap_or_default()
+                .split(": ")
+                .skip(1)
+            {
+                assert!(
+                    !plain.contains(cause),
+                    "{kind}: the cause {cause:?} is repeated in {plain:?}"
+                );
+                causes.push(cause.to_owned());
+            }
+            match kind {
+                "transport" => assert_eq!(causes, ["connection refused"], "{chain}"),
+                "decode" => assert_eq!(causes, ["expected value at line 1 column 1"]),
+                "token_provider" => assert_eq!(causes, ["the vault is sealed"]),
+                "journal" => assert_eq!(causes, ["disk full"]),
+                _ => {}
+            }
+        }
+    }
 }
