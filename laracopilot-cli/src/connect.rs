@@ -121,6 +121,26 @@ pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>
     Ok(Some(journal))
 }
 
+/// How long a run waits, before it exits, for its journal to write what it queued.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits (at most [`FLUSH_LIMIT`]) until the journal of `client`, if it has one, has
+/// written what was queued without waiting: the release of a stream dropped halfway
+/// (stdout closed, a stream that broke) or of an entry `resume` did not report. The
+/// journal's engine writes them on its own thread; a process that exits first loses
+/// them, and its entries stay driven by its lease (30 s by default) instead of being
+/// unfinished at once. The engine runs its commands in order, so a call queued after
+/// those writes answers once they are committed: that call is a listing of the
+/// unfinished entries, whose answer is not needed. Call it once the run's streams
+/// are dropped, before exiting.
+pub async fn flush_journal(client: &Client, journal: &JournalFlag) {
+    if journal.journal.is_none() {
+        return;
+    }
+    // A journal that cannot answer now cannot be helped: its lease ends the rest.
+    let _ = tokio::time::timeout(FLUSH_LIMIT, client.unfinished()).await;
+}
+
 /// Whether `spec` names a PostgreSQL database rather than an SQLite file.
 fn is_postgres(spec: &str) -> bool {
     let lower = spec.trim_start().to_ascii_lowercase();

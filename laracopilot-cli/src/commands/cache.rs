@@ -59,6 +59,7 @@ pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Fai
     let generation = connect::request(client.generate(prompt), &args.guards).await?;
     let extra = vec![("cached", Value::Bool(false))];
     let outcome = stream::stream(generation, args.talk.json, extra, false).await;
+    connect::flush_journal(&client, &args.journal).await;
     if let (Some(offline), Some(id)) = (&offline, outcome_id(&outcome)) {
         offline.remember(&id);
     }

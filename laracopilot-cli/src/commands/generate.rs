@@ -78,6 +78,7 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
         true,
     )
     .await;
+    connect::flush_journal(&connection.client, &args.journal).await;
     if let Some(offline) = &connection.offline {
         let id = match &result {
             Ok(outcome) => outcome.project_id().cloned(),

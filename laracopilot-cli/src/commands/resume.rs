@@ -17,7 +17,7 @@ use laracopilot::journal::Entry;
 use laracopilot::{Error, Outcome, WaitOptions};
 use serde_json::{Map, Value};
 
-use crate::connect::{self, JournalFlag, Talk};
+use crate::connect::{self, Connection, JournalFlag, Talk};
 use crate::failure::{self, Failure};
 use crate::{json, out};
 
@@ -77,6 +77,14 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     let spec = connect::shown(args.journal.journal.as_deref().unwrap_or_default());
     let journal = connect::open_journal(&args.journal).await?;
     let connection = connect::connect(&args.talk, journal, &connect::GuardFlags::default())?;
+    let result = settle(args, &connection, &spec).await;
+    // An entry claimed and not reported was released: written before the exit.
+    connect::flush_journal(&connection.client, &args.journal).await;
+    result
+}
+
+/// Settles each unfinished entry of the journal of `connection` (named `spec`).
+async fn settle(args: &Args, connection: &Connection, spec: &str) -> Result<ExitCode, Failure> {
     let client = &connection.client;
     let entries = client.unfinished().await?;
     if entries.is_empty() {
