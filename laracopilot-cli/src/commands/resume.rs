@@ -36,11 +36,11 @@ Output:
   {\"schema_version\": 1, \"error\": {...}} (kind \"outcome_unknown\": the request may
   have started work and was not sent again; \"generation_failed\", \"not_found\":
   recorded as failed; \"timeout\" and others: left unfinished for a later run), each
-  with the entry's \"local_id\", \"kind\" (generate, follow_up) and \"prompt\";
-  nothing else. An entry is settled in the journal only while stdout can still be
-  written: a closed stdout leaves the rest unfinished (exit 141). The exit status is
-  the highest of the entries that did not succeed (0 when all did, or none was
-  unfinished).";
+  with the entry's \"local_id\", \"kind\" (generate, follow_up), \"prompt\" and
+  \"project_id\" (null when never named); nothing else. An entry is settled in the
+  journal only while stdout can still be written: a closed stdout leaves the rest
+  unfinished (exit 141). The exit status is the highest of the entries that did not
+  succeed (0 when all did, or none was unfinished).";
 
 /// Settles the generations a previous run left unfinished in its journal.
 ///
@@ -173,7 +173,8 @@ fn report(entry: &Entry, result: &Result<Outcome, Failure>, json: bool) -> Resul
     }
 }
 
-/// The JSON line `line` with the entry's `local_id`, `kind` and `prompt`.
+/// The JSON line `line` with the entry's `local_id`, `kind`, `prompt` and
+/// `project_id` (as the journal knows it; `null` when never named).
 fn with_entry(line: Value, entry: &Entry) -> Value {
     let Value::Object(mut object) = line else {
         return line;
@@ -185,6 +186,10 @@ fn with_entry(line: Value, entry: &Entry) -> Value {
             serde_json::to_value(entry.kind).unwrap_or(Value::Null),
         ),
         ("prompt", Value::from(entry.prompt.as_str())),
+        (
+            "project_id",
+            Value::from(entry.project_id.as_ref().map(|id| id.as_str())),
+        ),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
