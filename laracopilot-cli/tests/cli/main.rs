@@ -10,6 +10,7 @@
 )]
 
 mod common;
+mod seed;
 
 mod cassettes;
 mod doctor;
