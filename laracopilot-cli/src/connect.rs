@@ -147,15 +147,34 @@ fn is_postgres(spec: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
-/// The journal as it may be shown: a URL without its password.
+/// The journal as it may be shown: an SQLite path as it is; a URL without its
+/// password (in its user part or as a `password` parameter), and a URL that does
+/// not parse (which could hold one anywhere) not at all.
 pub fn shown(spec: &str) -> String {
-    match url::Url::parse(spec) {
-        Ok(mut url) if is_postgres(spec) && url.password().is_some() => {
-            let _ = url.set_password(Some("****"));
-            url.to_string()
-        }
-        _ => spec.to_owned(),
+    if !is_postgres(spec) {
+        return spec.to_owned();
     }
+    let Ok(mut url) = url::Url::parse(spec.trim()) else {
+        return "(a postgres:// URL that does not parse, not shown: it may hold a password)"
+            .to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("****"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = match key.to_ascii_lowercase().contains("password") {
+                    true => "****".to_owned(),
+                    false => value.into_owned(),
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// `builder` as the flags shape it: the idle timeout, the journal, the `--record`
@@ -293,4 +312,37 @@ pub fn connect(
         client,
         offline: Some(offline),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_is_shown_without_any_password() {
+        let cases = [
+            ("app.db", "app.db"),
+            (
+                "postgres://app:S3cret-pw@db.internal:5432/app",
+                "postgres://app:****@db.internal:5432/app",
+            ),
+            (
+                "postgresql://app@db.internal/app?sslmode=require&password=S3cret-pw",
+                "postgresql://app@db.internal/app?sslmode=require&password=****",
+            ),
+            (
+                "postgres://app:S3cret@pw@db.internal/app",
+                "postgres://app:****@db.internal/app",
+            ),
+            (
+                "postgres://app:S3cret-pw@[not a host/app",
+                "(a postgres:// URL that does not parse, not shown: it may hold a password)",
+            ),
+        ];
+        for (spec, want) in cases {
+            let shown = shown(spec);
+            assert_eq!(shown, want, "{spec}");
+            assert!(!shown.contains("S3cret"), "{spec}: {shown}");
+        }
+    }
 }
