@@ -63,6 +63,12 @@ pub struct JournalFlag {
     /// process waits before it may resume them [default: 30]
     #[arg(long, value_name = "SECS", requires = "journal", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: Option<u64>,
+
+    /// With a `postgres://` journal: the database schema its tables live in;
+    /// journals in different schemas share nothing (staging and production in one
+    /// database, say) [default: laracopilot]
+    #[arg(long, value_name = "NAME", requires = "journal")]
+    pub journal_schema: Option<String>,
 }
 
 /// The spend guards of the calls that spend credits (generate, follow-up), shared
@@ -101,9 +107,10 @@ fn parse_budget(text: &str) -> Result<Budget, String> {
 ///
 /// # Errors
 ///
-/// [`Failure::Sdk`] with the SDK's `Error::Journal` or `Error::Config` when the
-/// journal cannot be opened (a file that is not a journal, a database that cannot be
-/// reached, ...).
+/// [`Failure::Sdk`] with the SDK's `Error::Journal` when the journal cannot be
+/// opened (a file that is not a journal, a database that cannot be reached, a schema
+/// name that is not one, ...); [`Failure::Usage`] for `--journal-schema` with an
+/// SQLite file.
 pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>, Failure> {
     let Some(spec) = flag.journal.as_deref() else {
         return Ok(None);
@@ -112,12 +119,23 @@ pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>
     if let Some(secs) = flag.lease {
         options = options.lease(Duration::from_secs(secs));
     }
-    let journal: Arc<dyn Journal> = if is_postgres(spec) {
-        Arc::new(PostgresJournal::connect_with(spec, options).await?)
-    } else {
-        Arc::new(SqliteJournal::open_with(spec, options)?)
+    let journal: Arc<dyn Journal> = match (is_postgres(spec), flag.journal_schema.as_deref()) {
+        (true, schema) => {
+            let schema = schema.unwrap_or(PostgresJournal::DEFAULT_SCHEMA);
+            Arc::new(PostgresJournal::connect_in(spec, schema, options).await?)
+        }
+        (false, Some(_)) => {
+            return Err(Failure::Usage(
+                "--journal-schema needs a postgres:// journal (an SQLite file has no schemas)"
+                    .into(),
+            ))
+        }
+        (false, None) => Arc::new(SqliteJournal::open_with(spec, options)?),
     };
-    out::note("Journal", &shown(spec));
+    match &flag.journal_schema {
+        Some(schema) => out::note("Journal", &format!("{} (schema {schema})", shown(spec))),
+        None => out::note("Journal", &shown(spec)),
+    }
     Ok(Some(journal))
 }
 
@@ -220,6 +238,19 @@ pub async fn request(
     match &guards.idempotency_key {
         Some(key) => request.idempotency_key(key).await,
         None => request.await,
+    }
+}
+
+/// The fields the guards add to the JSON outcome of `generation`: with
+/// `--idempotency-key`, `"replay"`, whether it is the outcome of an earlier call with
+/// the key, replayed (nothing was sent).
+pub fn guard_fields(
+    generation: &laracopilot::Generation,
+    guards: &GuardFlags,
+) -> Vec<(&'static str, serde_json::Value)> {
+    match guards.idempotency_key {
+        Some(_) => vec![("replay", serde_json::Value::Bool(generation.is_replay()))],
+        None => Vec::new(),
     }
 }
 
