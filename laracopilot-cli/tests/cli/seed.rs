@@ -7,10 +7,10 @@
 //! journal, read only.
 
 use std::future::{Future, IntoFuture};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use laracopilot::journal::{Entry, JournalOptions, SqliteJournal};
+use laracopilot::journal::{Entry, Journal, JournalOptions, PostgresJournal, SqliteJournal};
 use laracopilot::Client;
 use laracopilot_mock::{Fault, MockProject, MockServer, ProjectStatus, Reply};
 use serde_json::json;
@@ -27,19 +27,35 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// A client that writes a journal at a path, against an offline LaraCopilot of its
-/// own (the server the generations "ran on" is another one: the test's).
+/// A client that writes a journal, against an offline LaraCopilot of its own (the
+/// server the generations "ran on" is another one: the test's), and a second client
+/// over the same journal that reads it.
 pub struct Seeder {
     server: MockServer,
     client: Client,
-    path: PathBuf,
+    reader: Client,
     started: usize,
 }
 
 impl Seeder {
-    /// A seeder for the journal at `path` (created if missing). Its LaraCopilot knows
-    /// the projects `known` (to follow up on), and takes prompts of any length.
+    /// A seeder for the SQLite journal at `path` (created if missing). Its
+    /// LaraCopilot knows the projects `known` (to follow up on), and takes prompts
+    /// of any length.
     pub fn new(path: &Path, known: &[&str]) -> Seeder {
+        let journal =
+            SqliteJournal::open_with(path, JournalOptions::new()).expect("the journal opens");
+        Seeder::over(journal, reader(path), known)
+    }
+
+    /// A seeder for the PostgreSQL journal at `url`, in `schema`.
+    pub async fn postgres(url: &str, schema: &str, known: &[&str]) -> Seeder {
+        let open = || PostgresJournal::connect_in(url, schema, JournalOptions::new());
+        let journal = open().await.expect("the journal opens");
+        let reader = reading(open().await.expect("the journal opens"));
+        Seeder::over(journal, reader, known)
+    }
+
+    fn over(journal: impl Journal, reader: Client, known: &[&str]) -> Seeder {
         let server = known
             .iter()
             .fold(MockServer::builder().min_prompt_len(1), |builder, id| {
@@ -47,8 +63,6 @@ impl Seeder {
             })
             .start()
             .expect("the seeding LaraCopilot starts");
-        let journal =
-            SqliteJournal::open_with(path, JournalOptions::new()).expect("the journal opens");
         let client = server
             .client_builder()
             .journal(journal)
@@ -57,7 +71,7 @@ impl Seeder {
         Seeder {
             server,
             client,
-            path: path.to_owned(),
+            reader,
             started: 0,
         }
     }
@@ -131,11 +145,11 @@ impl Seeder {
         let Seeder {
             server,
             client,
-            path,
+            reader,
             started,
         } = self;
         drop(client);
-        let entries = wait_unfinished(&path, started).await;
+        let entries = wait_for(&reader, started).await;
         drop(server);
         entries
     }
@@ -163,13 +177,19 @@ async fn until_posted<F: Future>(server: &MockServer, prompt: &str, call: F) {
     }
 }
 
-/// A client over the journal at `path` that sends nothing (its base URL is a port
-/// nobody listens on): what the test reads a journal with.
+/// A client over the SQLite journal at `path` that sends nothing: what a test
+/// reads a journal with.
 pub fn reader(path: &Path) -> Client {
+    reading(SqliteJournal::open(path).expect("the journal opens"))
+}
+
+/// A client over `journal` that sends nothing (its base URL is a port nobody
+/// listens on).
+pub fn reading(journal: impl Journal) -> Client {
     Client::builder()
         .token(laracopilot::Token::new(TOKEN_FOR_READING).expect("a token"))
         .base_url("http://127.0.0.1:9/api/v1")
-        .journal(SqliteJournal::open(path).expect("the journal opens"))
+        .journal(journal)
         .build()
         .expect("a client")
 }
@@ -188,7 +208,11 @@ pub async fn unfinished(path: &Path) -> Vec<Entry> {
 /// then answers them: the writes of a closed journal (a release, the end of its
 /// lease) land on its engine's thread just after it is dropped.
 pub async fn wait_unfinished(path: &Path, count: usize) -> Vec<Entry> {
-    let client = reader(path);
+    wait_for(&reader(path), count).await
+}
+
+/// Waits (bounded) until `client`'s journal lists `count` unfinished entries.
+pub async fn wait_for(client: &Client, count: usize) -> Vec<Entry> {
     let started = Instant::now();
     loop {
         let entries = client.unfinished().await.expect("the journal is read");
