@@ -311,8 +311,10 @@ impl Engine {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| failed(path, "be opened", e))?;
-        // Read only: a database that is not a journal is refused unchanged.
-        inspect(&connection)
+        // Read only: a database that is not a journal is refused unchanged. One read
+        // transaction, so that the header and the tables are of one snapshot: another
+        // process creating this journal right now commits both at once.
+        inspect_snapshot(&connection)
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(code, _)
                     if code.code == rusqlite::ErrorCode::NotADatabase =>
@@ -562,6 +564,14 @@ fn clone_error(error: &rusqlite::Error) -> Fault {
         }
         other => Fault::Data(Problem::new(other.to_string())),
     }
+}
+
+/// [`inspect`] within one read transaction, rolled back (it writes nothing).
+fn inspect_snapshot(connection: &Connection) -> rusqlite::Result<file::Inspection> {
+    let snapshot = connection.unchecked_transaction()?;
+    let found = inspect(&snapshot)?;
+    snapshot.rollback()?;
+    Ok(found)
 }
 
 fn migrate(transaction: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {
