@@ -324,9 +324,7 @@ impl Engine {
                 e => failed(path, "be read", e),
             })?
             .verdict(path)?;
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| failed(path, "be opened in WAL mode", e))?;
+        let mode = wal_mode(&connection).map_err(|e| failed(path, "be opened in WAL mode", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(failed(
                 path,
@@ -563,6 +561,27 @@ fn clone_error(error: &rusqlite::Error) -> Fault {
             Fault::Sql(rusqlite::Error::SqliteFailure(*code, message.clone()))
         }
         other => Fault::Data(Problem::new(other.to_string())),
+    }
+}
+
+/// Switches the database to WAL mode; its journal mode after that. Processes
+/// opening a new file together each ask for the switch, which takes the file's
+/// exclusive lock: SQLite answers "busy" at once to one that would deadlock with
+/// another (its busy handler is not asked), so a busy answer is asked again, for
+/// up to [`BUSY_TIMEOUT`]. Once one process switched the file, the mode is WAL for
+/// good and the others' switch is only a read.
+fn wal_mode(connection: &Connection) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answer => return answer,
+        }
     }
 }
 
