@@ -24,8 +24,9 @@ pub struct Talk {
     ///
     /// generate, follow-up: {"event": TYPE, "data": EVENT} for each event, then
     /// {"schema_version": 1, "outcome": {...}} or {"schema_version": 1, "error": {...}}.
-    /// status: the status answer, or the error. resume: an outcome or error line per
-    /// journal entry. The README of laracopilot-cli has the schema.
+    /// status: the status answer, or the error. plans: {"schema_version": 1, "plans":
+    /// [...]}. resume: an outcome or error line per journal entry. The README of
+    /// laracopilot-cli has the schema.
     #[arg(long)]
     pub json: bool,
 
@@ -93,7 +94,7 @@ pub struct GuardFlags {
 
     /// Makes this call happen at most once per key and scope, whichever process or
     /// host repeats it (needs --journal): a repeat sends nothing and answers the
-    /// first call's result
+    /// first call's result (with --json, "replay": true in its outcome line)
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
 }
