@@ -711,11 +711,10 @@ impl Client {
             prefix: std::mem::take(&mut answer.prefix),
             token: answer.token.clone(),
         };
-        Ok(Generation::new(
-            reqwest::Body::from(answer.response),
-            config,
-            start,
-        ))
+        let mut generation = Generation::new(reqwest::Body::from(answer.response), config, start);
+        // The answer arrived: recorded before the caller holds the stream.
+        generation.record_accepted().await;
+        Ok(generation)
     }
 
     /// The answer of a call whose idempotency key belongs to `first`: its recorded

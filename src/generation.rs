@@ -236,6 +236,25 @@ impl Generation {
         }
     }
 
+    /// Finishes the watcher's first write, held back since the stream was built:
+    /// that the server accepted the call. Awaited before the generation is handed
+    /// out, so that its acceptance is recorded whether or not it is ever polled (a
+    /// caller that drops it at once, a process killed before its first event).
+    pub(crate) async fn record_accepted(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let (write, item) = *held;
+        if !write.await {
+            self.progress.journal_failed();
+        }
+        // Nothing is held back with the first write; were it so, it goes out next.
+        if let Some(item) = item {
+            let done: Write = Box::pin(std::future::ready(true));
+            self.held = Some(Box::new((done, Some(item))));
+        }
+    }
+
     /// The recorded outcome of an earlier call (the same idempotency key): a stream
     /// of one terminal item, `stream_end` with what the journal or the polled
     /// project says, that sends nothing.

@@ -24,8 +24,9 @@ pub struct Talk {
     ///
     /// generate, follow-up: {"event": TYPE, "data": EVENT} for each event, then
     /// {"schema_version": 1, "outcome": {...}} or {"schema_version": 1, "error": {...}}.
-    /// status: the status answer, or the error. resume: an outcome or error line per
-    /// journal entry. The README of laracopilot-cli has the schema.
+    /// status: the status answer, or the error. plans: {"schema_version": 1, "plans":
+    /// [...]}. resume: an outcome or error line per journal entry. The README of
+    /// laracopilot-cli has the schema.
     #[arg(long)]
     pub json: bool,
 
@@ -63,6 +64,12 @@ pub struct JournalFlag {
     /// process waits before it may resume them [default: 30]
     #[arg(long, value_name = "SECS", requires = "journal", value_parser = clap::value_parser!(u64).range(1..))]
     pub lease: Option<u64>,
+
+    /// With a `postgres://` journal: the database schema its tables live in;
+    /// journals in different schemas share nothing (staging and production in one
+    /// database, say) [default: laracopilot]
+    #[arg(long, value_name = "NAME", requires = "journal")]
+    pub journal_schema: Option<String>,
 }
 
 /// The spend guards of the calls that spend credits (generate, follow-up), shared
@@ -87,7 +94,7 @@ pub struct GuardFlags {
 
     /// Makes this call happen at most once per key and scope, whichever process or
     /// host repeats it (needs --journal): a repeat sends nothing and answers the
-    /// first call's result
+    /// first call's result (with --json, "replay": true in its outcome line)
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
 }
@@ -101,9 +108,10 @@ fn parse_budget(text: &str) -> Result<Budget, String> {
 ///
 /// # Errors
 ///
-/// [`Failure::Sdk`] with the SDK's `Error::Journal` or `Error::Config` when the
-/// journal cannot be opened (a file that is not a journal, a database that cannot be
-/// reached, ...).
+/// [`Failure::Sdk`] with the SDK's `Error::Journal` when the journal cannot be
+/// opened (a file that is not a journal, a database that cannot be reached, a schema
+/// name that is not one, ...); [`Failure::Usage`] for `--journal-schema` with an
+/// SQLite file.
 pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>, Failure> {
     let Some(spec) = flag.journal.as_deref() else {
         return Ok(None);
@@ -112,13 +120,44 @@ pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>
     if let Some(secs) = flag.lease {
         options = options.lease(Duration::from_secs(secs));
     }
-    let journal: Arc<dyn Journal> = if is_postgres(spec) {
-        Arc::new(PostgresJournal::connect_with(spec, options).await?)
-    } else {
-        Arc::new(SqliteJournal::open_with(spec, options)?)
+    let journal: Arc<dyn Journal> = match (is_postgres(spec), flag.journal_schema.as_deref()) {
+        (true, schema) => {
+            let schema = schema.unwrap_or(PostgresJournal::DEFAULT_SCHEMA);
+            Arc::new(PostgresJournal::connect_in(spec, schema, options).await?)
+        }
+        (false, Some(_)) => {
+            return Err(Failure::Usage(
+                "--journal-schema needs a postgres:// journal (an SQLite file has no schemas)"
+                    .into(),
+            ))
+        }
+        (false, None) => Arc::new(SqliteJournal::open_with(spec, options)?),
     };
-    out::note("Journal", &shown(spec));
+    match &flag.journal_schema {
+        Some(schema) => out::note("Journal", &format!("{} (schema {schema})", shown(spec))),
+        None => out::note("Journal", &shown(spec)),
+    }
     Ok(Some(journal))
+}
+
+/// How long a run waits, before it exits, for its journal to write what it queued.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits (at most [`FLUSH_LIMIT`]) until the journal of `client`, if it has one, has
+/// written what was queued without waiting: the release of a stream dropped halfway
+/// (stdout closed, a stream that broke) or of an entry `resume` did not report. The
+/// journal's engine writes them on its own thread; a process that exits first loses
+/// them, and its entries stay driven by its lease (30 s by default) instead of being
+/// unfinished at once. The engine runs its commands in order, so a call queued after
+/// those writes answers once they are committed: that call is a listing of the
+/// unfinished entries, whose answer is not needed. Call it once the run's streams
+/// are dropped, before exiting.
+pub async fn flush_journal(client: &Client, journal: &JournalFlag) {
+    if journal.journal.is_none() {
+        return;
+    }
+    // A journal that cannot answer now cannot be helped: its lease ends the rest.
+    let _ = tokio::time::timeout(FLUSH_LIMIT, client.unfinished()).await;
 }
 
 /// Whether `spec` names a PostgreSQL database rather than an SQLite file.
@@ -127,15 +166,34 @@ fn is_postgres(spec: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
-/// The journal as it may be shown: a URL without its password.
+/// The journal as it may be shown: an SQLite path as it is; a URL without its
+/// password (in its user part or as a `password` parameter), and a URL that does
+/// not parse (which could hold one anywhere) not at all.
 pub fn shown(spec: &str) -> String {
-    match url::Url::parse(spec) {
-        Ok(mut url) if is_postgres(spec) && url.password().is_some() => {
-            let _ = url.set_password(Some("****"));
-            url.to_string()
-        }
-        _ => spec.to_owned(),
+    if !is_postgres(spec) {
+        return spec.to_owned();
     }
+    let Ok(mut url) = url::Url::parse(spec.trim()) else {
+        return "(a postgres:// URL that does not parse, not shown: it may hold a password)"
+            .to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("****"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = match key.to_ascii_lowercase().contains("password") {
+                    true => "****".to_owned(),
+                    false => value.into_owned(),
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// `builder` as the flags shape it: the idle timeout, the journal, the `--record`
@@ -181,6 +239,19 @@ pub async fn request(
     match &guards.idempotency_key {
         Some(key) => request.idempotency_key(key).await,
         None => request.await,
+    }
+}
+
+/// The fields the guards add to the JSON outcome of `generation`: with
+/// `--idempotency-key`, `"replay"`, whether it is the outcome of an earlier call with
+/// the key, replayed (nothing was sent).
+pub fn guard_fields(
+    generation: &laracopilot::Generation,
+    guards: &GuardFlags,
+) -> Vec<(&'static str, serde_json::Value)> {
+    match guards.idempotency_key {
+        Some(_) => vec![("replay", serde_json::Value::Bool(generation.is_replay()))],
+        None => Vec::new(),
     }
 }
 
@@ -273,4 +344,37 @@ pub fn connect(
         client,
         offline: Some(offline),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_is_shown_without_any_password() {
+        let cases = [
+            ("app.db", "app.db"),
+            (
+                "postgres://app:S3cret-pw@db.internal:5432/app",
+                "postgres://app:****@db.internal:5432/app",
+            ),
+            (
+                "postgresql://app@db.internal/app?sslmode=require&password=S3cret-pw",
+                "postgresql://app@db.internal/app?sslmode=require&password=****",
+            ),
+            (
+                "postgres://app:S3cret@pw@db.internal/app",
+                "postgres://app:****@db.internal/app",
+            ),
+            (
+                "postgres://app:S3cret-pw@[not a host/app",
+                "(a postgres:// URL that does not parse, not shown: it may hold a password)",
+            ),
+        ];
+        for (spec, want) in cases {
+            let shown = shown(spec);
+            assert_eq!(shown, want, "{spec}");
+            assert!(!shown.contains("S3cret"), "{spec}: {shown}");
+        }
+    }
 }

@@ -17,7 +17,8 @@ pub const CLOSED_EXIT: u8 = 141;
 pub const EXIT_STATUS: &str = "\
 Exit status:
     0  Success
-    1  Any other failure (network, timeout, incomplete stream, 404, 429, a local file)
+    1  Any other failure (network, timeout, incomplete stream, 404, 429, a local file,
+       a journal that cannot be opened or written)
     2  Usage or configuration (bad arguments or settings, a 422 validation error)
     3  Authentication (the token is missing, invalid, revoked or expired)
     4  The team's credits are exhausted

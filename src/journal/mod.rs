@@ -13,8 +13,8 @@
 //!    spend guards it passed: a concurrency slot, a count on each budget, the
 //!    idempotency key. If it cannot be written, the call fails with
 //!    [`Error::Journal`] and nothing is sent;
-//! 2. that the server **accepted** the call (its 2xx answer arrived), before any
-//!    event is handed out;
+//! 2. that the server **accepted** the call (its 2xx answer arrived), before the
+//!    stream is handed back (so a stream dropped unread is still known accepted);
 //! 3. the **project id** as soon as it is known, before the event that names it is
 //!    handed out;
 //! 4. the **settlement**: the outcome, or the error's kind, before the terminal item

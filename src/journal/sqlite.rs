@@ -311,8 +311,10 @@ impl Engine {
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| failed(path, "be opened", e))?;
-        // Read only: a database that is not a journal is refused unchanged.
-        inspect(&connection)
+        // Read only: a database that is not a journal is refused unchanged. One read
+        // transaction, so that the header and the tables are of one snapshot: another
+        // process creating this journal right now commits both at once.
+        inspect_snapshot(&connection)
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(code, _)
                     if code.code == rusqlite::ErrorCode::NotADatabase =>
@@ -322,9 +324,7 @@ impl Engine {
                 e => failed(path, "be read", e),
             })?
             .verdict(path)?;
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| failed(path, "be opened in WAL mode", e))?;
+        let mode = wal_mode(&connection).map_err(|e| failed(path, "be opened in WAL mode", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(failed(
                 path,
@@ -562,6 +562,35 @@ fn clone_error(error: &rusqlite::Error) -> Fault {
         }
         other => Fault::Data(Problem::new(other.to_string())),
     }
+}
+
+/// Switches the database to WAL mode; its journal mode after that. Processes
+/// opening a new file together each ask for the switch, which takes the file's
+/// exclusive lock: SQLite answers "busy" at once to one that would deadlock with
+/// another (its busy handler is not asked), so a busy answer is asked again, for
+/// up to [`BUSY_TIMEOUT`]. Once one process switched the file, the mode is WAL for
+/// good and the others' switch is only a read.
+fn wal_mode(connection: &Connection) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(code, _))
+                if code.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// [`inspect`] within one read transaction, rolled back (it writes nothing).
+fn inspect_snapshot(connection: &Connection) -> rusqlite::Result<file::Inspection> {
+    let snapshot = connection.unchecked_transaction()?;
+    let found = inspect(&snapshot)?;
+    snapshot.rollback()?;
+    Ok(found)
 }
 
 fn migrate(transaction: &Transaction<'_>, from: u32) -> rusqlite::Result<()> {

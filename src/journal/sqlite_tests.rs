@@ -333,6 +333,36 @@ async fn a_new_journal_and_its_side_files_are_the_owners_alone() {
     }
 }
 
+/// Opens that race to create one new file: each sees an empty file, a journal, or
+/// one being created, never "a database with tables of its own" (what a check that
+/// read the header and the tables in two snapshots saw between them).
+#[test]
+fn journals_opened_together_on_a_new_path_all_open() {
+    const OPENS: usize = 8;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let start = Arc::new(std::sync::Barrier::new(OPENS));
+        let opens: Vec<_> = (0..OPENS)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteJournal::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for open in opens {
+            if let Err(error) = open.join().unwrap() {
+                panic!(
+                    "round {round}: {error}: {:?}",
+                    std::error::Error::source(&error)
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_empty_file_becomes_a_journal() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,8 +57,10 @@ pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Fai
     let journal = connect::open_journal(&args.journal).await?;
     let Connection { client, offline } = connect::connect(&args.talk, journal, &args.guards)?;
     let generation = connect::request(client.generate(prompt), &args.guards).await?;
-    let extra = vec![("cached", Value::Bool(false))];
+    let mut extra = vec![("cached", Value::Bool(false))];
+    extra.extend(connect::guard_fields(&generation, &args.guards));
     let outcome = stream::stream(generation, args.talk.json, extra, false).await;
+    connect::flush_journal(&client, &args.journal).await;
     if let (Some(offline), Some(id)) = (&offline, outcome_id(&outcome)) {
         offline.remember(&id);
     }

@@ -73,7 +73,9 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     };
     let generation =
         connect::request(connection.client.follow_up(&id, prompt), &args.guards).await?;
-    let result = stream::stream(generation, args.talk.json, Vec::new(), true).await;
+    let extra = connect::guard_fields(&generation, &args.guards);
+    let result = stream::stream(generation, args.talk.json, extra, true).await;
+    connect::flush_journal(&connection.client, &args.journal).await;
     if let Some(offline) = &connection.offline {
         offline.remember(&id);
     }

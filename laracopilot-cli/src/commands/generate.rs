@@ -71,13 +71,9 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     let journal = connect::open_journal(&args.journal).await?;
     let connection = connect::connect(&args.talk, journal, &args.guards)?;
     let generation = connect::request(connection.client.generate(prompt), &args.guards).await?;
-    let result = stream::stream(
-        generation,
-        args.talk.json,
-        Vec::<(&str, Value)>::new(),
-        true,
-    )
-    .await;
+    let extra: Vec<(&str, Value)> = connect::guard_fields(&generation, &args.guards);
+    let result = stream::stream(generation, args.talk.json, extra, true).await;
+    connect::flush_journal(&connection.client, &args.journal).await;
     if let Some(offline) = &connection.offline {
         let id = match &result {
             Ok(outcome) => outcome.project_id().cloned(),

@@ -17,7 +17,7 @@ use laracopilot::journal::Entry;
 use laracopilot::{Error, Outcome, WaitOptions};
 use serde_json::{Map, Value};
 
-use crate::connect::{self, JournalFlag, Talk};
+use crate::connect::{self, Connection, JournalFlag, Talk};
 use crate::failure::{self, Failure};
 use crate::{json, out};
 
@@ -36,11 +36,11 @@ Output:
   {\"schema_version\": 1, \"error\": {...}} (kind \"outcome_unknown\": the request may
   have started work and was not sent again; \"generation_failed\", \"not_found\":
   recorded as failed; \"timeout\" and others: left unfinished for a later run), each
-  with the entry's \"local_id\", \"kind\" (generate, follow_up) and \"prompt\";
-  nothing else. An entry is settled in the journal only while stdout can still be
-  written: a closed stdout leaves the rest unfinished (exit 141). The exit status is
-  the highest of the entries that did not succeed (0 when all did, or none was
-  unfinished).";
+  with the entry's \"local_id\", \"kind\" (generate, follow_up), \"prompt\" and
+  \"project_id\" (null when never named); nothing else. An entry is settled in the
+  journal only while stdout can still be written: a closed stdout leaves the rest
+  unfinished (exit 141). The exit status is the highest of the entries that did not
+  succeed (0 when all did, or none was unfinished).";
 
 /// Settles the generations a previous run left unfinished in its journal.
 ///
@@ -77,6 +77,14 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     let spec = connect::shown(args.journal.journal.as_deref().unwrap_or_default());
     let journal = connect::open_journal(&args.journal).await?;
     let connection = connect::connect(&args.talk, journal, &connect::GuardFlags::default())?;
+    let result = settle(args, &connection, &spec).await;
+    // An entry claimed and not reported was released: written before the exit.
+    connect::flush_journal(&connection.client, &args.journal).await;
+    result
+}
+
+/// Settles each unfinished entry of the journal of `connection` (named `spec`).
+async fn settle(args: &Args, connection: &Connection, spec: &str) -> Result<ExitCode, Failure> {
     let client = &connection.client;
     let entries = client.unfinished().await?;
     if entries.is_empty() {
@@ -165,7 +173,8 @@ fn report(entry: &Entry, result: &Result<Outcome, Failure>, json: bool) -> Resul
     }
 }
 
-/// The JSON line `line` with the entry's `local_id`, `kind` and `prompt`.
+/// The JSON line `line` with the entry's `local_id`, `kind`, `prompt` and
+/// `project_id` (as the journal knows it; `null` when never named).
 fn with_entry(line: Value, entry: &Entry) -> Value {
     let Value::Object(mut object) = line else {
         return line;
@@ -177,6 +186,10 @@ fn with_entry(line: Value, entry: &Entry) -> Value {
             serde_json::to_value(entry.kind).unwrap_or(Value::Null),
         ),
         ("prompt", Value::from(entry.prompt.as_str())),
+        (
+            "project_id",
+            Value::from(entry.project_id.as_ref().map(|id| id.as_str())),
+        ),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))

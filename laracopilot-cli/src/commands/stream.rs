@@ -32,7 +32,13 @@ pub async fn stream(
     summary: bool,
 ) -> Result<Outcome, Failure> {
     let journal_id = generation.progress().journal_id().map(|id| id.to_string());
-    if let Some(id) = &journal_id {
+    if generation.is_replay() {
+        let first = journal_id.as_deref().unwrap_or("the journal");
+        let text = format!(
+            "the outcome of the first call with this idempotency key ({first}): nothing was sent"
+        );
+        out::note("Replaying", &text);
+    } else if let Some(id) = &journal_id {
         out::note("Journal", &format!("entry {id}"));
     }
     let mut display = Display::new(json_lines, generation.progress().clone());

@@ -130,10 +130,13 @@ async fn generate_json_reports_a_401_as_an_error_object_and_exit_code_3() {
     assert_eq!(error["status"], 401);
     assert_eq!(error["project_id"], Value::Null);
     assert_eq!(error["retry_after_secs"], Value::Null);
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("unauthorized"));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the API refused the token (HTTP 401"),
+        "{error}"
+    );
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
 }
 
@@ -302,7 +305,7 @@ async fn credits_exhausted_exits_4_with_the_project_id() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("error: the team's credits are exhausted"),
+        stderr.contains("error: the team's credits ran out during the generation of project p7"),
         "{stderr}"
     );
     assert!(stderr.contains("project id: p7"), "{stderr}");
@@ -385,7 +388,7 @@ fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journ
     let (build, status_bin) = (cli("generate"), cli("status"));
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    let (cache, journal, tape) = (path("cache.json"), path("app.journal"), path("app.tape"));
+    let (cache, journal, tape) = (path("cache.json"), path("app.db"), path("app.tape"));
     let args = [
         "--json",
         "--cache",
@@ -404,27 +407,27 @@ fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journ
         .unwrap()
         .to_owned();
 
-    let journal = std::fs::read_to_string(&journal).unwrap();
-    let entries: Vec<Value> = journal
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(
-        entries.len() >= 2,
-        "an intent and an outcome at least: {journal}"
+    // The journal holds the generation, settled, with its project.
+    let journal = std::path::Path::new(&journal);
+    let settled = crate::seed::settled(journal);
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert_eq!(
+        (settled[0].prompt.as_str(), settled[0].outcome.as_str()),
+        ("Build a blog", "succeeded")
     );
-    assert!(journal.contains("Build a blog"), "{journal}");
-    assert!(
-        journal.contains(&project),
-        "the project id is journaled: {journal}"
+    assert_eq!(settled[0].project_id.as_deref(), Some(project.as_str()));
+    assert_eq!(
+        outcome["outcome"]["journal_id"],
+        settled[0].local_id.as_str()
     );
+    assert!(crate::seed::block_on(crate::seed::unfinished(journal)).is_empty());
     let tape = std::fs::read_to_string(&tape).unwrap();
     assert!(tape.starts_with("{\"cassette\":"), "{tape}");
     assert!(tape.contains("/agent/generate"), "{tape}");
 
     let (status, stdout, stderr) = run_bounded(
         &status_bin,
-        &["--json", "--journal", "x.journal", "p1"],
+        &["--json", "--journal", "x.db", "p1"],
         &[],
         LIMIT,
     );
@@ -437,16 +440,35 @@ fn build_script_keeps_a_journal_and_a_cassette_and_project_status_takes_no_journ
 /// they are no subcommands.)
 #[test]
 fn every_example_explains_itself_with_help() {
-    let examples: [(&str, &[&str]); 7] = [
-        (
-            "generate",
-            &["--json", "[PROMPT]...", "--cache <PATH>", "--fresh"],
-        ),
-        ("follow-up", &["--json", "<PROJECT_ID>", "<PROMPT>..."]),
+    const GUARDS: [&str; 6] = [
+        "--journal <PATH|URL>",
+        "--lease <SECS>",
+        "--scope <NAME>",
+        "--max-concurrent <N>",
+        "--budget <COUNT/WINDOW>",
+        "--idempotency-key <KEY>",
+    ];
+    let generate: Vec<&str> = ["--json", "[PROMPT]...", "--cache <PATH>", "--fresh"]
+        .into_iter()
+        .chain(GUARDS)
+        .collect();
+    let follow_up: Vec<&str> = ["--json", "<PROJECT_ID>", "<PROMPT>..."]
+        .into_iter()
+        .chain(GUARDS)
+        .collect();
+    let examples: [(&str, &[&str]); 8] = [
+        ("generate", &generate),
+        ("follow-up", &follow_up),
         ("status", &["--json", "<PROJECT_ID>"]),
+        ("plans", &["--json", "--record <FILE>"]),
         (
             "resume",
-            &["--json", "--journal <FILE>", "--timeout <SECS>"],
+            &[
+                "--json",
+                "--journal <PATH|URL>",
+                "--lease <SECS>",
+                "--timeout <SECS>",
+            ],
         ),
         (
             "watch-token",
@@ -496,6 +518,7 @@ fn every_example_explains_itself_with_help() {
             if name != "doctor" {
                 assert!(stdout.contains("Exit status:"), "{name}: {stdout}");
                 assert!(stdout.contains("4  The team's credits"), "{name}: {stdout}");
+                assert!(stdout.contains("6  A budget"), "{name}: {stdout}");
             } else {
                 assert!(stdout.contains("5  The token expires within"), "{stdout}");
             }

@@ -98,6 +98,17 @@ async fn answer_examples(server: &wiremock::MockServer, success: bool) {
     }
     // The token check's probe gets the API's documented 404; a project gets its status.
     mount_probe_not_found(server).await;
+    // Plans whose text echoes the token: shown masked.
+    Mock::given(method("GET"))
+        .and(path("/api/v1/subscription-plans"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "data": [{"id": 1, "name": format!("Plan of {TOKEN}"), "price": "19.00"}]
+            })),
+        )
+        .with_priority(1)
+        .mount(server)
+        .await;
     Mock::given(method("GET"))
         .respond_with(project_json("abc123"))
         .mount(server)
@@ -128,9 +139,11 @@ async fn the_examples_never_print_the_token() {
     let base = format!("{}/api/v1", server.uri());
     let bad_token = format!("{TOKEN} {SECOND}");
     let prompt = "Build a task management app";
-    let runs: [(&str, &[&str]); 10] = [
+    let runs: [(&str, &[&str]); 12] = [
         ("status", &["abc123"]),
         ("status", &["--json", "abc123"]),
+        ("plans", &[]),
+        ("plans", &["--json"]),
         ("generate", &[prompt]),
         ("generate", &["--json", prompt]),
         ("follow-up", &["abc123", "Add a dark mode"]),

@@ -10,13 +10,18 @@
 )]
 
 mod common;
+mod pg;
+mod seed;
 
 mod cassettes;
 mod doctor;
 mod examples;
+mod guards;
+mod journals;
 mod leak;
 mod offline;
 mod pipes;
+mod plans;
 mod resume;
 mod terminal;
 mod tokens;

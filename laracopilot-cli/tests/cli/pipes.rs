@@ -6,11 +6,13 @@ use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::Duration;
 
+use laracopilot::journal::Entry;
 use laracopilot_mock::{MockServer, ProjectStatus};
 use serde_json::{json, Value};
 use wiremock::ResponseTemplate;
 
 use crate::common::*;
+use crate::seed::{self, block_on, settled, Seeder};
 
 /// `laracopilot SUB ARGS` with its stdout a pipe (stderr into `dir/stderr`).
 fn spawn_piped(sub: &'static str, args: &[&str], env: &[(&str, &str)], dir: &Path) -> Child {
@@ -88,26 +90,61 @@ async fn status_with_a_closed_stdout_ends_quietly() {
     }
 }
 
+/// Several at once, each with a journal of its own: a busy machine is where a
+/// process used to exit before its journal wrote the release of its dropped stream
+/// (the entry then stayed driven by the dead process's lease for 30 s).
 #[test]
 fn generate_json_read_by_head_1_stops_at_the_next_event_and_leaves_its_entry_unfinished() {
+    const RUNS: usize = 6;
     let dir = tempfile::tempdir().unwrap();
-    let journal = arg_path(&dir, "app.journal");
-    let args = [
-        "--json",
-        "--journal",
-        &journal,
-        "Build a task management app",
-    ];
-    let child = spawn_piped("generate", &args, &[], dir.path());
-    let (status, first) = head_1(child, "generate --json");
-    assert!(first.contains("\"project_created\""), "{first}");
-    assert_quiet(status, dir.path(), "generate --json | head -1");
-    let records = std::fs::read_to_string(&journal).unwrap();
-    assert!(records.contains("\"started\""), "{records}");
-    assert!(
-        !records.contains("\"settled\""),
-        "nobody saw it end: {records}"
-    );
+    let journals: Vec<String> = (0..RUNS)
+        .map(|i| arg_path(&dir, &format!("app-{i}.db")))
+        .collect();
+    let children: Vec<(Child, tempfile::TempDir)> = journals
+        .iter()
+        .map(|journal| {
+            let own = tempfile::tempdir().unwrap();
+            let args = [
+                "--json",
+                "--journal",
+                journal.as_str(),
+                "Build a task management app",
+            ];
+            (spawn_piped("generate", &args, &[], own.path()), own)
+        })
+        .collect();
+    // Each read by a `head -1` of its own, at once.
+    let heads: Vec<(ExitStatus, String, tempfile::TempDir)> = std::thread::scope(|scope| {
+        let readers: Vec<_> = children
+            .into_iter()
+            .map(|(child, own)| {
+                scope.spawn(move || {
+                    let (status, first) = head_1(child, "generate --json");
+                    (status, first, own)
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for ((status, first, own), journal) in heads.into_iter().zip(&journals) {
+        let first = first.lines().next().unwrap_or_default();
+        assert!(first.contains("\"project_created\""), "{first}");
+        assert_quiet(status, own.path(), "generate --json | head -1");
+        let created: Value = serde_json::from_str(first.trim()).unwrap();
+        // Unfinished as soon as the process is gone (its stream was released), not
+        // only once its lease expired.
+        let entries = block_on(seed::unfinished(Path::new(journal)));
+        assert_eq!(entries.len(), 1, "{journal}: {entries:?}");
+        let entry = &entries[0];
+        assert_eq!(entry.prompt, "Build a task management app");
+        assert!(entry.accepted, "{entry:?}");
+        assert_eq!(
+            entry.project_id.as_ref().map(|p| p.as_str()),
+            created["data"]["project_id"].as_str(),
+            "the project id was journaled before its event was printed"
+        );
+        assert!(settled(Path::new(journal)).is_empty(), "nobody saw it end");
+    }
 }
 
 #[test]
@@ -142,33 +179,15 @@ fn mock_server_ends_when_its_reader_goes_away() {
     assert_quiet(status, dir.path(), "mock-server | head -1");
 }
 
-/// A journal with two generations whose projects are known and unfinished.
-fn journal_of_two(path: &Path) {
-    let lines: Vec<String> = [("lcj-a", "p1"), ("lcj-b", "p2")]
-        .iter()
-        .flat_map(|(id, project)| {
-            [
-                json!({"v": 1, "record": "started", "local_id": id, "kind": "generate",
-                       "project_id": null, "prompt": "Build a task management app",
-                       "at": 1_764_618_266_123_u64, "token": "****9f8e"}),
-                json!({"v": 1, "record": "project_known", "local_id": id,
-                       "project_id": project, "at": 1_764_618_268_001_u64}),
-            ]
-        })
-        .map(|v| v.to_string())
-        .collect();
-    std::fs::write(path, lines.join("\n") + "\n").unwrap();
-}
-
-/// The entries of the journal at `path` that have a `settled` record.
-fn settled(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|record| record["record"] == "settled")
-        .map(|record| record["local_id"].as_str().unwrap().to_owned())
-        .collect()
+/// A journal with two generations whose projects (`p1`, `p2`) are known and
+/// unfinished; its entries, oldest first.
+async fn journal_of_two(path: &Path) -> Vec<Entry> {
+    let mut seeder = Seeder::new(path, &[]);
+    seeder
+        .generate_named("Build a task management app", "p1")
+        .await;
+    seeder.generate_named("Build a blog", "p2").await;
+    seeder.close().await
 }
 
 #[test]
@@ -185,8 +204,8 @@ fn resume_with_stdout_closed_from_the_start_settles_nothing() {
         .start()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("app.journal");
-    journal_of_two(&journal);
+    let journal = dir.path().join("app.db");
+    let entries = block_on(journal_of_two(&journal));
     let journal_arg = journal.to_str().unwrap();
     // The mock server's token is random: give the CLI one it knows.
     server.add_token(TOKEN, laracopilot_mock::TokenState::Valid);
@@ -204,7 +223,13 @@ fn resume_with_stdout_closed_from_the_start_settles_nothing() {
             settled(&journal).is_empty(),
             "{args:?}: nothing was reported"
         );
+        let left = block_on(seed::wait_unfinished(&journal, 2));
+        assert_eq!(left.len(), entries.len(), "{args:?}: both left unfinished");
     }
+    assert!(
+        server.requests().is_empty(),
+        "nothing was polled for a reader that was gone"
+    );
 }
 
 #[tokio::test]
@@ -219,8 +244,8 @@ async fn resume_read_by_head_1_settles_the_entry_it_reported_and_no_other() {
         .set_delay(Duration::from_secs(4));
     mount(&server, "GET", "/agent/project/p2", late).await;
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("app.journal");
-    journal_of_two(&journal);
+    let journal = dir.path().join("app.db");
+    let entries = journal_of_two(&journal).await;
     let base = format!("{}/api/v1", server.uri());
     let path = journal.to_str().unwrap().to_owned();
     let dir_path = dir.path().to_owned();
@@ -235,12 +260,17 @@ async fn resume_read_by_head_1_settles_the_entry_it_reported_and_no_other() {
     .await
     .unwrap();
     let line: Value = serde_json::from_str(first.trim()).unwrap();
-    assert_eq!(line["local_id"], "lcj-a", "{first}");
+    assert_eq!(line["local_id"], entries[0].local_id.as_str(), "{first}");
     assert_eq!(line["outcome"]["project_id"], "p1", "{first}");
     assert_quiet(status, dir.path(), "resume | head -1");
     assert_eq!(
-        settled(&journal),
-        ["lcj-a"],
+        seed::pairs(&settled(&journal)),
+        [("Build a task management app", "succeeded")],
         "only the entry that was reported"
+    );
+    let left = seed::wait_unfinished(&journal, 1).await;
+    assert_eq!(
+        left[0].local_id, entries[1].local_id,
+        "the other one is left for a later run"
     );
 }

@@ -1,51 +1,17 @@
-//! `resume --journal FILE`: each unfinished entry settled (a project that succeeded,
-//! failed, is unknown, does not settle in time, or was never named), one line each,
-//! the exit code the highest of those that did not succeed; offline, every entry
-//! left unfinished.
+//! `resume --journal PATH`: each unfinished entry settled (a project that succeeded,
+//! failed, is unknown, does not settle in time, or was never named; a follow-up the
+//! server accepted, or never answered), one line each, the exit code the highest of
+//! those that did not succeed; offline, every entry left unfinished. The journals
+//! are made by the SDK, as an interrupted run leaves them (see `seed.rs`).
 
-use std::path::Path;
-
+use laracopilot::journal::Kind;
 use laracopilot_mock::{MockProject, MockServer, ProjectStatus, TokenState};
-use serde_json::{json, Value};
 
 use crate::common::*;
-
-/// A journal of started entries: `(local id, project id or none)`.
-fn journal(path: &Path, entries: &[(&str, Option<&str>)]) {
-    let mut lines = Vec::new();
-    for (id, project) in entries {
-        lines.push(
-            json!({"v": 1, "record": "started", "local_id": id, "kind": "generate",
-                          "project_id": null, "prompt": format!("Build app {id}"),
-                          "at": 1_764_618_266_123_u64, "token": "****9f8e"}),
-        );
-        if let Some(project) = project {
-            lines.push(json!({"v": 1, "record": "project_known", "local_id": id,
-                              "project_id": project, "at": 1_764_618_268_001_u64}));
-        }
-    }
-    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-    std::fs::write(path, text.join("\n") + "\n").unwrap();
-}
-
-/// The `settled` records of the journal, by entry: `(local id, outcome)`.
-fn settled(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|r| r["record"] == "settled")
-        .map(|r| {
-            (
-                r["local_id"].as_str().unwrap().to_owned(),
-                r["outcome"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
+use crate::seed::{self, block_on, pairs, settled, Seeder};
 
 /// An offline LaraCopilot that knows `p1` (ready), `p2` (failed) and `p3` (still
-/// generating), and the test token.
+/// generating), and the test token: the server the journal's generations ran on.
 fn served() -> MockServer {
     let server = MockServer::builder()
         .project(MockProject::new("p1", ProjectStatus::Ready))
@@ -57,25 +23,49 @@ fn served() -> MockServer {
     server
 }
 
+/// The environment of a run against `server`.
+fn env(server: &MockServer) -> [(&'static str, &str); 2] {
+    [
+        ("LARACOPILOT_API_TOKEN", TOKEN),
+        ("LARACOPILOT_BASE_URL", server.base_url()),
+    ]
+}
+
 #[test]
 fn resume_settles_each_entry_and_exits_with_the_highest_code() {
     let server = served();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.journal");
-    journal(
-        &path,
-        &[
-            ("lcj-a", Some("p1")),
-            ("lcj-b", Some("p2")),
-            ("lcj-c", None),
-            ("lcj-d", Some("gone")),
-            ("lcj-e", Some("p3")),
-        ],
+    let path = dir.path().join("app.db");
+    let entries = block_on(async {
+        let mut seeder = Seeder::new(&path, &["p1"]);
+        seeder.generate_named("Build app a", "p1").await;
+        seeder.generate_named("Build app b", "p2").await;
+        seeder.generate_unanswered("Build app c").await;
+        seeder.generate_named("Build app d", "gone").await;
+        seeder.generate_named("Build app e", "p3").await;
+        seeder.follow_up_accepted("p1", "Add a dark mode f").await;
+        seeder.follow_up_unanswered("p1", "Add a dark mode g").await;
+        seeder.close().await
+    });
+    let prompts: Vec<&str> = entries.iter().map(|e| e.prompt.as_str()).collect();
+    assert_eq!(
+        prompts,
+        [
+            "Build app a",
+            "Build app b",
+            "Build app c",
+            "Build app d",
+            "Build app e",
+            "Add a dark mode f",
+            "Add a dark mode g"
+        ]
     );
-    let env = [
-        ("LARACOPILOT_API_TOKEN", TOKEN),
-        ("LARACOPILOT_BASE_URL", server.base_url()),
-    ];
+    let c = &entries[2];
+    assert!(!c.accepted && c.project_id.is_none(), "{c:?}");
+    let (f, g) = (&entries[5], &entries[6]);
+    assert!(f.kind == Kind::FollowUp && f.accepted, "{f:?}");
+    assert!(g.kind == Kind::FollowUp && !g.accepted, "{g:?}");
+
     let args = [
         "--json",
         "--timeout",
@@ -83,44 +73,56 @@ fn resume_settles_each_entry_and_exits_with_the_highest_code() {
         "--journal",
         path.to_str().unwrap(),
     ];
-    let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &env(&server), LIMIT);
     assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     let lines = json_lines(&stdout);
     let ids: Vec<&str> = lines
         .iter()
         .map(|l| l["local_id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        ids,
-        ["lcj-a", "lcj-b", "lcj-c", "lcj-d", "lcj-e"],
-        "oldest first"
-    );
-    assert!(lines
-        .iter()
-        .all(|l| l["schema_version"] == 1 && l["kind"] == "generate"));
-    assert_eq!(lines[0]["prompt"], "Build app lcj-a");
-    assert_eq!(lines[0]["outcome"]["project_status"], "ready");
-    assert_eq!(lines[0]["outcome"]["project_id"], "p1");
-    let kinds: Vec<&str> = lines[1..]
-        .iter()
-        .map(|l| l["error"]["kind"].as_str().unwrap())
-        .collect();
+    let expected: Vec<&str> = entries.iter().map(|e| e.local_id.as_str()).collect();
+    assert_eq!(ids, expected, "oldest first");
+    assert!(lines.iter().all(|l| l["schema_version"] == 1));
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
+        [
+            "generate",
+            "generate",
+            "generate",
+            "generate",
+            "generate",
+            "follow_up",
+            "follow_up"
+        ]
+    );
+    assert_eq!(lines[0]["prompt"], "Build app a");
+    assert_eq!(lines[0]["outcome"]["project_status"], "ready");
+    assert_eq!(lines[0]["outcome"]["project_id"], "p1");
+    assert_eq!(lines[5]["outcome"]["project_id"], "p1", "{}", lines[5]);
+    let errors: Vec<&str> = [1, 2, 3, 4, 6]
+        .iter()
+        .map(|&i| lines[i]["error"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        errors,
         [
             "generation_failed",
             "outcome_unknown",
             "not_found",
-            "timeout"
+            "timeout",
+            "outcome_unknown"
         ]
     );
     assert_eq!(
-        settled(&path),
+        pairs(&settled(&path)),
         [
-            ("lcj-a".to_owned(), "succeeded".to_owned()),
-            ("lcj-b".to_owned(), "failed".to_owned()),
-            ("lcj-c".to_owned(), "unknown".to_owned()),
-            ("lcj-d".to_owned(), "failed".to_owned()),
+            ("Build app a", "succeeded"),
+            ("Build app b", "failed"),
+            ("Build app c", "unknown"),
+            ("Build app d", "failed"),
+            ("Add a dark mode f", "succeeded"),
+            ("Add a dark mode g", "unknown"),
         ],
         "the timed-out entry stays unfinished"
     );
@@ -128,47 +130,73 @@ fn resume_settles_each_entry_and_exits_with_the_highest_code() {
         server.requests().iter().all(|r| r.method == "GET"),
         "resume never sends a generation"
     );
+    let polls_of_p1 = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/agent/project/p1"))
+        .count();
+    assert_eq!(
+        polls_of_p1, 2,
+        "p1 is polled for its generation and its accepted follow-up, never for the \
+         follow-up the server did not answer"
+    );
 
     // What is left is only the entry that timed out; settled, it ends the journal.
     let args = ["--timeout", "1", "--journal", path.to_str().unwrap()];
-    let (status, stdout, _) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    let (status, stdout, _) = run_bounded(&cli("resume"), &args, &env(&server), LIMIT);
     assert_eq!(status.code(), Some(1));
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
-        stdout.starts_with("lcj-e (generate \"Build app lcj-e\"): timeout: "),
+        stdout.starts_with(&format!(
+            "{} (generate \"Build app e\"): timeout: ",
+            entries[4].local_id
+        )),
         "{stdout}"
     );
     assert!(
         stdout.contains("left unfinished, to resume later"),
         "{stdout}"
     );
+    let left = block_on(seed::unfinished(&path));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].local_id, entries[4].local_id);
 }
 
 #[test]
 fn resume_of_a_settled_journal_says_so_and_prints_nothing() {
     let server = served();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.journal");
-    journal(&path, &[("lcj-a", Some("p1"))]);
-    let env = [
-        ("LARACOPILOT_API_TOKEN", TOKEN),
-        ("LARACOPILOT_BASE_URL", server.base_url()),
-    ];
+    let path = dir.path().join("app.db");
+    let entries = block_on(async {
+        let mut seeder = Seeder::new(&path, &[]);
+        seeder.generate_named("Build app a", "p1").await;
+        seeder.close().await
+    });
     let args = ["--journal", path.to_str().unwrap()];
-    let (status, stdout, _) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    let (status, stdout, _) = run_bounded(&cli("resume"), &args, &env(&server), LIMIT);
     assert!(status.success());
-    assert!(stdout.starts_with("lcj-a (generate \"Build app lcj-a\"): succeeded: project p1, https://p1.laracopilot.com"), "{stdout}");
-    let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    let expected = format!(
+        "{} (generate \"Build app a\"): succeeded: project p1, https://p1.laracopilot.com\n",
+        entries[0].local_id
+    );
+    assert_eq!(stdout, expected);
+    let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &env(&server), LIMIT);
     assert!(status.success(), "{stderr}");
     assert_eq!(stdout, "");
     assert!(stderr.contains("Nothing left unfinished"), "{stderr}");
+    assert_eq!(pairs(&settled(&path)), [("Build app a", "succeeded")]);
 }
 
 #[test]
 fn resume_offline_leaves_every_entry_unfinished() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.journal");
-    journal(&path, &[("lcj-a", Some("p1")), ("lcj-b", None)]);
+    let path = dir.path().join("app.db");
+    let entries = block_on(async {
+        let mut seeder = Seeder::new(&path, &[]);
+        seeder.generate_named("Build app a", "p1").await;
+        seeder.generate_unanswered("Build app b").await;
+        seeder.close().await
+    });
     let args = ["--json", "--journal", path.to_str().unwrap()];
     let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &[], LIMIT);
     assert_eq!(status.code(), Some(2), "{stderr}");
@@ -179,6 +207,8 @@ fn resume_offline_leaves_every_entry_unfinished() {
         "{stdout}"
     );
     assert!(settled(&path).is_empty());
+    let left = block_on(seed::unfinished(&path));
+    assert_eq!(left, entries, "every entry as it was");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
+use crate::seed::{block_on, Seeder};
 
 /// Text a hostile server sends: a forged line, ANSI sequences (clear screen, color,
 /// cursor home), a CR overwrite, a bell, C1 controls (NEL, CSI), bidi overrides and
@@ -170,21 +171,29 @@ async fn a_hostile_status_answer_is_escaped() {
     assert_eq!(json_lines(&stdout), [body], "the answer as the API sent it");
 }
 
+/// A journal (made by the SDK) of one generation per hostile text: the text as its
+/// prompt, and a hostile project id its server named; the project ids, in order.
+fn hostile_journal(path: &std::path::Path) -> Vec<String> {
+    let ids: Vec<String> = (0..HOSTILE.len())
+        .map(|i| format!("{}{i}", HOSTILE[(i + 1) % HOSTILE.len()]))
+        .collect();
+    let entries = block_on(async {
+        let mut seeder = Seeder::new(path, &[]);
+        for (text, id) in HOSTILE.iter().zip(&ids) {
+            seeder.generate_named(text, id).await;
+        }
+        seeder.close().await
+    });
+    let prompts: Vec<&str> = entries.iter().map(|e| e.prompt.as_str()).collect();
+    assert_eq!(prompts, HOSTILE, "the journal holds the prompts exactly");
+    ids
+}
+
 #[test]
 fn a_journal_with_hostile_prompts_and_ids_is_reported_escaped() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("app.journal");
-    let started = |id: &str, prompt: &str| {
-        json!({"v": 1, "record": "started", "local_id": id, "kind": "generate",
-               "project_id": null, "prompt": prompt, "at": 1_764_618_266_123_u64, "token": "****9f8e"})
-        .to_string()
-    };
-    let lines: Vec<String> = HOSTILE
-        .iter()
-        .enumerate()
-        .map(|(i, text)| started(&format!("lcj-{i}\u{202e}x"), text))
-        .collect();
-    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let journal = dir.path().join("app.db");
+    hostile_journal(&journal);
     let path = journal.to_str().unwrap();
     let (status, stdout, stderr) = run_bounded(&cli("resume"), &["--journal", path], &[], LIMIT);
     assert_eq!(
@@ -195,6 +204,50 @@ fn a_journal_with_hostile_prompts_and_ids_is_reported_escaped() {
     assert_eq!(stdout.lines().count(), HOSTILE.len(), "{stdout}");
     assert_safe("stdout", &stdout);
     assert_safe("stderr", &stderr);
+
+    // Against a server: each id is polled (or refused before sending), and told.
+    let server = laracopilot_mock::MockServer::start();
+    server.add_token(TOKEN, laracopilot_mock::TokenState::Valid);
+    let env = [
+        ("LARACOPILOT_API_TOKEN", TOKEN),
+        ("LARACOPILOT_BASE_URL", server.base_url()),
+    ];
+    let args = ["--timeout", "1", "--journal", path];
+    let (status, stdout, stderr) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    assert!(!status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), HOSTILE.len(), "{stdout}");
+    assert_safe("stdout", &stdout);
+    assert_safe("stderr", &stderr);
+}
+
+#[test]
+fn resume_json_keeps_hostile_prompts_and_ids_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("app.db");
+    let ids = hostile_journal(&journal);
+    let server = laracopilot_mock::MockServer::start();
+    server.add_token(TOKEN, laracopilot_mock::TokenState::Valid);
+    let env = [
+        ("LARACOPILOT_API_TOKEN", TOKEN),
+        ("LARACOPILOT_BASE_URL", server.base_url()),
+    ];
+    let args = [
+        "--json",
+        "--timeout",
+        "1",
+        "--journal",
+        journal.to_str().unwrap(),
+    ];
+    let (_, stdout, stderr) = run_bounded(&cli("resume"), &args, &env, LIMIT);
+    assert_safe("stderr", &stderr);
+    let lines = json_lines(&stdout);
+    assert_eq!(lines.len(), HOSTILE.len(), "{stdout}");
+    for ((line, text), id) in lines.iter().zip(HOSTILE).zip(&ids) {
+        assert_eq!(line["prompt"], text, "{line}");
+        assert_eq!(line["project_id"], id.as_str(), "{line}");
+        let told = &line["error"]["project_id"];
+        assert!(told.is_null() || told == id.as_str(), "{line}");
+    }
 }
 
 #[test]

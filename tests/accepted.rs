@@ -1,0 +1,57 @@
+//! A journaled call is recorded as accepted as soon as its answer arrived: before
+//! the stream is handed back, whether or not the caller ever reads it. A caller
+//! that drops the stream at once (or a process killed before its first event)
+//! leaves an entry that resuming can prove something about: a follow-up the server
+//! accepted is polled, never reported as "may not have reached the server".
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a failed unwrap or index is a failed test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use laracopilot::journal::{Kind, MemoryJournal};
+use laracopilot::WaitOptions;
+use laracopilot_mock::{MockProject, MockServer, ProjectStatus};
+
+#[tokio::test]
+async fn a_stream_dropped_unread_is_journaled_as_accepted_and_its_follow_up_resumes() {
+    let server = MockServer::builder()
+        .project(MockProject::new("p1", ProjectStatus::Ready))
+        .start()
+        .unwrap();
+    let journal = Arc::new(MemoryJournal::new());
+    let client = server
+        .client_builder()
+        .journal(Arc::clone(&journal))
+        .build()
+        .unwrap();
+
+    let follow_up = client.follow_up("p1", "Add a dark mode").await.unwrap();
+    let generate = client
+        .generate("Build a task management app")
+        .await
+        .unwrap();
+    // Never polled: no event was handed out.
+    drop((follow_up, generate));
+
+    let entries = journal.entries();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries.iter().all(|e| e.accepted && e.settlement.is_none()),
+        "{entries:?}"
+    );
+    let unfinished = client.unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 2, "both were released: {unfinished:?}");
+    let follow_up = &unfinished[0];
+    assert_eq!(follow_up.kind, Kind::FollowUp);
+    // The server accepted it: resuming polls its project instead of reporting an
+    // unknown outcome.
+    let options = WaitOptions::default().timeout(Duration::from_secs(30));
+    let outcome = client.resume(follow_up, options).await.unwrap();
+    assert_eq!(outcome.project_id().map(|p| p.as_str()), Some("p1"));
+}
