@@ -36,7 +36,6 @@ mod no_hang;
 mod progress;
 mod proxy_env;
 mod recovery;
-mod redaction;
 mod retry;
 mod spend;
 #[cfg(feature = "__internal")]

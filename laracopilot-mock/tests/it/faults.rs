@@ -39,14 +39,11 @@ async fn drop_after_n_events_is_incomplete_with_the_project_id() {
     server.fault_next(Fault::DropAfter(4));
     let items = collect(server.client().generate(PROMPT).await.unwrap()).await;
     assert_eq!(items.len(), 5);
-    let Some(Err(Error::Incomplete {
-        project_id, events, ..
-    })) = items.last()
-    else {
+    let Some(Err(error @ Error::Incomplete { events, .. })) = items.last() else {
         panic!("{:?}", items.last())
     };
     assert_eq!(*events, 4);
-    let id = project_id.clone().unwrap();
+    let id = error.project_id().cloned().unwrap();
     assert_eq!(server.project(&id).unwrap().status, ProjectStatus::Failed);
 }
 
@@ -75,14 +72,16 @@ async fn a_stall_with_a_short_idle_timeout_is_a_timeout_with_the_project_id() {
         .unwrap();
     let items = collect(client.generate(PROMPT).await.unwrap()).await;
     assert_eq!(items.len(), 3, "{items:?}");
-    let Err(Error::Timeout {
-        kind: TimeoutKind::Idle,
-        project_id: Some(_),
-        ..
-    }) = &items[2]
+    let Err(
+        error @ Error::Timeout {
+            kind: TimeoutKind::Idle,
+            ..
+        },
+    ) = &items[2]
     else {
         panic!("{:?}", items[2])
     };
+    assert!(error.project_id().is_some(), "{error:?}");
 }
 
 #[tokio::test]
@@ -140,11 +139,10 @@ async fn delayed_headers_leave_an_accepted_generating_project_and_no_byte_yet() 
     assert!(
         matches!(
             refused,
-            Err(Error::Timeout {
+            Err(ref error @ Error::Timeout {
                 kind: TimeoutKind::Idle,
-                project_id: None,
                 ..
-            })
+            }) if error.project_id().is_none()
         ),
         "{refused:?}"
     );
@@ -173,14 +171,10 @@ async fn an_oversized_event_over_the_client_limit_is_event_too_large() {
         .build()
         .unwrap();
     let items = collect(client.generate(PROMPT).await.unwrap()).await;
-    let Some(Err(Error::EventTooLarge {
-        limit: 4096,
-        project_id: Some(_),
-        ..
-    })) = items.last()
-    else {
+    let Some(Err(error @ Error::EventTooLarge { limit: 4096, .. })) = items.last() else {
         panic!("{:?}", items.last())
     };
+    assert!(error.project_id().is_some(), "{error:?}");
     assert_eq!(items.len(), 2, "project_created, then the oversized event");
 }
 

@@ -176,11 +176,10 @@ async fn a_hang_on_generate_ends_in_the_idle_timeout_without_a_project_id() {
     assert!(
         matches!(
             refused,
-            Err(Error::Timeout {
+            Err(ref error @ Error::Timeout {
                 kind: TimeoutKind::Idle,
-                project_id: None,
                 ..
-            })
+            }) if error.project_id().is_none()
         ),
         "{refused:?}"
     );

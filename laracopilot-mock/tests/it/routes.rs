@@ -171,20 +171,18 @@ async fn an_unknown_project_is_not_found_for_status_and_follow_up() {
     let server = MockServer::start();
     let client = server.client();
     let status = client.project("nope42").await;
-    let Err(Error::NotFound {
-        message,
-        project_id,
-        ..
-    }) = status
-    else {
+    let Err(error @ Error::NotFound { .. }) = status else {
         panic!("{status:?}")
     };
+    let Error::NotFound { message, .. } = &error else {
+        unreachable!()
+    };
     assert_eq!(message.as_deref(), Some("Project not found."));
-    assert_eq!(project_id.unwrap(), "nope42");
+    assert_eq!(error.project_id().unwrap(), "nope42");
 
     let follow_up = client.follow_up("nope42", "Add a dark mode please").await;
     assert!(
-        matches!(&follow_up, Err(Error::NotFound { project_id: Some(id), .. }) if id == "nope42"),
+        matches!(&follow_up, Err(e @ Error::NotFound { .. }) if e.project_id().is_some_and(|id| id == "nope42")),
         "{follow_up:?}"
     );
     assert_eq!(finish_ok(&client, PROMPT).await.project_id.unwrap(), "p1");

@@ -164,13 +164,10 @@ async fn running_out_of_credits_ends_the_stream_with_credits_exhausted_and_the_p
     let (last, events) = items.split_last().unwrap();
     let events: Vec<Event> = events.iter().map(|e| e.as_ref().unwrap().clone()).collect();
     assert_eq!(paths(&events).len(), 2, "two credits, two files");
-    let Err(Error::CreditsExhausted {
-        project_id, raw, ..
-    }) = last
-    else {
+    let Err(error @ Error::CreditsExhausted { raw, .. }) = last else {
         panic!("{last:?}")
     };
-    let id = project_id.clone().unwrap();
+    let id = error.project_id().cloned().unwrap();
     assert_eq!(
         raw,
         &format!(

@@ -101,10 +101,8 @@ async fn every_variant_ends_in_its_typed_outcome() {
     let (events, outcome) = generate(&client(&server, RetryPolicy::none())).await;
     assert_eq!(events, whole[..5]);
     match outcome {
-        Err(Error::Incomplete {
-            project_id, events, ..
-        }) => {
-            assert_eq!(project_id.as_ref(), Some(&id));
+        Err(error @ Error::Incomplete { events, .. }) => {
+            assert_eq!(error.project_id(), Some(&id));
             assert_eq!(events, 5);
         }
         other => panic!("cut_after(5): {other:?}"),
@@ -203,10 +201,8 @@ async fn events_are_counted_over_the_tape_so_a_follow_up_can_be_cut_too() {
     client.project(&id).await.unwrap();
     let follow_up = client.follow_up(&id, FOLLOW_UP).await.unwrap();
     match common::bounded(follow_up.finish()).await {
-        Err(Error::Incomplete {
-            project_id, events, ..
-        }) => {
-            assert_eq!(project_id, Some(id));
+        Err(error @ Error::Incomplete { events, .. }) => {
+            assert_eq!(error.project_id(), Some(&id));
             assert_eq!(events, 3);
         }
         other => panic!("{other:?}"),

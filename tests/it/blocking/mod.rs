@@ -1,5 +1,6 @@
 //! The blocking facade: iteration, outcome, status, errors, and safety from plain
-//! threads and from inside tokio runtimes.
+//! threads and from inside tokio runtimes; on every kind of runtime, without a
+//! deadlock (`runtime`).
 
 use crate::common;
 

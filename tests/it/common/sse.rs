@@ -105,34 +105,21 @@ fn id(p: Option<&laracopilot::ProjectId>) -> Option<String> {
 }
 
 pub fn item(result: laracopilot::Result<Event>) -> Item {
-    let event = match result {
-        Ok(event) => event,
-        Err(Error::CreditsExhausted {
-            project_id, raw, ..
-        }) => {
-            return Item::CreditsExhausted {
-                project_id: id(project_id.as_ref()),
-                raw,
-            }
-        }
-        Err(Error::Incomplete {
-            project_id, events, ..
-        }) => {
-            return Item::Incomplete {
-                project_id: id(project_id.as_ref()),
-                events,
-            }
-        }
-        Err(Error::EventTooLarge {
-            limit, project_id, ..
-        }) => {
-            return Item::TooLarge {
-                limit,
-                project_id: id(project_id.as_ref()),
-            }
-        }
-        Err(other) => return Item::Other(format!("{other:?}")),
+    let error = match result {
+        Ok(event) => return typed(event),
+        Err(error) => error,
     };
+    let project_id = id(error.project_id());
+    match error {
+        Error::CreditsExhausted { raw, .. } => Item::CreditsExhausted { project_id, raw },
+        Error::Incomplete { events, .. } => Item::Incomplete { project_id, events },
+        Error::EventTooLarge { limit, .. } => Item::TooLarge { limit, project_id },
+        other => Item::Other(format!("{other:?}")),
+    }
+}
+
+/// How a test names an event it got.
+fn typed(event: Event) -> Item {
     let raw = event.raw_json().to_owned();
     let typed = match event {
         Event::ProjectCreated(e) => Typed::ProjectCreated {

@@ -6,12 +6,14 @@
 //! [`PIECE`] characters, so a truncated or sliced leak is caught too; the dashboard's
 //! mask (`****` and the last four characters) is allowed. The search itself is tested
 //! on inputs that do leak. One file per kind of path; the search and the log
-//! capture live here.
+//! capture live here. `redaction` checks the masking itself: a server that echoes
+//! the token in any spelling, and invisible characters refused in a token.
 
 use crate::common;
 
 mod errors;
 mod lifecycle;
+mod redaction;
 mod streams;
 mod tokens;
 mod travel;
