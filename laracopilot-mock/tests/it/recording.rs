@@ -1,10 +1,12 @@
 //! Recorded requests, with the token masked by `Token`'s own rule, and the caps on
 //! what the server keeps: requests by count and by body bytes, prompts per project.
+//! Waiting for request `n`, from a plain thread or from async code.
 
 use std::io::Write;
+use std::time::Duration;
 
 use laracopilot_mock::{
-    MockServer, MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES,
+    MockServer, Reply, MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES,
     MAX_RECORDED_REQUESTS,
 };
 use serde_json::json;
@@ -103,6 +105,56 @@ fn at_most_the_latest_max_recorded_requests_are_kept() {
     assert_eq!(
         requests.last().unwrap().path,
         format!("/api/v1/unrouted/{last}")
+    );
+    // The count of requests received is not capped.
+    assert!(server.wait_for_requests(MAX_RECORDED_REQUESTS + 5, Duration::ZERO));
+    assert!(!server.wait_for_requests(MAX_RECORDED_REQUESTS + 6, Duration::ZERO));
+}
+
+#[test]
+fn waiting_for_request_n_ends_once_it_is_recorded_even_unanswered() {
+    let server = raw_token_server();
+    assert!(
+        !server.wait_for_requests(1, Duration::from_millis(50)),
+        "nothing was sent"
+    );
+    server.reply_next(1, Reply::hang());
+    let addr = server.addr();
+    let hanging = std::thread::spawn(move || {
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"GET /api/v1/agent/project/p1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_to_close(&mut stream)
+    });
+    assert!(server.wait_for_requests(1, Duration::from_secs(20)));
+    assert_eq!(server.requests()[0].path, "/api/v1/agent/project/p1");
+    assert!(
+        !hanging.is_finished(),
+        "a hanging request is never answered"
+    );
+    let answered = request(&server, "GET", "/api/v1/agent/project/p1", None, "");
+    assert_eq!(answered.status, 401);
+    assert!(server.wait_for_requests(2, Duration::ZERO));
+    drop(server);
+    assert_eq!(hanging.join().unwrap(), b"", "closed without an answer");
+}
+
+#[tokio::test]
+async fn requests_received_leaves_the_runtime_free_to_send_them() {
+    let server = MockServer::start();
+    server.reply_next(1, Reply::hang());
+    let client = server.client();
+    // Created before the request is sent; awaited on the runtime that sends it.
+    let arrived = server.requests_received(1);
+    let call = tokio::spawn(async move { client.project("p1").await });
+    bounded(arrived).await;
+    assert_eq!(server.requests().len(), 1);
+    assert!(!call.is_finished(), "the request hangs, unanswered");
+    drop(server);
+    assert!(
+        bounded(call).await.unwrap().is_err(),
+        "closed by the shutdown"
     );
 }
 
