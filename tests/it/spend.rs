@@ -4,9 +4,17 @@
 //! streams in flight over clones, the wait reported, bounded and given up when
 //! dropped) and the credits breaker (no request while it is open, status calls
 //! unaffected, reset, cool-down, off).
+//!
+//! "This call waits for a slot" is checked on events, not after a sleep: the call's
+//! future is polled once (`poll!`), which runs it up to its first wait, and the
+//! offline LaraCopilot counts what it received; how long a call waited
+//! (`Stats::slot_wait`) is checked against instants the test took around those
+//! events.
 
 use crate::common;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::mock::{posts, posts_with_prompt, PROMPT};
 use common::{bounded, finish, finish_ok};
+use futures::{poll, FutureExt as _};
 use laracopilot::{Client, Error, TimeoutKind, Token};
 use laracopilot_mock::{MockServer, ProjectStatus};
 
@@ -218,9 +227,13 @@ fn paced(pacing: Duration) -> MockServer {
         .unwrap()
 }
 
+/// A call to `generate` that owns what it needs, to poll here and spawn later.
+type Call<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_n_streams_run_at_once_over_clones_and_the_queued_ones_say_how_long_they_waited() {
-    let server = Arc::new(paced(Duration::from_millis(20)));
+    let pacing = Duration::from_millis(20);
+    let server = Arc::new(paced(pacing));
     let client = server
         .client_builder()
         .max_concurrent_generations(2)
@@ -245,12 +258,23 @@ async fn at_most_n_streams_run_at_once_over_clones_and_the_queued_ones_say_how_l
             }
         })
     };
-    let tasks: Vec<_> = (0..5)
+    // Each call is polled once before any is spawned: the first two take the slots
+    // and send, the other three wait for a slot, all asked within `asking`. A
+    // stream lasts at least 19 pacing delays after its POST (the server sleeps
+    // before every event but the first), so the three waited at least that long
+    // minus `asking`, and the first two at most `asking`, however slow the machine.
+    let mut calls: Vec<Call<laracopilot::Result<laracopilot::Outcome>>> = (0..5)
         .map(|i| {
             let client = client.clone();
-            tokio::spawn(async move { finish(&client, &prompt(i)).await })
+            Box::pin(async move { finish(&client, &prompt(i)).await }) as Call<_>
         })
         .collect();
+    let before = Instant::now();
+    for call in &mut calls {
+        assert!(poll!(call.as_mut()).is_pending());
+    }
+    let asking = before.elapsed();
+    let tasks: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
     let mut waits = Vec::new();
     for task in tasks {
         let outcome = task.await.unwrap().expect("every generation succeeds");
@@ -266,13 +290,14 @@ async fn at_most_n_streams_run_at_once_over_clones_and_the_queued_ones_say_how_l
     );
     waits.sort();
     // Two went at once; three waited for a stream (about 400 ms) to end.
+    let shortest_stream = pacing * 19;
     assert!(
-        waits[..2].iter().all(|w| *w < Duration::from_millis(150)),
-        "{waits:?}"
+        waits[..2].iter().all(|w| *w <= asking),
+        "{waits:?} {asking:?}"
     );
     assert!(
-        waits[2..].iter().all(|w| *w >= Duration::from_millis(150)),
-        "{waits:?}"
+        waits[2..].iter().all(|w| *w + asking >= shortest_stream),
+        "{waits:?} {asking:?}"
     );
 }
 
@@ -285,9 +310,14 @@ async fn a_dropped_generation_frees_its_slot() {
         .build()
         .unwrap();
     let first = client.generate(prompt(1)).await.unwrap();
-    // The slot is taken: the next call waits.
-    let waiting = tokio::time::timeout(Duration::from_millis(200), client.generate(prompt(2)));
-    assert!(waiting.await.is_err(), "the second call did not wait");
+    // The slot is taken: the next call waits, having sent nothing.
+    let mut waiting = Box::pin(async { client.generate(prompt(2)).await });
+    assert!(
+        poll!(waiting.as_mut()).is_pending(),
+        "the second call did not wait"
+    );
+    assert_eq!(posts(&server), 1);
+    drop(waiting);
     drop(first);
     let second = bounded(client.generate(prompt(3))).await.unwrap();
     assert!(second.stats().slot_wait < Duration::from_secs(1));
@@ -323,23 +353,29 @@ async fn a_dropped_waiting_call_gives_up_its_place_and_sends_nothing() {
         .unwrap();
     let first = client.generate(prompt(1)).await.unwrap();
     // Waits, then is dropped while waiting.
-    let gave_up = tokio::time::timeout(Duration::from_millis(100), client.generate(prompt(2)));
-    assert!(gave_up.await.is_err());
+    let mut gave_up = Box::pin(async { client.generate(prompt(2)).await });
+    assert!(poll!(gave_up.as_mut()).is_pending());
+    drop(gave_up);
     // The next one in line is served as soon as the slot frees, not after a ghost.
-    let third = tokio::spawn({
+    let mut third = Box::pin({
         let client = client.clone();
         async move { client.generate(prompt(3)).await.map(|g| g.stats()) }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
-        !third.is_finished(),
+        poll!(third.as_mut()).is_pending(),
         "the third call must wait for the slot"
     );
+    let parked = Instant::now();
+    assert_eq!(posts(&server), 1, "only the first call was sent");
     let released = Instant::now();
     drop(first);
-    let stats = bounded(third).await.unwrap().unwrap();
-    assert!(released.elapsed() < Duration::from_secs(2));
-    assert!(stats.slot_wait >= Duration::from_millis(50), "{stats:?}");
+    let stats = bounded(third).await.unwrap();
+    assert!(released.elapsed() < Duration::from_secs(10));
+    // It asked before `parked` and got the slot after `released`.
+    assert!(
+        stats.slot_wait >= released.duration_since(parked),
+        "{stats:?}"
+    );
     assert_eq!(
         posts_with_prompt(&server, &prompt(2)),
         0,
@@ -413,13 +449,21 @@ async fn after_credits_run_out_generate_and_follow_up_fail_at_once_without_a_req
     let client = server.client();
     let id = exhaust(&client).await;
     let sent = server.requests().len();
-    let asked = Instant::now();
-    refused_locally(client.generate(prompt(2)).await);
-    let error = refused_locally(client.follow_up(&id, "Add a dark mode").await);
+    // At once: each call is over at its first poll, having waited for nothing.
+    let at_once = |call: Call<laracopilot::Result<laracopilot::Generation>>| {
+        call.now_or_never()
+            .expect("refused at once, without waiting")
+    };
+    let generate = |client: Client, p: String| Box::pin(async move { client.generate(p).await });
+    refused_locally(at_once(generate(client.clone(), prompt(2))));
+    let follow_up = {
+        let (client, id) = (client.clone(), id.clone());
+        Box::pin(async move { client.follow_up(&id, "Add a dark mode").await })
+    };
+    let error = refused_locally(at_once(follow_up));
     assert_eq!(error.project_id(), Some(&id));
     // Clones share the breaker.
-    refused_locally(client.clone().generate(prompt(3)).await);
-    assert!(asked.elapsed() < Duration::from_secs(1));
+    refused_locally(at_once(generate(client.clone(), prompt(3))));
     assert_eq!(server.requests().len(), sent, "nothing reached the server");
     // Status calls are not affected.
     let project = client.project(&id).await.unwrap();
@@ -442,16 +486,46 @@ async fn resetting_the_breaker_lets_the_next_call_through() {
 #[tokio::test]
 async fn the_breaker_closes_by_itself_after_its_cooldown() {
     let server = one_credit();
+    let cooldown = Duration::from_millis(300);
     let client = server
         .client_builder()
-        .credits_cooldown(Some(Duration::from_millis(300)))
+        .credits_cooldown(Some(cooldown))
         .build()
         .unwrap();
+    // The breaker trips between these two instants.
+    let exhausting = Instant::now();
     exhaust(&client).await;
+    let tripped = Instant::now();
     refused_locally(client.generate(prompt(2)).await);
     server.set_credits(1_000);
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    finish_ok(&client, &prompt(3)).await;
+    // Asked again and again: refused while the cool-down may still run, let through
+    // once it certainly ran, whatever the machine's speed (bounded in count).
+    let mut refusals = 0;
+    let generation = loop {
+        let asked = Instant::now();
+        let result = client.generate(prompt(3)).await;
+        let answered = Instant::now();
+        match result {
+            Ok(generation) => {
+                assert!(
+                    answered.duration_since(exhausting) >= cooldown,
+                    "let through before the cool-down"
+                );
+                break generation;
+            }
+            Err(error) => {
+                refused_locally(Err(error));
+                assert!(
+                    asked.duration_since(tripped) < cooldown,
+                    "still refused after the cool-down"
+                );
+            }
+        }
+        refusals += 1;
+        assert!(refusals < 1_000, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    bounded(generation.finish()).await.unwrap();
     assert_eq!(posts_with_prompt(&server, &prompt(3)), 1);
 }
 
@@ -486,14 +560,16 @@ async fn a_call_waiting_for_a_slot_is_refused_when_the_breaker_trips_meanwhile()
         .build()
         .unwrap();
     let first = client.generate(PROMPT).await.unwrap();
-    let waiting = tokio::spawn({
-        let client = client.clone();
-        async move { client.generate(prompt(2)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!waiting.is_finished(), "the second call waits for the slot");
+    // Past the breaker (still closed: the first stream is not read yet), waiting for
+    // the slot.
+    let mut waiting = Box::pin(async { client.generate(prompt(2)).await });
+    assert!(
+        poll!(waiting.as_mut()).is_pending(),
+        "the second call waits for the slot"
+    );
+    assert_eq!(posts(&server), 1);
     let error = bounded(first.finish()).await.unwrap_err();
     assert!(matches!(error, Error::CreditsExhausted { .. }), "{error:?}");
-    refused_locally(bounded(waiting).await.unwrap());
+    refused_locally(bounded(waiting).await);
     assert_eq!(posts_with_prompt(&server, &prompt(2)), 0);
 }
