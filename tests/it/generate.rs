@@ -340,30 +340,47 @@ async fn a_stream_past_its_deadline_fails_even_while_bytes_arrive() {
         }
     })
     .await;
+    // Keep-alive comments reset the idle timer (and it is far longer than the gaps
+    // between them, even on a loaded machine), so only the deadline can fire.
     let client = raw_builder(addr)
-        .idle_timeout(Some(Duration::from_millis(200)))
+        .idle_timeout(Some(Duration::from_secs(5)))
         .stream_deadline(Some(Duration::from_millis(400)))
         .build()
         .unwrap();
-    // Keep-alive comments reset the idle timer, so only the deadline can fire.
     assert_times_out_after_one_event(client, laracopilot::TimeoutKind::Deadline, "p6").await;
 }
 
 #[tokio::test]
 async fn the_longest_gap_between_bytes_is_measured() {
-    let (addr, _server) = raw_server(|mut socket| async move {
-        write_head(&mut socket).await;
-        let _ = socket
-            .write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p7\"}\n\n")
-            .await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let _ = socket
-            .write_all(b"data: {\"type\":\"stream_end\"}\n\n")
-            .await;
+    // The server pauses only once the client has the first event, so that the
+    // client sees the whole pause however late it read that event.
+    let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
+    let read_rx = std::sync::Mutex::new(Some(read_rx));
+    let (addr, _server) = raw_server(move |mut socket| {
+        let read = read_rx.lock().unwrap().take();
+        async move {
+            write_head(&mut socket).await;
+            let _ = socket
+                .write_all(b"data: {\"type\":\"project_created\",\"project_id\":\"p7\"}\n\n")
+                .await;
+            if let Some(read) = read {
+                let _ = tokio::time::timeout(Duration::from_secs(20), read).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let _ = socket
+                .write_all(b"data: {\"type\":\"stream_end\"}\n\n")
+                .await;
+        }
     })
     .await;
     let client = raw_builder(addr).build().unwrap();
-    let outcome = finish_ok(&client, "Build a task management app").await;
+    let mut generation = bounded(client.generate("Build a task management app"))
+        .await
+        .unwrap();
+    let first = bounded(generation.next()).await.unwrap().unwrap();
+    assert_eq!(first.type_name(), "project_created");
+    read_tx.send(()).unwrap();
+    let outcome = bounded(generation.finish()).await.unwrap();
     assert!(
         outcome.stats.longest_gap >= Duration::from_millis(200),
         "{:?}",

@@ -6,6 +6,7 @@
 
 use crate::common;
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cassette::{frames, raw_generate, RawReply, RawServer};
@@ -64,12 +65,14 @@ fn plan() -> Vec<(Duration, Vec<u8>)> {
 }
 
 fn server() -> RawServer {
-    let plan = plan();
-    RawServer::start(move |_| {
-        let mut reply = RawReply::new(200, "text/event-stream").header("Cache-Control", "no-cache");
-        reply.chunks = plan.clone();
-        reply
-    })
+    RawServer::start(|_| reply())
+}
+
+/// The stream of [`plan`], as the raw server answers it.
+fn reply() -> RawReply {
+    let mut reply = RawReply::new(200, "text/event-stream").header("Cache-Control", "no-cache");
+    reply.chunks = plan();
+    reply
 }
 
 fn client(base: &str, record: Option<&std::path::Path>) -> Client {
@@ -156,16 +159,16 @@ async fn the_tape_holds_every_chunk_as_it_arrived_with_its_time() {
     );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"b64\":"), "{text}");
-    // Times grow, and span the server's pauses (a loaded machine may read a chunk
-    // late, which shortens the next gap: compare the whole).
+    // Times grow, and each chunk is on tape no earlier than the server's pauses
+    // before it allow (times count from sending, before the server read the
+    // request): a loaded machine may read a chunk late, never early.
     let times: Vec<Duration> = exchange.chunks.iter().map(|c| c.at).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
-    let paused: Duration = plan().iter().skip(1).map(|(pause, _)| *pause).sum();
-    let span = times[times.len() - 1] - times[0];
-    assert!(
-        span + Duration::from_millis(30) >= paused,
-        "{span:?} for {paused:?} of pauses"
-    );
+    let mut paused = Duration::ZERO;
+    for ((pause, _), at) in plan().iter().zip(&times) {
+        paused += *pause;
+        assert!(*at >= paused, "{times:?}: a chunk before its pause");
+    }
     let end = exchange.end.as_ref().expect("an end");
     // The SDK stops reading after `stream_end`: the body ended, or the reader stopped.
     assert!(
@@ -240,6 +243,12 @@ async fn a_replay_at_factor_1_keeps_the_recorded_pacing() {
         .start()
         .unwrap();
 
+    // When the server has read the request (the replay's schedule starts then).
+    let arrived = server.requests_received(1);
+    let read = tokio::spawn(async move {
+        arrived.await;
+        Instant::now()
+    });
     let (sent, response) = raw_generate(
         server.base_url(),
         "/agent/generate",
@@ -254,22 +263,25 @@ async fn a_replay_at_factor_1_keeps_the_recorded_pacing() {
         "the same chunk boundaries at real time too"
     );
 
-    let recorded_total = chunks.last().unwrap().at - chunks[0].at;
-    let replayed_total = frames.last().unwrap().0 - frames[0].0;
-    let ratio = replayed_total.as_secs_f64() / recorded_total.as_secs_f64();
-    assert!(
-        (0.6..=1.4).contains(&ratio),
-        "total {replayed_total:?} for a recorded {recorded_total:?}"
-    );
-    for (i, (recorded, replayed)) in chunks
-        .windows(2)
-        .map(|w| w[1].at - w[0].at)
-        .zip(frames.windows(2).map(|w| w[1].0 - w[0].0))
-        .enumerate()
-    {
+    // The replay sends chunk `i` at its recorded time after the request was read,
+    // so the client gets it no earlier than that time after sending, however late a
+    // loaded machine reads it; and not much later than that time after the server
+    // read the request: less than `LATE`, far below the recording's own span, so
+    // that a replay at another factor, or held back to the end, is caught.
+    const LATE: Duration = Duration::from_millis(500);
+    let read = common::bounded(read).await.unwrap().duration_since(sent);
+    let recorded_span = chunks.last().unwrap().at - chunks[0].at;
+    assert!(recorded_span > LATE * 2, "{recorded_span:?}");
+    for (i, (chunk, (replayed, _))) in chunks.iter().zip(&frames).enumerate() {
         assert!(
-            replayed.as_secs_f64() >= 0.5 * recorded.as_secs_f64(),
-            "gap {i}: {replayed:?} for a recorded {recorded:?}"
+            *replayed >= chunk.at,
+            "chunk {i}: at {replayed:?}, recorded at {:?}",
+            chunk.at
+        );
+        assert!(
+            *replayed < read + chunk.at + LATE,
+            "chunk {i}: at {replayed:?}, recorded at {:?}, the request read at {read:?}",
+            chunk.at
         );
     }
 }
@@ -278,7 +290,19 @@ async fn a_replay_at_factor_1_keeps_the_recorded_pacing() {
 async fn concurrent_streams_recorded_into_one_cassette_stay_apart() {
     let dir = common::cassette::dir();
     let path = dir.path().join("together.cassette");
-    let server = server();
+    // No stream starts before all three requests arrived, so they run at the same
+    // time however the machine schedules them (each waits at most 20 s).
+    let arrived = Arc::new((Mutex::new(0), Condvar::new()));
+    let server = RawServer::start(move |_| {
+        let (count, all_in) = &*arrived;
+        let mut count = count.lock().unwrap();
+        *count += 1;
+        all_in.notify_all();
+        let _ = all_in
+            .wait_timeout_while(count, Duration::from_secs(20), |count| *count < 3)
+            .unwrap();
+        reply()
+    });
     // Two clients and a clone, all recording into the same file at once.
     let first = client(&server.base_url(), Some(&path));
     let second = client(&server.base_url(), Some(&path));
