@@ -122,13 +122,9 @@ async fn dropping_the_server_is_quick_even_with_a_hanging_request_open() {
         .idle_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap();
+    let arrived = server.requests_received(1);
     let pending = tokio::spawn(async move { client.generate(PROMPT).await.map(|_| ()) });
-    for _ in 0..500 {
-        if !server.requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    bounded(arrived).await;
     assert_eq!(server.requests().len(), 1, "the request arrived");
     assert!(!pending.is_finished(), "the hang answered");
     let started = Instant::now();

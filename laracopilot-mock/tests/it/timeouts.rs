@@ -81,7 +81,13 @@ fn an_idle_connection_is_closed_after_the_read_timeout() {
 
 #[test]
 fn a_client_that_keeps_sending_in_time_is_served() {
-    let server = server();
+    // Pauses far shorter than the read timeout, even when a loaded machine runs
+    // this thread late after each one.
+    let server = MockServer::builder()
+        .token(RAW_TOKEN)
+        .read_timeout(TIMEOUT * 10)
+        .start()
+        .unwrap();
     let body = format!("{{\"prompt\": \"{PROMPT}\"}}");
     let head = format!(
         "POST /api/v1/agent/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {RAW_TOKEN}\r\n\

@@ -101,18 +101,6 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-/// [`eventually`] for tests without a runtime: blocks this thread between polls.
-pub fn eventually_blocking(mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    condition()
-}
-
 /// An HTTP/1.1 answer read off a raw socket.
 #[derive(Debug)]
 pub struct RawAnswer {
