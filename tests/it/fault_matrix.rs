@@ -34,10 +34,28 @@ impl Run {
     }
 }
 
+/// The idle timeout of a stream that must not time out: far above any gap a
+/// loaded machine puts between a server's bytes, below the 10 s `run` allows.
+const IDLE_LIVE: Duration = Duration::from_secs(5);
+
+/// The idle timeout of a stream that must time out in its stall: above the 0.2 s a
+/// fresh connection and each event took with both cores busy (load average 17),
+/// short enough for a quick test.
+const IDLE_STALL: Duration = Duration::from_secs(1);
+
 fn client_for(server: &MockServer, retry: RetryPolicy) -> Client {
+    client_idle(server, retry, IDLE_LIVE)
+}
+
+/// [`client_for`], for the faults that the idle timeout must end.
+fn stalling_client_for(server: &MockServer, retry: RetryPolicy) -> Client {
+    client_idle(server, retry, IDLE_STALL)
+}
+
+fn client_idle(server: &MockServer, retry: RetryPolicy, idle: Duration) -> Client {
     server
         .client_builder()
-        .idle_timeout(Some(Duration::from_millis(400)))
+        .idle_timeout(Some(idle))
         .max_event_size(16 * 1024)
         .retry_policy(retry)
         .build()
@@ -67,7 +85,8 @@ async fn existing_project(client: &Client) -> ProjectId {
 }
 
 /// Runs `call`, collecting every event until the terminal item (bounded in time and
-/// count). `prepare` arms the fault after any set-up request.
+/// count). `prepare` arms the fault after any set-up request (a project to follow
+/// up on, made by a client whose idle timeout never fires).
 async fn run(
     server: &MockServer,
     client: &Client,
@@ -76,7 +95,7 @@ async fn run(
 ) -> Run {
     let project = match call {
         Call::Generate => None,
-        Call::FollowUp => Some(existing_project(client).await),
+        Call::FollowUp => Some(existing_project(&client_for(server, RetryPolicy::none())).await),
     };
     prepare(server);
     let started = match &project {
@@ -247,7 +266,7 @@ async fn a_stalled_stream_times_out_instead_of_hanging() {
     for call in CALLS {
         let reference = baseline(call).await;
         let server = MockServer::start();
-        let client = client_for(&server, quick_retries());
+        let client = stalling_client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| {
             s.fault_next(Fault::StallBefore(3))
         })
@@ -272,7 +291,7 @@ async fn a_quiet_gap_longer_than_the_idle_timeout_times_out_after_the_events_sen
     for call in CALLS {
         let reference = baseline(call).await;
         let server = MockServer::start();
-        let client = client_for(&server, quick_retries());
+        let client = stalling_client_for(&server, quick_retries());
         let gap = Fault::DelayBefore(3, Duration::from_secs(3));
         let run = run(&server, &client, call, |s| s.fault_next(gap)).await;
         assert_prefix_then(&run, &reference, 3, call);
@@ -288,7 +307,7 @@ async fn a_quiet_gap_longer_than_the_idle_timeout_times_out_after_the_events_sen
 async fn a_request_that_is_never_answered_times_out_and_is_never_resent() {
     for call in CALLS {
         let server = MockServer::start();
-        let client = client_for(&server, quick_retries());
+        let client = stalling_client_for(&server, quick_retries());
         let run = run(&server, &client, call, |s| s.reply_next(1, Reply::hang())).await;
         assert!(
             matches!(run.end, Err(Error::Timeout { .. })),
@@ -306,9 +325,11 @@ async fn an_error_body_that_stalls_ends_within_the_request_timeout_and_is_never_
     for status in [500, 403] {
         for call in CALLS {
             let server = MockServer::start();
+            // The head must arrive (the idle timeout bounds that wait), the body
+            // stalls: the request timeout must end it.
             let client = server
                 .client_builder()
-                .idle_timeout(Some(Duration::from_millis(400)))
+                .idle_timeout(Some(IDLE_LIVE))
                 .request_timeout(TIMEOUT)
                 .retry_policy(quick_retries())
                 .build()

@@ -19,9 +19,17 @@ use common::{token, TOKEN};
 use laracopilot::tokens::{FnToken, TokenCheck, TokenFuture, TokenProvider};
 use laracopilot::{BoxError, Client, Error, Event, RetryPolicy, TimeoutKind, Token, WaitOptions};
 
-/// The timeout under test: short, so that the tests are quick.
+/// The timeout under test where nothing has to arrive before it (the head of the
+/// answer is already in, or no request is sent at all): short, so that the tests
+/// are quick.
 const SHORT: Duration = Duration::from_millis(300);
-/// What "promptly" means on a loaded machine, for a call bounded by [`SHORT`].
+/// The timeout under test where the head of the answer must arrive before it: a
+/// fresh connection to a server on this machine, and its answer, took up to 0.2 s
+/// with both cores busy (load average 17), so five times that, lest the timer win a
+/// race against a slow machine instead of firing in the stall.
+const ANSWER: Duration = Duration::from_secs(1);
+/// What "promptly" means on a loaded machine, for a call bounded by [`SHORT`] or
+/// [`ANSWER`].
 const BOUND: Duration = Duration::from_secs(5);
 
 /// What the server manages to send of its error body before it goes silent.
@@ -56,13 +64,15 @@ fn half_written_chunk(status: u16) -> Vec<Step> {
     vec![Step::Write(head), Step::Stall]
 }
 
-/// A client for `base` whose request timeout is [`SHORT`], with the default idle
-/// timeout (`idle = true`) or none.
+/// A client for `base` with the default idle timeout (`idle = true`), which bounds
+/// the wait for the answer's head, and a request timeout of [`SHORT`] for the body;
+/// or without an idle timeout, so that the request timeout ([`ANSWER`]) bounds
+/// both.
 fn client(base: &str, idle: bool, http: Option<laracopilot::reqwest::Client>) -> Client {
     let mut builder = Client::builder()
         .token(token())
         .base_url(base)
-        .request_timeout(SHORT)
+        .request_timeout(if idle { SHORT } else { ANSWER })
         .retry_policy(RetryPolicy::none());
     if !idle {
         builder = builder.idle_timeout(None);
@@ -107,14 +117,18 @@ async fn an_error_body_that_stalls_after_its_headers_ends_within_the_request_tim
     for status in [403, 500] {
         for stall in [stalled_error, half_written_chunk] {
             let server = RawServer::start(move |_| stall(status));
-            for follow_up in [false, true] {
-                for idle in [true, false] {
+            // The four calls at once, each bounded on its own.
+            let calls = [(false, true), (false, false), (true, true), (true, false)].map(
+                |(follow_up, idle)| {
                     let client = client(&server.base_url(), idle, None);
-                    let error = start_error(&client, follow_up).await;
-                    assert_partial_body_kept(&error, status);
-                    assert_eq!(error.project_id().is_some(), follow_up, "{error:?}");
-                }
-            }
+                    async move {
+                        let error = start_error(&client, follow_up).await;
+                        assert_partial_body_kept(&error, status);
+                        assert_eq!(error.project_id().is_some(), follow_up, "{error:?}");
+                    }
+                },
+            );
+            futures::future::join_all(calls).await;
             assert_eq!(server.count("POST"), 4, "one request per call, none resent");
         }
     }
@@ -128,13 +142,17 @@ async fn an_error_body_that_stalls_after_its_headers_ends_within_the_request_tim
             &[("content-type", "application/json")],
             PARTIAL.as_bytes(),
         );
-        for follow_up in [false, true] {
-            for idle in [true, false] {
+        // The four calls at once, each bounded on its own.
+        let calls = [(false, true), (false, false), (true, true), (true, false)].map(
+            |(follow_up, idle)| {
                 let client = client(&server.base_url(), idle, Some(H2Server::http_client()));
-                let error = start_error(&client, follow_up).await;
-                assert_partial_body_kept(&error, status);
-            }
-        }
+                async move {
+                    let error = start_error(&client, follow_up).await;
+                    assert_partial_body_kept(&error, status);
+                }
+            },
+        );
+        futures::future::join_all(calls).await;
         let requests = server.requests();
         assert_eq!(requests.len(), 4, "{requests:?}");
         assert!(requests
@@ -161,23 +179,27 @@ async fn a_2xx_page_that_is_not_an_event_stream_and_stalls_ends_within_the_reque
         (http1.base_url(), None),
         (http2.base_url(), Some(H2Server::http_client())),
     ] {
-        for follow_up in [false, true] {
-            for idle in [true, false] {
+        // The four calls at once, each bounded on its own.
+        let calls = [(false, true), (false, false), (true, true), (true, false)].map(
+            |(follow_up, idle)| {
                 let client = client(&base, idle, http.clone());
-                let error = start_error(&client, follow_up).await;
-                let Error::Api {
-                    status: 200,
-                    message: Some(message),
-                    body,
-                    ..
-                } = &error
-                else {
-                    panic!("{error:?}");
-                };
-                assert!(message.contains("text/html"), "{message}");
-                assert!(body.contains(page), "{body:?}");
-            }
-        }
+                async move {
+                    let error = start_error(&client, follow_up).await;
+                    let Error::Api {
+                        status: 200,
+                        message: Some(message),
+                        body,
+                        ..
+                    } = &error
+                    else {
+                        panic!("{error:?}");
+                    };
+                    assert!(message.contains("text/html"), "{message}");
+                    assert!(body.contains(page), "{body:?}");
+                }
+            },
+        );
+        futures::future::join_all(calls).await;
     }
 }
 
@@ -195,11 +217,12 @@ async fn a_2xx_body_too_short_to_tell_what_it_is_that_stalls_ends_within_the_tim
             Step::Stall,
         ]
     });
-    for idle in [Some(SHORT), None] {
+    // The head must arrive before either timeout: both are [`ANSWER`].
+    for idle in [Some(ANSWER), None] {
         let client = Client::builder()
             .token(token())
             .base_url(server.base_url())
-            .request_timeout(SHORT)
+            .request_timeout(ANSWER)
             .idle_timeout(idle)
             .retry_policy(RetryPolicy::none())
             .build()
@@ -365,19 +388,21 @@ async fn a_refresh_after_a_401_that_never_answers_returns_the_401_with_the_timeo
             Client::builder()
                 .token_provider(RefreshNeverAnswers)
                 .base_url(server.base_url())
-                .request_timeout(SHORT)
+                .request_timeout(ANSWER)
                 .retry_policy(RetryPolicy::none())
                 .build()
                 .unwrap(),
             Client::builder()
                 .token_provider(closure)
                 .base_url(server.base_url())
-                .request_timeout(SHORT)
+                .request_timeout(ANSWER)
                 .retry_policy(RetryPolicy::none())
                 .build()
                 .unwrap(),
         ];
-        for client in clients {
+        // The status call and the token check wait for the 401's head within the
+        // request timeout. The two clients at once, each bounded on its own.
+        let checks = clients.map(|client| async move {
             let started = Instant::now();
             let generate = within(PATIENCE, "generate", client.generate("Build an app"))
                 .await
@@ -407,7 +432,8 @@ async fn a_refresh_after_a_401_that_never_answers_returns_the_401_with_the_timeo
                 matches!(&check, TokenCheck::Unauthorized { message: Some(m), .. } if m == "Unauthorized.")
             };
             assert!(told, "{check:?}");
-        }
+        });
+        futures::future::join_all(checks).await;
         assert_eq!(server.requests().len(), 6);
     }
 }

@@ -67,7 +67,7 @@ async fn a_stall_with_a_short_idle_timeout_is_a_timeout_with_the_project_id() {
     server.fault_next(Fault::StallBefore(2));
     let client = server
         .client_builder()
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(STALL))
         .build()
         .unwrap();
     let items = collect(client.generate(PROMPT).await.unwrap()).await;
@@ -106,7 +106,7 @@ async fn a_delay_before_an_event_is_a_quiet_gap_that_an_idle_timeout_sees() {
     let server = MockServer::start();
     let client = server
         .client_builder()
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(STALL))
         .build()
         .unwrap();
     server.fault_next(Fault::DelayBefore(1, Duration::from_millis(100)));
@@ -132,7 +132,7 @@ async fn delayed_headers_leave_an_accepted_generating_project_and_no_byte_yet() 
     server.fault_next(Fault::DelayHeaders(Duration::from_secs(3)));
     let client = server
         .client_builder()
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(STALL))
         .build()
         .unwrap();
     let refused = bounded(client.generate(PROMPT)).await;

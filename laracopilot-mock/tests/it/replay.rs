@@ -31,7 +31,7 @@ fn one_attempt(server: &MockServer) -> Client {
     server
         .client_builder()
         .retry_policy(RetryPolicy::none())
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(common::STALL))
         .build()
         .unwrap()
 }
@@ -188,7 +188,7 @@ async fn a_hand_written_tape_replays_as_written() {
     let client = server
         .client_builder()
         .retry_policy(quick)
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(common::STALL))
         .build()
         .unwrap();
     // The status call retries the 503 and gets the project.

@@ -36,7 +36,7 @@ async fn recorded_session() -> (tempfile::TempDir, Cassette) {
 fn client(server: &MockServer, retry: RetryPolicy) -> Client {
     server
         .client_builder()
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(common::STALL))
         .retry_policy(retry)
         .build()
         .unwrap()

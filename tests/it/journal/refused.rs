@@ -113,13 +113,15 @@ fn a_call_refused_before_sending_leaves_no_record() {
             .unwrap_err();
         assert!(matches!(error, Error::Config { .. }), "{error:?}");
         assert!(rig.log.written().is_empty());
-        // No free slot before the deadline.
+        // No free slot before the deadline (which the first call's answer must
+        // beat: above the 0.2 s a fresh connection and its answer took with both
+        // cores busy).
         let rig = Rig::new(
             MockServer::start(),
             store,
             |b| {
                 b.max_concurrent_generations(1)
-                    .stream_deadline(Some(Duration::from_millis(200)))
+                    .stream_deadline(Some(Duration::from_secs(1)))
             },
             None,
         );

@@ -111,12 +111,13 @@ async fn stream_errors_never_print_the_token() {
         &client.generate("Build a task app").await,
     );
 
-    // Silence in the middle of the stream.
+    // Silence in the middle of the stream (after a head and an event that a loaded
+    // machine may take 0.2 s to deliver).
     let (base, stalled) = stalling_server().await;
     let client = Client::builder()
         .token(token())
         .base_url(base)
-        .idle_timeout(Some(Duration::from_millis(300)))
+        .idle_timeout(Some(Duration::from_secs(1)))
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();

@@ -12,6 +12,12 @@ use std::time::Duration;
 
 use laracopilot::{Client, Event, Outcome, Result, Token};
 
+/// The idle timeout (or request timeout) of a client whose call must time out in a
+/// stall, after its answer's head and first events arrived: above the 0.2 s a fresh
+/// connection and its answer took with both cores busy (load average 17), short
+/// enough for a quick test.
+pub const STALL: Duration = Duration::from_secs(1);
+
 /// A distinctive token: tests assert that it never shows up in any output.
 pub const TOKEN: &str = "lcp_live_S3CR3T-t0k3n-never-print-9f8e";
 
