@@ -4,7 +4,7 @@
 //! are a binary apart (`tests/crash/`); the offline LaraCopilot's own tests live in
 //! the `laracopilot-mock` crate.
 //!
-//! Run one concept with its module path: `cargo test --test it retry::`.
+//! Run one concept with its module path: `cargo test -p laracopilot --test it retry::`.
 //!
 //! A test that must be alone in its process (it changes the environment, say) runs
 //! this binary again as a child, limited to that one test (see

@@ -6,8 +6,9 @@
 //! before or at sending, `resume` in each situation, and journals that fail to write.
 //!
 //! One file per concern: the records of a generation (`records.rs`), calls refused
-//! before or at sending (`refused.rs`), `resume` (`resume.rs`), and journals that
-//! fail to write (`failing_writes.rs`).
+//! before or at sending (`refused.rs`), `resume` (`resume.rs`), journals that fail
+//! to write (`failing_writes.rs`), and the journal from the command line, with
+//! the example programs (`cli.rs`).
 //!
 //! Every write is checked as it happens by a journal wrapper that logs it next to
 //! the requests the offline LaraCopilot had received at that moment, in one log with
