@@ -542,8 +542,8 @@ impl MockServer {
     /// Completes once the server has received `n` requests since it started (see
     /// [`wait_for_requests`](MockServer::wait_for_requests) for when a request
     /// counts). It needs no runtime and no reference to the server once created;
-    /// it never ends if the requests never come, so bound it
-    /// (`tokio::time::timeout`).
+    /// it never ends if the requests never come (a server shut down receives none),
+    /// so bound it (`tokio::time::timeout`).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -2,7 +2,9 @@
 //! what the server keeps: requests by count and by body bytes, prompts per project.
 //! Waiting for request `n`, from a plain thread or from async code.
 
+use std::future::Future as _;
 use std::io::Write;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use laracopilot_mock::{
@@ -151,7 +153,15 @@ async fn requests_received_leaves_the_runtime_free_to_send_them() {
     bounded(arrived).await;
     assert_eq!(server.requests().len(), 1);
     assert!(!call.is_finished(), "the request hangs, unanswered");
+    // A request that never comes: not even the server's shutdown ends the wait.
+    let never = server.requests_received(2);
     drop(server);
+    let mut never = std::pin::pin!(never);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        never.as_mut().poll(&mut cx).is_pending(),
+        "a server shut down receives nothing more"
+    );
     assert!(
         bounded(call).await.unwrap().is_err(),
         "closed by the shutdown"
