@@ -1,6 +1,6 @@
 //! The fuzz targets' checks on one input: the input layout below, and the decoder
-//! invariants of `tests/common/sse/check.rs`, included with `#[path]` (the property
-//! tests use the same file). The regression tests (`tests/fuzz_regressions.rs`)
+//! invariants of `tests/it/common/sse/check.rs`, included with `#[path]` (the property
+//! tests use the same file). The regression tests (`tests/it/sse/fuzz_regressions.rs`)
 //! include this file, so a saved input is replayed against exactly the checks that
 //! flagged it.
 //!
@@ -10,7 +10,7 @@
 //! event stream. Every input is checked in one chunk, cut by its lengths, and byte
 //! by byte.
 
-#[path = "../../tests/common/sse/check.rs"]
+#[path = "../../tests/it/common/sse/check.rs"]
 mod check;
 
 pub use check::{decode, read};

@@ -2,6 +2,7 @@
 //! the accept loop and one task per connection.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -573,6 +574,60 @@ impl MockServer {
     /// [`MAX_RECORDED_BODY_BYTES`](super::MAX_RECORDED_BODY_BYTES) of bodies.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
+    }
+
+    /// Blocks this thread until the server has received `n` requests since it
+    /// started, at most `timeout`; whether it has. A request counts once it was
+    /// read whole and recorded (it is in [`requests`](MockServer::requests) by then),
+    /// before anything is answered, whatever the answer. Needs no runtime.
+    ///
+    /// A handshake instead of a sleep: a test knows that request `n` arrived (a
+    /// call is waiting for its answer, a client went on to its next request)
+    /// however slow the machine is. In async code use
+    /// [`requests_received`](MockServer::requests_received), which leaves the
+    /// runtime free to send those requests.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    /// use laracopilot_mock::MockServer;
+    ///
+    /// let server = MockServer::start();
+    /// let mut connection = std::net::TcpStream::connect(server.addr())?;
+    /// connection.write_all(b"GET /api/v1/agent/project/p1 HTTP/1.1\r\nHost: mock\r\n\r\n")?;
+    /// assert!(server.wait_for_requests(1, Duration::from_secs(20)));
+    /// assert_eq!(server.requests()[0].path, "/api/v1/agent/project/p1");
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        self.shared.wait_received(n, timeout)
+    }
+
+    /// Completes once the server has received `n` requests since it started (see
+    /// [`wait_for_requests`](MockServer::wait_for_requests) for when a request
+    /// counts). It needs no runtime and no reference to the server once created;
+    /// it never ends if the requests never come (a server shut down receives none),
+    /// so bound it (`tokio::time::timeout`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> laracopilot::Result<()> {
+    /// use std::time::Duration;
+    /// use laracopilot_mock::MockServer;
+    ///
+    /// let server = MockServer::start();
+    /// let client = server.client();
+    /// let second = server.requests_received(2);
+    /// client.project("p1").await.unwrap_err(); // 404: a request all the same
+    /// let polled = tokio::spawn(async move { client.project("p2").await });
+    /// tokio::time::timeout(Duration::from_secs(20), second).await.expect("two requests");
+    /// assert_eq!(server.requests().len(), 2);
+    /// # polled.await.unwrap().unwrap_err();
+    /// # Ok(()) }
+    /// ```
+    pub fn requests_received(&self, n: usize) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.received(n)
     }
 
     /// A snapshot of a stored project, for assertions (`project_id` as a `&str` or a

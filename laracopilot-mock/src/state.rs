@@ -1,11 +1,16 @@
 //! What the mock server remembers: tokens, credits, projects, scripted queues and
 //! recorded requests, each bounded. One mutex for everything but the counters; it
-//! is never held across an `.await`.
+//! is never held across an `.await`. The count of requests received is watched, so
+//! that a test can wait for request `n` instead of sleeping.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use super::fault::{Fault, Reply};
 use super::script::ScriptEvent;
@@ -224,6 +229,9 @@ pub(crate) struct Shared {
     credits: AtomicU64,
     next_project: AtomicU64,
     state: Mutex<State>,
+    /// How many requests were recorded since the server started (the record is
+    /// capped, this count is not); bumped after the request is in the record.
+    received: watch::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -251,6 +259,7 @@ impl Shared {
             credits: AtomicU64::new(credits),
             next_project: AtomicU64::new(1),
             state: Mutex::new(State::default()),
+            received: watch::Sender::new(0),
         }
     }
 
@@ -317,18 +326,56 @@ impl Shared {
         (state.scripts.pop_front(), faults)
     }
 
-    /// Keeps `request`, dropping the oldest ones beyond the caps.
+    /// Keeps `request`, dropping the oldest ones beyond the caps, then counts it (so
+    /// that whoever waits for it finds it in the record).
     pub(crate) fn record(&self, request: RecordedRequest) {
-        let mut state = self.state();
-        state.request_bytes += request.body.len();
-        state.requests.push_back(request);
-        while state.requests.len() > MAX_RECORDED_REQUESTS
-            || state.request_bytes > MAX_RECORDED_BODY_BYTES
         {
-            let Some(oldest) = state.requests.pop_front() else {
-                break;
-            };
-            state.request_bytes -= oldest.body.len();
+            let mut state = self.state();
+            state.request_bytes += request.body.len();
+            state.requests.push_back(request);
+            while state.requests.len() > MAX_RECORDED_REQUESTS
+                || state.request_bytes > MAX_RECORDED_BODY_BYTES
+            {
+                let Some(oldest) = state.requests.pop_front() else {
+                    break;
+                };
+                state.request_bytes -= oldest.body.len();
+            }
+        }
+        self.received
+            .send_modify(|count| *count = count.saturating_add(1));
+    }
+
+    /// Completes once `n` requests were recorded since the server started. Needs no
+    /// runtime (it only registers a waker).
+    pub(crate) fn received(&self, n: usize) -> impl Future<Output = ()> + Send + 'static {
+        let mut count = self.received.subscribe();
+        async move {
+            // The sender goes only with the server's last handle, after which no
+            // request arrives any more: then the count is never reached.
+            if count.wait_for(|count| *count >= n).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Blocks this thread until `n` requests were recorded since the server started,
+    /// at most `timeout`; whether they were.
+    pub(crate) fn wait_received(&self, n: usize, timeout: Duration) -> bool {
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut received = std::pin::pin!(self.received(n));
+        let started = Instant::now();
+        loop {
+            if received.as_mut().poll(&mut cx).is_ready() {
+                return true;
+            }
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+            // Woken by the next request; a spurious wake-up polls again.
+            std::thread::park_timeout(left);
         }
     }
 
@@ -418,5 +465,14 @@ impl Shared {
                 project.snapshot.files.push(path.to_owned());
             }
         }
+    }
+}
+
+/// Wakes a thread parked in [`Shared::wait_received`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
     }
 }

@@ -26,7 +26,7 @@
     reason = "test code: a failed unwrap or index is a failed test"
 )]
 
-#[path = "../common/mod.rs"]
+#[path = "../it/common/mod.rs"]
 mod common;
 
 mod child;
