@@ -13,6 +13,7 @@
 
 mod common;
 
+mod client_drop;
 mod faults;
 mod lifecycle;
 mod recording;

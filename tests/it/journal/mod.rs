@@ -16,6 +16,7 @@
 
 use crate::common;
 
+mod accepted;
 mod cli;
 mod failing_writes;
 mod records;

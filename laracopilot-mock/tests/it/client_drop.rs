@@ -1,13 +1,6 @@
 //! What the offline LaraCopilot does when a client leaves in the middle of a stream
 //! (by default the generation finishes, as the SDK documents of LaraCopilot; with
 //! `OnClientDrop::Fail` it is marked failed), and the projects a server starts with.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "test code: a failed unwrap or index is a failed test"
-)]
 
 use std::time::Duration;
 

@@ -3,13 +3,6 @@
 //! that drops the stream at once (or a process killed before its first event)
 //! leaves an entry that resuming can prove something about: a follow-up the server
 //! accepted is polled, never reported as "may not have reached the server".
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "test code: a failed unwrap or index is a failed test"
-)]
 
 use std::sync::Arc;
 use std::time::Duration;
