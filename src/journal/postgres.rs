@@ -304,14 +304,9 @@ impl fmt::Display for Fault {
     }
 }
 
-impl std::error::Error for Fault {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Fault::Sql(e) => Some(e),
-            Fault::Data(e) => Some(e),
-        }
-    }
-}
+/// Its `Display` already holds the whole story (tokio-postgres writes an error's
+/// cause into its own text): no `source`, so that a chain prints each cause once.
+impl std::error::Error for Fault {}
 
 impl Fault {
     /// A deadlock or serialization failure: run again, it may pass.

@@ -124,7 +124,10 @@ fn refusal(path: &Path) -> String {
                 message.contains(&path.display().to_string()),
                 "the message names the path: {message}"
             );
-            message
+            // The error, then its cause: why the path is refused.
+            let chain = format!("{:#}", anyhow::Error::new(error));
+            assert!(chain.starts_with(&message), "{chain}");
+            chain
         }
         Err(other) => panic!("not a journal error: {other:?}"),
         Ok(journal) => panic!("opened {journal:?}"),
