@@ -42,5 +42,4 @@ mod spend;
 mod sse;
 mod stream_items;
 mod tokens;
-#[cfg(feature = "tracing")]
 mod tracing;

@@ -256,8 +256,14 @@ fn the_blocking_client_from_a_plain_thread_is_bounded_by_the_request_timeout_too
             .build_blocking()
             .unwrap();
         let started = Instant::now();
-        let generate = client.generate("Build a task management app").unwrap_err();
-        let follow_up = client.follow_up("p1", "Add a dark mode").unwrap_err();
+        let generate = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap_err();
+        let follow_up = client
+            .follow_up("p1", "Add a dark mode")
+            .send()
+            .unwrap_err();
         (generate, follow_up, started.elapsed())
     });
     let (generate, follow_up, elapsed) = errors;

@@ -41,7 +41,7 @@ async fn the_documented_stream_moves_through_provisioning_generating_and_finishe
         .unwrap();
     assert_eq!(generation.progress().phase(), Phase::Waiting);
     assert!(
-        generation.progress().start().is_some(),
+        generation.progress().start_time().is_some(),
         "the clock starts at the request"
     );
 
@@ -97,7 +97,7 @@ async fn the_outcome_carries_the_final_progress() {
     assert_eq!(outcome.files.len(), 2, "the outcome keeps distinct paths");
     assert_eq!(progress.last_path(), Some("routes/web.php"));
     assert_eq!(progress.tool_steps(), 1);
-    assert_eq!(progress.events(), outcome.stats.events);
+    assert_eq!(progress.events(), outcome.stats().events);
 }
 
 #[tokio::test]
@@ -260,7 +260,10 @@ async fn the_blocking_generation_keeps_its_progress_too() {
     let builder = builder(&server);
     let phases = tokio::task::spawn_blocking(move || {
         let client = builder.build_blocking().unwrap();
-        let mut generation = client.generate("Build a task management app").unwrap();
+        let mut generation = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap();
         let mut seen = vec![generation.progress().phase()];
         while let Some(item) = generation.next() {
             item.unwrap();

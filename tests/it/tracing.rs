@@ -1,4 +1,4 @@
-//! Tracing (feature `tracing`): a span per call with method, path, status, attempts,
+//! Tracing (always on): a span per call with method, path, status, attempts,
 //! project id, time to first event and event count, and never the token.
 
 use crate::common;

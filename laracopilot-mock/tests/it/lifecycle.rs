@@ -20,7 +20,7 @@ fn a_plain_test_can_drive_the_async_client_on_a_runtime_of_its_own() {
         .build()
         .unwrap();
     let outcome = runtime.block_on(finish_ok(&client, PROMPT));
-    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.project_id().unwrap(), "p1");
     drop(runtime);
     // The server outlives the runtime that used it.
     assert_eq!(

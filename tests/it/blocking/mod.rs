@@ -86,7 +86,10 @@ fn a_generation_is_an_iterator_of_its_events_that_ends_with_none() {
     let client = server.client();
 
     let (events, project_id, after_end) = on_plain_thread(move || {
-        let mut generation = client.generate("Build a task management app").unwrap();
+        let mut generation = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap();
         let events: Vec<Event> = collect(&mut generation)
             .into_iter()
             .map(|item| item.unwrap())
@@ -116,18 +119,16 @@ fn finish_sums_up_the_generation() {
     let outcome = on_plain_thread(move || {
         server
             .client()
-            .generate("Build a task management app")?
+            .generate("Build a task management app")
+            .send()?
             .finish()
     })
     .unwrap();
 
-    assert_eq!(
-        outcome.project_id.as_ref().map(ProjectId::as_str),
-        Some("p1")
-    );
+    assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("p1"));
     assert_eq!(outcome.app_url.as_deref(), Some("https://p1.example/app"));
     assert_eq!(outcome.files, ["app/Models/Task.php", "routes/web.php"]);
-    assert_eq!(outcome.stats.events, 5);
+    assert_eq!(outcome.stats().events, 5);
 }
 
 #[test]
@@ -142,8 +143,8 @@ fn a_stream_cut_short_is_incomplete_and_keeps_the_project_id() {
         ])),
     );
 
-    let error =
-        on_plain_thread(move || server.client().generate("Build an app")?.finish()).unwrap_err();
+    let error = on_plain_thread(move || server.client().generate("Build an app").send()?.finish())
+        .unwrap_err();
 
     assert!(
         matches!(&error, Error::Incomplete { events: 2, .. }),
@@ -166,19 +167,19 @@ fn follow_up_accepts_a_str_and_a_project_id() {
     let client = server.client();
 
     let (by_str, by_id) = on_plain_thread(move || -> laracopilot::Result<_> {
-        let by_str = client.follow_up("abc123", "Add a dark mode")?.finish()?;
+        let by_str = client
+            .follow_up("abc123", "Add a dark mode")
+            .send()?
+            .finish()?;
         let id = ProjectId::from("abc123");
-        let generation = client.follow_up(&id, "Add a dark mode")?;
+        let generation = client.follow_up(&id, "Add a dark mode").send()?;
         assert_eq!(generation.project_id(), Some(&id), "known before any event");
         Ok((by_str, generation.finish()?))
     })
     .unwrap();
 
     for outcome in [by_str, by_id] {
-        assert_eq!(
-            outcome.project_id.as_ref().map(ProjectId::as_str),
-            Some("abc123")
-        );
+        assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("abc123"));
         assert_eq!(outcome.files, ["resources/css/app.css"]);
     }
 }
@@ -222,7 +223,7 @@ fn request_errors_surface_as_typed_errors() {
 
     let (generate, project) = on_plain_thread(move || {
         (
-            client.generate("Build an app").unwrap_err(),
+            client.generate("Build an app").send().unwrap_err(),
             client.project("nope").unwrap_err(),
         )
     });
@@ -248,8 +249,9 @@ fn credits_exhausted_ends_the_iterator_with_an_error() {
         ])),
     );
 
-    let items =
-        on_plain_thread(move || collect(&mut server.client().generate("Build an app").unwrap()));
+    let items = on_plain_thread(move || {
+        collect(&mut server.client().generate("Build an app").send().unwrap())
+    });
 
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(items[0].is_ok());
@@ -299,7 +301,8 @@ fn finish_with_calls_back_with_every_event_on_the_calling_thread() {
         let mut types = Vec::new();
         let outcome = server
             .client()
-            .generate("Build an app")?
+            .generate("Build an app")
+            .send()?
             .finish_with(|event| {
                 assert_eq!(std::thread::current().id(), caller);
                 types.push(event.type_name().to_owned());
@@ -383,7 +386,10 @@ async fn calling_from_inside_a_current_thread_runtime_works_without_panicking() 
     let client = builder(&server).build_blocking().unwrap();
 
     // Directly from the async fn: the blocking calls hand off to the client's thread.
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     let first = generation.next().unwrap().unwrap();
     assert!(matches!(first, Event::ProjectCreated(e) if e.project_id == "p1"));
     let mut seen = Vec::new();
@@ -409,7 +415,10 @@ async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
     mount_documented_generate(&server).await;
     let client = builder(&server).build_blocking().unwrap();
 
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     let items = collect(&mut generation);
 
     assert_eq!(items.len(), 4);
@@ -425,7 +434,10 @@ async fn dropping_the_client_and_its_generation_inside_a_runtime_does_not_panic(
     let server = server().await;
     mount_documented_generate(&server).await;
     let client = builder(&server).build_blocking().unwrap();
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     assert!(generation.next().unwrap().is_ok());
 
     // The generation now holds the last reference to the client's runtime.
@@ -460,7 +472,7 @@ fn dropping_a_generation_mid_stream_closes_the_connection() {
         .unwrap();
 
     let first = on_plain_thread(move || {
-        let mut generation = client.generate("Build an app").unwrap();
+        let mut generation = client.generate("Build an app").send().unwrap();
         let first = generation.next().unwrap().unwrap();
         drop(generation);
         first
@@ -519,7 +531,7 @@ fn debug_output_never_shows_the_token() {
     let client = server.client();
 
     let (client_debug, generation_debug) = on_plain_thread(move || {
-        let generation = client.generate("Build an app").unwrap();
+        let generation = client.generate("Build an app").send().unwrap();
         (format!("{client:?}"), format!("{generation:?}"))
     });
 
