@@ -173,3 +173,109 @@ fn a_write_fenced_out_by_another_instance_is_counted_and_changes_nothing() {
         );
     }
 }
+
+/// Set in the child of [`a_journal_on_a_disk_that_fills_up_refuses_calls_and_still_opens_whole`]:
+/// the journal's path.
+#[cfg(all(unix, feature = "sqlite"))]
+const SHORT_DISK: &str = "LARACOPILOT_JOURNAL_TEST_SHORT_DISK";
+
+/// The child side (a no-op in a normal run): under a file size limit (`ulimit -f`,
+/// with SIGXFSZ ignored, so that a write past it fails with EFBIG), generates with
+/// an SQLite journal until the journal cannot record an intent.
+#[cfg(all(unix, feature = "sqlite"))]
+#[test]
+fn child_journals_on_a_disk_that_fills_up() {
+    let Ok(path) = std::env::var(SHORT_DISK) else {
+        return;
+    };
+    let server = laracopilot_mock::MockServer::start();
+    let client = server
+        .client_builder()
+        .journal(laracopilot::journal::SqliteJournal::open(&path).unwrap())
+        .build()
+        .unwrap();
+    let rt = runtime();
+    let mut refused = None;
+    for _ in 0..10_000 {
+        let sent = common::mock::posts(&server);
+        match rt.block_on(client.generate(common::mock::PROMPT).send()) {
+            Ok(generation) => drop(rt.block_on(generation.finish())),
+            Err(error) => {
+                assert_eq!(common::mock::posts(&server), sent, "sent: {error:?}");
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    let error = refused.expect("the disk filled up");
+    assert!(matches!(error, Error::Journal { .. }), "{error:?}");
+    assert!(!error.may_have_started_work());
+    println!(
+        "short disk: refused after {} calls",
+        common::mock::posts(&server)
+    );
+}
+
+#[cfg(all(unix, feature = "sqlite"))]
+#[test]
+fn a_journal_on_a_disk_that_fills_up_refuses_calls_and_still_opens_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("laracopilot.db");
+    let exe = std::env::current_exe().unwrap();
+    // 256 blocks of 512 bytes: room for the journal and a few calls.
+    let script = "trap '' XFSZ; ulimit -f 256 && exec \"$0\" --exact journal::failing_writes::child_journals_on_a_disk_that_fills_up --nocapture --test-threads=1";
+    let Ok(mut child) = std::process::Command::new("/bin/sh")
+        .args(["-c", script])
+        .arg(&exe)
+        .env(SHORT_DISK, &path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"skipping: no /bin/sh\n");
+        return;
+    };
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    let calls: usize = text
+        .split("short disk: refused after ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(calls >= 1, "{text}");
+    // Without the limit, the journal opens whole: every call that was sent is in
+    // it, the refused one is not.
+    let journal = laracopilot::journal::SqliteJournal::open(&path).unwrap();
+    let client = laracopilot::Client::builder()
+        .token(common::token())
+        .base_url("http://127.0.0.1:9/api/v1")
+        .journal(journal)
+        .build()
+        .unwrap();
+    runtime().block_on(client.unfinished()).unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let check: String = connection
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let entries: i64 = connection
+        .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(usize::try_from(entries).unwrap(), calls, "{text}");
+}
