@@ -36,6 +36,7 @@ mod no_hang;
 mod progress;
 mod proxy_env;
 mod recovery;
+mod requests;
 mod retry;
 mod spend;
 #[cfg(feature = "__internal")]
