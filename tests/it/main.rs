@@ -33,6 +33,7 @@ mod journal;
 mod leak;
 mod load;
 mod no_hang;
+mod plans;
 mod progress;
 mod proxy_env;
 mod recovery;
