@@ -1,6 +1,7 @@
-//! The blocking facade: iteration, outcome, status, errors, and safety from plain
-//! threads and from inside tokio runtimes; on every kind of runtime, without a
-//! deadlock (`runtime`).
+//! The blocking facade: iteration, outcome, status, errors, its own builder
+//! (`blocking::Client::builder()`), a panic inside a call resumed on the caller,
+//! and safety from plain threads and from inside tokio runtimes; on every kind of
+//! runtime, without a deadlock (`runtime`).
 
 use crate::common;
 
@@ -560,4 +561,73 @@ fn the_client_is_clone_send_and_sync_and_the_generation_is_send() {
 fn a_missing_token_is_a_config_error() {
     let error = laracopilot::Client::builder().build_blocking().unwrap_err();
     assert!(matches!(error, Error::Config { .. }), "{error:?}");
+}
+
+#[test]
+fn blocking_client_builder_builds_a_blocking_client() {
+    let server = Server::start();
+    server.mount("POST", "/agent/generate", stream_with_files());
+    server.mount("GET", "/agent/project/p1", project_json("p1"));
+    let base = format!("{}/api/v1", server.server.uri());
+    let outcome = on_plain_thread(move || -> laracopilot::Result<_> {
+        let client: blocking::Client = blocking::Client::builder()
+            .token(token())
+            .base_url(base)
+            .request_timeout(Duration::from_secs(5))
+            .retry_policy(laracopilot::RetryPolicy::none())
+            .build()?;
+        let outcome = client.generate("Build a task app").send()?.finish()?;
+        assert_eq!(
+            client.project("p1")?.project_status.as_deref(),
+            Some("ready")
+        );
+        Ok(outcome)
+    })
+    .unwrap();
+    assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("p1"));
+    // Its settings are checked at `build`, as the async builder's.
+    let error = blocking::Client::builder()
+        .token(token())
+        .base_url("ftp://example.com/api/v1")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+}
+
+#[test]
+fn a_panic_inside_a_call_reaches_the_caller_and_the_client_goes_on() {
+    let server = Server::start();
+    server.mount("GET", "/agent/project/p1", project_json("p1"));
+    let base = format!("{}/api/v1", server.server.uri());
+    let (panicked, after) = on_plain_thread(move || {
+        // A token provider that panics on its first call (a bug in the caller's
+        // vault client, say): it runs on the client's own runtime thread.
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let provider = laracopilot::tokens::FnToken::new(move || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "the vault client panicked");
+                Ok(token())
+            }
+        });
+        let client = blocking::Client::builder()
+            .token_provider(provider)
+            .base_url(base)
+            .retry_policy(laracopilot::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client.project("p1")))
+                .unwrap_err();
+        // The runtime thread survived its task's panic.
+        let after = client.project("p1").map(|p| p.project_status);
+        (panicked, after)
+    });
+    let message = panicked
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panicked.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("the vault client panicked"), "{message:?}");
+    assert_eq!(after.unwrap().as_deref(), Some("ready"));
 }
