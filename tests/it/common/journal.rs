@@ -198,15 +198,12 @@ impl Db {
     /// The engines that can run here, for test `test` (named in the line that says
     /// PostgreSQL is skipped).
     pub fn engines(test: &str) -> Vec<Engine> {
-        let mut all = vec![Engine::Memory];
-        #[cfg(feature = "sqlite")]
-        all.push(Engine::Sqlite);
-        #[cfg(feature = "postgres")]
-        if pg::reachable(test) {
-            all.push(Engine::Postgres);
-        }
-        let _ = test;
-        all
+        let all = [
+            Some(Engine::Memory),
+            cfg!(feature = "sqlite").then_some(Engine::Sqlite),
+            postgres_reachable(test).then_some(Engine::Postgres),
+        ];
+        all.into_iter().flatten().collect()
     }
 
     /// A new database on `engine` (one of [`Db::engines`]).
@@ -306,6 +303,10 @@ impl Db {
 
     /// Makes every later `write` of this database fail, as a full disk would, until
     /// [`Db::heal`]. Memory cannot fail: `false` there.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        allow(unused_variables, reason = "memory cannot fail a write")
+    )]
     pub fn fail(&self, write: Write) -> bool {
         let (name, when) = write.trigger();
         match &*self.observer.0 {
@@ -337,6 +338,10 @@ impl Db {
             Write::ProjectKnown,
             Write::Settle,
         ] {
+            #[cfg_attr(
+                not(any(feature = "sqlite", feature = "postgres")),
+                allow(unused_variables, reason = "memory cannot fail a write")
+            )]
             let (name, _) = write.trigger();
             match &*self.observer.0 {
                 Reader::Memory(_) => {}
@@ -348,6 +353,18 @@ impl Db {
                 Reader::Postgres(admin) => admin.heal(name),
             }
         }
+    }
+}
+
+/// Whether the PostgreSQL test server answers (see [`pg::reachable`]); never
+/// without the `postgres` feature.
+fn postgres_reachable(test: &str) -> bool {
+    #[cfg(feature = "postgres")]
+    return pg::reachable(test);
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = test;
+        false
     }
 }
 
