@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // A blocking generation is an iterator of events.
-    let mut generation = client.generate(PROMPT)?;
+    let mut generation = client.generate(PROMPT).send()?;
     for event in &mut generation {
         if let Event::FileCreated(file) = event? {
             eprintln!("  + {}", file.path.as_deref().unwrap_or("(a file)"));

@@ -3,13 +3,13 @@
 //! left unfinished, then it runs new work under a concurrency cap.
 //!
 //! ```text
-//! cargo run --example service
+//! cargo run --example service --features sqlite
 //! ```
 //!
 //! With `LARACOPILOT_API_TOKEN` set it talks to the real API; without it, to the
 //! offline LaraCopilot of `laracopilot-mock`.
 
-use laracopilot::journal::FileJournal;
+use laracopilot::journal::SqliteJournal;
 use laracopilot::{Client, WaitOptions};
 use laracopilot_mock::MockServer;
 
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One client for the whole service: cheap to clone, safe to share.
     let dir = tempfile::tempdir()?;
     let client = builder
-        .journal(FileJournal::open(dir.path().join("laracopilot.journal"))?)
+        .journal(SqliteJournal::open(dir.path().join("laracopilot.db"))?)
         .max_concurrent_generations(2)
         .build()?;
 
@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "{prompt:?}: {} files at {}, waited {:?} for a slot",
                 outcome.files.len(),
                 outcome.app_url.as_deref().unwrap_or("(no URL)"),
-                outcome.stats.slot_wait,
+                outcome.stats().slot_wait,
             ),
             Err(error) => println!("failed: {error}"),
         }

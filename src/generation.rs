@@ -86,6 +86,8 @@ pub struct Generation {
     progress: Progress,
     /// The recorded outcome of an earlier call with the same idempotency key.
     replay: bool,
+    /// The span was told the stream ended (once its last item was handed out).
+    span_ended: bool,
     /// The token of the call, to mask in what an error keeps of the server's text.
     token: Option<Token>,
 }
@@ -232,6 +234,7 @@ impl Generation {
             held,
             progress,
             replay: false,
+            span_ended: false,
             token: Some(token),
         }
     }
@@ -291,6 +294,8 @@ impl Generation {
             held: None,
             progress,
             replay: true,
+            // Nothing was sent: no stream to report.
+            span_ended: true,
             token: None,
         }
     }
@@ -435,7 +440,13 @@ impl Generation {
     }
 
     fn close(&mut self) {
-        if self.body.take().is_some() {
+        self.body = None;
+        self.idle = None;
+        self.deadline = None;
+        // Items decoded from the last bytes are still to be handed out: the span
+        // counts them, so it ends with the last of them (`write_for`).
+        if !self.span_ended && !self.reader.has_buffered() {
+            self.span_ended = true;
             self.span.ended(
                 self.progress.events(),
                 if self.reader.is_finished() {
@@ -445,8 +456,6 @@ impl Generation {
                 },
             );
         }
-        self.idle = None;
-        self.deadline = None;
     }
 
     fn on_data(&mut self, data: bytes::Bytes) {

@@ -317,6 +317,10 @@ fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
         return Spelled::No;
     }
     let mut short = backslashes > 0 && backslashes == text.len();
+    // The longest spelling that matches: a character's literal may begin another
+    // of its spellings (`\` begins `\u005c`, `&` begins `&amp;`), and taking it
+    // would leave the rest of that spelling to fail the next character.
+    let mut longest = None;
     for spelling in spellings {
         let escape = spelling.bytes.first() == Some(&b'\\');
         // Bytes before the spelling: the backslashes beyond the escape's own.
@@ -335,7 +339,9 @@ fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
             }
         };
         match text.get(..wanted.len()) {
-            Some(head) if same(head, wanted) => return Spelled::Yes(extra + wanted.len()),
+            Some(head) if same(head, wanted) => {
+                longest = longest.max(Some(extra + wanted.len()));
+            }
             Some(_) => {}
             None => {
                 short |= wanted
@@ -344,10 +350,10 @@ fn spell(text: &[u8], spellings: &[Spelling]) -> Spelled {
             }
         }
     }
-    if short {
-        Spelled::Short
-    } else {
-        Spelled::No
+    match longest {
+        Some(bytes) => Spelled::Yes(bytes),
+        None if short => Spelled::Short,
+        None => Spelled::No,
     }
 }
 
@@ -640,6 +646,25 @@ mod tests {
             r.text("nothing here: lcp_live_other"),
             "nothing here: lcp_live_other"
         );
+    }
+
+    #[test]
+    fn a_character_whose_literal_begins_its_escape_is_masked_in_every_spelling() {
+        // `\` begins `\u005c` and `\\`, `&` begins `&amp;` and `&#38;`.
+        let secret = "lcp/live\"q\\9f8e&7d6c5b4a/Z";
+        let token = crate::Token::new(secret).unwrap();
+        let r = Redactor::new(secret.as_bytes(), token.masked());
+        for (name, text) in spellings_of(secret) {
+            let masked = r.text(&format!("<{text}>"));
+            assert!(!masked.contains("9f8e"), "{name}: {text} -> {masked}");
+        }
+        for spelled in [
+            secret.replace('&', "&amp;"),
+            secret.replace('&', "&#38;"),
+            secret.replace('\\', "\\u005c").replace('"', "\\u0022"),
+        ] {
+            assert_eq!(r.text(&spelled), token.masked(), "{spelled}");
+        }
     }
 
     #[test]

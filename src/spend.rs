@@ -356,11 +356,15 @@ impl Journaled {
     ///
     /// [`Error::Journal`] when the settlement cannot be written.
     pub(crate) async fn settle_checked(mut self, settlement: Settlement) -> Result<bool> {
-        self.done = true;
         self.freed.notify_waiters();
-        self.store
+        let written = self
+            .store
             .settle(&self.local_id, self.fence, settlement)
-            .await
+            .await;
+        // Not written (or this future dropped first): released on drop, so that the
+        // entry is unfinished and its slot free, not held until the lease ends.
+        self.done = matches!(written, Ok(true));
+        written
     }
 
     /// The entry's id.
@@ -371,13 +375,15 @@ impl Journaled {
     /// Settles the entry; `false` (and a warning) when it could not be written or
     /// another instance had claimed the entry.
     pub(crate) async fn settle(mut self, settlement: Settlement) -> bool {
-        self.done = true;
         self.freed.notify_waiters();
         let written = self
             .store
             .settle(&self.local_id, self.fence, settlement)
             .await;
-        reported(written, "settle")
+        // Not written (or this future dropped first): released on drop, so that the
+        // entry is unfinished and its slot free, not held until the lease ends.
+        self.done = reported(written, "settle");
+        self.done
     }
 
     /// How a call that never got a stream ends in the journal: settled as failed when

@@ -37,7 +37,7 @@
 //!     serde_json::json!({"type": "project_created", "project_id": "abc123"}),
 //!     serde_json::json!({"type": "stream_end"}),
 //! ])?;
-//! assert_eq!(client.generate("Build a task management app").await?.finish().await?.stats.events, 2);
+//! assert_eq!(client.generate("Build a task management app").await?.finish().await?.stats().events, 2);
 //!
 //! // Token states, with the typed errors they produce.
 //! server.add_token("lcp_mock_expired_token", TokenState::Expired);

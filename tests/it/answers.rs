@@ -115,7 +115,7 @@ async fn an_identity_coding_is_no_compression() {
     answer.extend_from_slice(raw::sse_events(EVENTS).as_bytes());
     let server = RawServer::start(move |_| vec![Step::Write(answer.clone()), Step::Close]);
     for outcome in both_generate_calls(&client(&server)).await {
-        assert_eq!(outcome.expect("streamed").stats.events, 3);
+        assert_eq!(outcome.expect("streamed").stats().events, 3);
     }
 }
 
@@ -184,14 +184,14 @@ async fn an_event_stream_whose_type_was_dropped_or_rewritten_is_streamed() {
         let [generate, follow_up] = both_generate_calls(&client).await;
         let generate = generate.unwrap_or_else(|e| panic!("{context}: {e:?}"));
         assert_eq!(
-            generate.project_id.as_ref().map(|id| id.as_str()),
+            generate.project_id().map(|id| id.as_str()),
             Some("p1"),
             "{context}"
         );
-        assert_eq!(generate.stats.events, 3, "{context}");
+        assert_eq!(generate.stats().events, 3, "{context}");
         assert_eq!(generate.files, ["routes/web.php"], "{context}");
         let follow_up = follow_up.unwrap_or_else(|e| panic!("{context}: {e:?}"));
-        assert_eq!(follow_up.stats.events, 3, "{context}");
+        assert_eq!(follow_up.stats().events, 3, "{context}");
     }
     assert_eq!(server.count("POST"), cases.len() * 2);
 }

@@ -83,14 +83,14 @@ async fn duration_max_everywhere_builds_streams_polls_and_retries_a_429() {
             .await
             .expect("the whole generation");
         assert_eq!(outcome.files, ["routes/web.php"]);
-        assert_eq!(outcome.stats.events, 4);
+        assert_eq!(outcome.stats().events, 4);
 
         let outcome = within(PATIENCE, "follow_up", async {
             client.follow_up("p1", "Add a page").await?.finish().await
         })
         .await
         .expect("the whole follow-up");
-        assert_eq!(outcome.stats.attempts, 2);
+        assert_eq!(outcome.stats().attempts, 2);
 
         let project = within(PATIENCE, "project", client.project("p1"))
             .await
@@ -120,8 +120,13 @@ fn duration_max_everywhere_works_through_the_blocking_client() {
     on_thread(PATIENCE, "the blocking calls", move || {
         let warned = Arc::new(AtomicUsize::new(0));
         let client = everything_max(&base, &warned).build_blocking().unwrap();
-        let outcome = client.generate("Build an app").unwrap().finish().unwrap();
-        assert_eq!(outcome.stats.events, 4);
+        let outcome = client
+            .generate("Build an app")
+            .send()
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(outcome.stats().events, 4);
         let project = client
             .wait_for_project("p1", WaitOptions::default().timeout(MAX).interval(MAX, MAX))
             .unwrap();

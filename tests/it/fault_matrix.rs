@@ -81,7 +81,10 @@ fn posts_of(server: &MockServer, call: Call) -> usize {
 /// A project to follow up on, made with a fault-free generation.
 async fn existing_project(client: &Client) -> ProjectId {
     let outcome = finish_ok(client, PROMPT).await;
-    outcome.project_id.expect("the mock names its projects")
+    outcome
+        .project_id()
+        .cloned()
+        .expect("the mock names its projects")
 }
 
 /// Runs `call`, collecting every event until the terminal item (bounded in time and

@@ -68,8 +68,8 @@ async fn the_request_has_the_documented_method_path_headers_and_body() {
         .mount(&server)
         .await;
     let outcome = finish_ok(&client(&server), "Build a task management app").await;
-    assert_eq!(outcome.project_id.unwrap(), "abc123");
-    assert_eq!(outcome.stats.events, 4);
+    assert_eq!(outcome.project_id().unwrap(), "abc123");
+    assert_eq!(outcome.stats().events, 4);
 }
 
 #[tokio::test]
@@ -257,7 +257,7 @@ async fn finish_sums_up_files_in_order_without_duplicates() {
         outcome.app_url.as_deref(),
         Some("https://p1.laracopilot.com")
     );
-    assert_eq!(outcome.stats.events, 6);
+    assert_eq!(outcome.stats().events, 6);
 }
 
 #[tokio::test]
@@ -281,7 +281,7 @@ async fn a_follow_up_posts_to_the_project_and_knows_its_id_before_any_event() {
         .unwrap();
     assert_eq!(generation.project_id(), Some(&id));
     let outcome = generation.finish().await.unwrap();
-    assert_eq!(outcome.project_id, Some(id));
+    assert_eq!(outcome.project_id(), Some(&id));
     assert_eq!(outcome.files, ["a.css"]);
 }
 
@@ -382,11 +382,11 @@ async fn the_longest_gap_between_bytes_is_measured() {
     read_tx.send(()).unwrap();
     let outcome = bounded(generation.finish()).await.unwrap();
     assert!(
-        outcome.stats.longest_gap >= Duration::from_millis(200),
+        outcome.stats().longest_gap >= Duration::from_millis(200),
         "{:?}",
-        outcome.stats
+        outcome.stats()
     );
-    assert_eq!(outcome.stats.events, 2);
+    assert_eq!(outcome.stats().events, 2);
 }
 
 #[tokio::test]
@@ -540,5 +540,5 @@ async fn a_callers_own_reqwest_client_sends_the_requests() {
         .unwrap();
     let client = builder(&server).http_client(http).build().unwrap();
     let outcome = finish_ok(&client, "Build a task management app").await;
-    assert_eq!(outcome.stats.events, 4);
+    assert_eq!(outcome.stats().events, 4);
 }

@@ -157,7 +157,10 @@ fn the_blocking_client_refuses_the_same_ids_before_any_connection() {
     on_thread(PATIENCE, "the blocking calls", move || {
         let client = raw::builder(&base).build_blocking().unwrap();
         for id in refused_ids() {
-            let outcome = client.follow_up(id.as_str(), "Add a page").map(|_| ());
+            let outcome = client
+                .follow_up(id.as_str(), "Add a page")
+                .send()
+                .map(|_| ());
             assert_refused("blocking follow_up", &id, outcome);
             let outcome = client.project(id.as_str()).map(|_| ());
             assert_refused("blocking project", &id, outcome);
@@ -220,10 +223,7 @@ async fn odd_but_safe_ids_reach_exactly_the_one_path_they_name() {
         })
         .await
         .unwrap_or_else(|e| panic!("follow_up({id:?}): {e:?}"));
-        assert_eq!(
-            outcome.project_id.as_ref().map(|p| p.as_str()),
-            Some(id.as_str())
-        );
+        assert_eq!(outcome.project_id().map(|p| p.as_str()), Some(id.as_str()));
         expected.push(("POST", format!("/api/v1/agent/generate/{segment}")));
 
         let project = within(PATIENCE, "project", client.project(id.as_str()))
@@ -263,6 +263,7 @@ fn the_blocking_client_sends_odd_but_safe_ids_to_the_same_paths() {
         for (id, _) in safe_ids() {
             client
                 .follow_up(id.as_str(), "Add a page")
+                .send()
                 .and_then(|g| g.finish())
                 .unwrap_or_else(|e| panic!("follow_up({id:?}): {e:?}"));
             client

@@ -33,14 +33,15 @@ mod journal;
 mod leak;
 mod load;
 mod no_hang;
+mod plans;
 mod progress;
 mod proxy_env;
 mod recovery;
+mod requests;
 mod retry;
 mod spend;
 #[cfg(feature = "__internal")]
 mod sse;
 mod stream_items;
 mod tokens;
-#[cfg(feature = "tracing")]
 mod tracing;

@@ -1,5 +1,6 @@
 //! Every wait is bounded: error bodies that stall after their headers (HTTP/1.1 and
-//! HTTP/2, plain and chunked), 2xx pages that stall, token providers that never
+//! HTTP/2, plain and chunked; a 401's within one request timeout around its token
+//! refresh), 2xx pages that stall, token providers that never
 //! answer (also on the refresh after a 401), a wait whose polls are slow or never
 //! answered, and a stream deadline against a body that never pauses or headers that
 //! never come. Each call is bounded by the test, so a regression fails instead of
@@ -256,8 +257,14 @@ fn the_blocking_client_from_a_plain_thread_is_bounded_by_the_request_timeout_too
             .build_blocking()
             .unwrap();
         let started = Instant::now();
-        let generate = client.generate("Build a task management app").unwrap_err();
-        let follow_up = client.follow_up("p1", "Add a dark mode").unwrap_err();
+        let generate = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap_err();
+        let follow_up = client
+            .follow_up("p1", "Add a dark mode")
+            .send()
+            .unwrap_err();
         (generate, follow_up, started.elapsed())
     });
     let (generate, follow_up, elapsed) = errors;
@@ -436,6 +443,58 @@ async fn a_refresh_after_a_401_that_never_answers_returns_the_401_with_the_timeo
         futures::future::join_all(checks).await;
         assert_eq!(server.requests().len(), 6);
     }
+}
+
+#[tokio::test]
+async fn a_401_whose_body_stalls_after_its_first_bytes_ends_within_one_request_timeout_not_two() {
+    // The 401's body is read before the token refresh (to tell an expired token
+    // from a revoked one) and is the error's body after it: one deadline for both.
+    // The timeout is long next to a loaded machine's delays, so that one timeout
+    // and two are far apart.
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let server = RawServer::start(|_| stalled_error(401));
+    let client = Client::builder()
+        .token(token())
+        .base_url(server.base_url())
+        .request_timeout(TIMEOUT)
+        .idle_timeout(None)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let calls = ["generate", "follow_up", "project"].map(|call| {
+        let client = &client;
+        async move {
+            let started = Instant::now();
+            let error = within(PATIENCE, call, async {
+                match call {
+                    "generate" => client.generate("Build an app").await.map(drop),
+                    "follow_up" => client.follow_up("p1", "Add a page").await.map(drop),
+                    _ => client.project("p1").await.map(drop),
+                }
+            })
+            .await
+            .unwrap_err();
+            let took = started.elapsed();
+            assert!(
+                took < TIMEOUT + TIMEOUT / 2,
+                "{call}: {took:?}, two request timeouts are {:?}: {error:?}",
+                TIMEOUT * 2
+            );
+            assert_eq!(error.status(), Some(401), "{call}: {error:?}");
+            assert!(
+                matches!(error, Error::Unauthorized { .. }),
+                "{call}: {error:?}"
+            );
+            assert_eq!(
+                error.attempts(),
+                1,
+                "{call}: not resent with the same token"
+            );
+            assert!(!error.may_have_started_work(), "{call}");
+        }
+    });
+    futures::future::join_all(calls).await;
+    assert_eq!(server.requests().len(), 3, "one request per call");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! `Progress` as a generation keeps it: after every item of real streams (the
 //! documented order, a follow-up, unknown and malformed events, `credits_exhausted`,
-//! a stream kept alive by comments only), in the outcome, and on the blocking facade.
+//! a stream kept alive by comments only), in the outcome, and on the blocking facade;
+//! `Outcome` and `Progress` as JSON, with their facts; a progress of its own on
+//! tokio's clock.
 
 use crate::common;
 
@@ -41,7 +43,7 @@ async fn the_documented_stream_moves_through_provisioning_generating_and_finishe
         .unwrap();
     assert_eq!(generation.progress().phase(), Phase::Waiting);
     assert!(
-        generation.progress().start().is_some(),
+        generation.progress().start_time().is_some(),
         "the clock starts at the request"
     );
 
@@ -97,7 +99,7 @@ async fn the_outcome_carries_the_final_progress() {
     assert_eq!(outcome.files.len(), 2, "the outcome keeps distinct paths");
     assert_eq!(progress.last_path(), Some("routes/web.php"));
     assert_eq!(progress.tool_steps(), 1);
-    assert_eq!(progress.events(), outcome.stats.events);
+    assert_eq!(progress.events(), outcome.stats().events);
 }
 
 #[tokio::test]
@@ -260,7 +262,10 @@ async fn the_blocking_generation_keeps_its_progress_too() {
     let builder = builder(&server);
     let phases = tokio::task::spawn_blocking(move || {
         let client = builder.build_blocking().unwrap();
-        let mut generation = client.generate("Build a task management app").unwrap();
+        let mut generation = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap();
         let mut seen = vec![generation.progress().phase()];
         while let Some(item) = generation.next() {
             item.unwrap();
@@ -274,4 +279,131 @@ async fn the_blocking_generation_keeps_its_progress_too() {
     assert_eq!(phases.first(), Some(&Phase::Waiting));
     assert_eq!(phases.last(), Some(&Phase::Finished));
     assert_eq!(phases.len(), 5, "{phases:?}");
+}
+
+#[tokio::test]
+async fn an_outcome_and_its_progress_serialize_to_json_with_their_facts() {
+    let server = server().await;
+    mount_documented_generate(&server).await;
+    let journal = std::sync::Arc::new(laracopilot::journal::MemoryJournal::new());
+    let client = builder(&server)
+        .journal(std::sync::Arc::clone(&journal))
+        .build()
+        .unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .await
+        .unwrap();
+    let first = bounded(generation.next()).await.unwrap().unwrap();
+    assert!(matches!(first, Event::ProjectCreated(_)));
+    let entry = journal.entries()[0].local_id.as_str().to_owned();
+
+    // A progress mid-stream: what a service returns while it runs.
+    let json = serde_json::to_value(generation.progress()).unwrap();
+    assert_eq!(
+        json["phase"],
+        serde_json::json!({"name": "provisioning", "percentage": null})
+    );
+    assert_eq!(json["project_id"], "abc123");
+    assert_eq!(json["journal_id"], entry.as_str());
+    assert_eq!(json["events"], 1);
+    assert!(json["elapsed_ms"].is_u64() && json["since_last_event_ms"].is_u64());
+    assert_eq!(json["stats"]["events"], 1);
+    assert_eq!(json["stats"]["attempts"], 1);
+
+    let outcome = bounded(generation.finish()).await.unwrap();
+    let json = serde_json::to_value(&outcome).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec![
+        "project_id",
+        "journal_id",
+        "app_url",
+        "files",
+        "recovered",
+        "progress",
+    ];
+    want.sort_unstable();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, want);
+    assert_eq!(json["project_id"], "abc123");
+    assert_eq!(json["journal_id"], entry.as_str());
+    assert_eq!(json["app_url"], "https://abc123.laracopilot.com");
+    assert_eq!(json["files"], serde_json::json!([]));
+    assert_eq!(json["recovered"], serde_json::Value::Null);
+    let progress = &json["progress"];
+    assert_eq!(progress["phase"], serde_json::json!({"name": "finished"}));
+    assert_eq!(progress["events"], 4);
+    assert_eq!(
+        progress["message"],
+        "Container ready. Starting AI generation..."
+    );
+    let stats = &progress["stats"];
+    assert_eq!(stats["events"], 4);
+    assert_eq!(stats["malformed"], 0);
+    assert_eq!(stats["attempts"], 1);
+    assert_eq!(stats["journal_failures"], 0);
+    assert_eq!(stats["slot_wait_ms"], 0);
+    assert!(stats["bytes"].as_u64().unwrap() > 0);
+    assert!(stats["time_to_first_event_ms"].is_u64());
+    assert!(stats["longest_gap_ms"].is_u64());
+    // The facts are the outcome's own.
+    assert_eq!(stats["bytes"], outcome.stats().bytes);
+}
+
+#[tokio::test]
+async fn a_recovered_outcome_serializes_the_polled_project() {
+    let server = server().await;
+    let created = r#"{"type":"project_created","project_id":"p1"}"#;
+    mount(
+        &server,
+        "POST",
+        "/agent/generate",
+        sse(sse_body(&[created])),
+    )
+    .await;
+    mount(&server, "GET", "/agent/project/p1", project_json("p1")).await;
+    let client = client(&server);
+    let generation = client.generate("Build a task app").await.unwrap();
+    let options = laracopilot::WaitOptions::default()
+        .interval(Duration::from_millis(10), Duration::from_millis(10))
+        .timeout(Duration::from_secs(10));
+    let outcome = bounded(client.finish_or_recover(generation, options))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(
+        json["progress"]["phase"],
+        serde_json::json!({"name": "recovered"})
+    );
+    assert_eq!(json["recovered"]["project_id"], "p1");
+    assert_eq!(json["recovered"]["project_status"], "ready");
+    assert_eq!(json["recovered"]["name"], "Tasks");
+    assert_eq!(json["app_url"], "https://p1.laracopilot.com");
+    assert_eq!(json["journal_id"], serde_json::Value::Null);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_progress_of_its_own_follows_tokios_clock() {
+    // The `_at(now)` methods are gone: paused time moves the clock.
+    let mut progress = laracopilot::Progress::started();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(progress.elapsed(), Duration::from_secs(30));
+    assert!(progress.stalled(Duration::from_secs(29)), "no event yet");
+    let ready = Event::from_json(r#"{"type":"container_ready","message":"ok"}"#).unwrap();
+    progress.apply(&ready);
+    assert_eq!(progress.phase(), Phase::Generating);
+    assert!(!progress.stalled(Duration::from_secs(1)));
+    tokio::time::advance(Duration::from_secs(121)).await;
+    assert!(progress.stalled(Duration::from_secs(120)));
+    assert_eq!(progress.since_last_event(), Duration::from_secs(121));
+    let json = serde_json::to_value(&progress).unwrap();
+    assert_eq!(json["elapsed_ms"], 151_000);
+    assert_eq!(json["since_last_event_ms"], 121_000);
+    assert_eq!(json["phase"], serde_json::json!({"name": "generating"}));
 }

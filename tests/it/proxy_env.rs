@@ -73,7 +73,12 @@ async fn through_no_proxy() {
             on_thread(PATIENCE, "the blocking client", move || {
                 let client = raw::builder(&base).build_blocking().unwrap();
                 client.project("p1").unwrap();
-                client.generate("Build an app").unwrap().finish().unwrap();
+                client
+                    .generate("Build an app")
+                    .send()
+                    .unwrap()
+                    .finish()
+                    .unwrap();
             });
         }
     }

@@ -37,7 +37,7 @@ async fn an_offline_client_works_against_the_offline_laracopilot() {
     let server = MockServer::start();
     let client = server.client_builder().offline(true).build().unwrap();
     let outcome = finish_ok(&client, PROMPT).await;
-    let id = outcome.project_id.unwrap();
+    let id = outcome.project_id().cloned().unwrap();
     assert_eq!(
         client.project(&id).await.unwrap().project_status.as_deref(),
         Some("ready")
@@ -278,7 +278,7 @@ async fn at_most_n_streams_run_at_once_over_clones_and_the_queued_ones_say_how_l
     let mut waits = Vec::new();
     for task in tasks {
         let outcome = task.await.unwrap().expect("every generation succeeds");
-        waits.push(outcome.stats.slot_wait);
+        waits.push(outcome.stats().slot_wait);
     }
     done.store(true, Ordering::SeqCst);
     sampler.await.unwrap();
@@ -335,7 +335,7 @@ async fn a_finished_generation_frees_its_slot_at_its_terminal_event() {
         .unwrap();
     for i in 0..3 {
         let outcome = finish_ok(&client, &prompt(i)).await;
-        assert!(outcome.stats.slot_wait < Duration::from_secs(1));
+        assert!(outcome.stats().slot_wait < Duration::from_secs(1));
     }
     // A stream that ends in an error frees it too.
     server.fault_next(laracopilot_mock::Fault::DropAfter(3));
@@ -481,7 +481,7 @@ async fn resetting_the_breaker_lets_the_next_call_through() {
     exhaust(&client).await;
     refused_locally(client.generate(prompt(2)).await);
     server.set_credits(1_000);
-    client.reset_credits_breaker();
+    client.reset_credits_breaker().await.unwrap();
     finish_ok(&client, &prompt(3)).await;
     assert_eq!(posts_with_prompt(&server, &prompt(3)), 1);
 }

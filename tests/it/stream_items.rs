@@ -296,12 +296,9 @@ async fn finish_succeeds_and_counts_exactly_the_malformed_events() {
             .await
             .expect("finish reaches stream_end");
         let events = expected_middle().len() as u64 + 1 + u64::from(new);
-        assert_eq!(outcome.stats.events, events);
-        assert_eq!(outcome.stats.malformed, malformed_count());
-        assert_eq!(
-            outcome.project_id.as_ref().map(|id| id.as_str()),
-            Some("p1")
-        );
+        assert_eq!(outcome.stats().events, events);
+        assert_eq!(outcome.stats().malformed, malformed_count());
+        assert_eq!(outcome.project_id().map(|id| id.as_str()), Some("p1"));
         assert_eq!(outcome.app_url.as_deref(), Some("https://p1.example/app"));
         assert!(
             outcome.files.is_empty(),

@@ -1,5 +1,6 @@
-//! Tracing (feature `tracing`): a span per call with method, path, status, attempts,
-//! project id, time to first event and event count, and never the token.
+//! Tracing (always on): a span per call with method, path, status, attempts,
+//! project id, the caller's labels, time to first event and event count, and never
+//! the token.
 
 use crate::common;
 
@@ -116,4 +117,31 @@ async fn retries_are_visible_and_the_status_call_has_its_span() {
         !text.to_ascii_lowercase().contains("authorization"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_calls_labels_are_fields_of_its_span() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let server = server().await;
+    mount_documented_generate(&server).await;
+    client(&server)
+        .generate("Build a task management app")
+        .label("tenant", "acme")
+        .label("job", "nightly-42")
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    let text = capture.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("laracopilot stream ended"))
+        .expect(&text);
+    assert!(
+        line.contains("labels=\"tenant=acme,job=nightly-42\""),
+        "{line}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
 }

@@ -175,7 +175,7 @@ async fn a_seeded_project_answers_its_status_takes_follow_ups_and_keeps_its_id()
         .await
         .unwrap();
     assert_eq!(
-        created.project_id.unwrap(),
+        created.project_id().unwrap(),
         "p3",
         "a new project skips known ids"
     );

@@ -111,7 +111,7 @@ async fn a_delay_before_an_event_is_a_quiet_gap_that_an_idle_timeout_sees() {
         .unwrap();
     server.fault_next(Fault::DelayBefore(1, Duration::from_millis(100)));
     let started = Instant::now();
-    assert_eq!(finish_ok(&client, PROMPT).await.stats.events, 34);
+    assert_eq!(finish_ok(&client, PROMPT).await.stats().events, 34);
     assert!(started.elapsed() >= Duration::from_millis(100));
 
     server.fault_next(Fault::DelayBefore(2, Duration::from_secs(3)));
@@ -161,7 +161,7 @@ async fn delayed_headers_leave_an_accepted_generating_project_and_no_byte_yet() 
     let started = Instant::now();
     let outcome = finish_ok(&server.client(), PROMPT).await;
     assert!(started.elapsed() >= Duration::from_millis(100));
-    assert_eq!(outcome.project_id.unwrap(), "p2");
+    assert_eq!(outcome.project_id().unwrap(), "p2");
 }
 
 #[tokio::test]

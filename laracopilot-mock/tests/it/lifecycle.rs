@@ -20,7 +20,7 @@ fn a_plain_test_can_drive_the_async_client_on_a_runtime_of_its_own() {
         .build()
         .unwrap();
     let outcome = runtime.block_on(finish_ok(&client, PROMPT));
-    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.project_id().unwrap(), "p1");
     drop(runtime);
     // The server outlives the runtime that used it.
     assert_eq!(
@@ -34,8 +34,8 @@ fn a_plain_test_can_drive_the_async_client_on_a_runtime_of_its_own() {
 fn a_plain_test_can_use_the_blocking_client() {
     let server = MockServer::start();
     let client = server.client_builder().build_blocking().unwrap();
-    let outcome = client.generate(PROMPT).unwrap().finish().unwrap();
-    let id = outcome.project_id.unwrap();
+    let outcome = client.generate(PROMPT).send().unwrap().finish().unwrap();
+    let id = outcome.project_id().cloned().unwrap();
     assert_eq!(
         client.project(&id).unwrap().project_status.as_deref(),
         Some("ready")
@@ -55,8 +55,8 @@ async fn the_blocking_client_works_on_the_thread_of_a_current_thread_runtime() {
         .idle_timeout(Some(Duration::from_secs(5)));
     let client = builder.build_blocking().unwrap();
     let started = Instant::now();
-    let outcome = client.generate(PROMPT).unwrap().finish().unwrap();
-    let id = outcome.project_id.unwrap();
+    let outcome = client.generate(PROMPT).send().unwrap().finish().unwrap();
+    let id = outcome.project_id().cloned().unwrap();
     assert_eq!(
         client.project(&id).unwrap().project_status.as_deref(),
         Some("ready")
@@ -66,7 +66,7 @@ async fn the_blocking_client_works_on_the_thread_of_a_current_thread_runtime() {
     assert_eq!(
         finish_ok(&server.client(), PROMPT)
             .await
-            .project_id
+            .project_id()
             .unwrap(),
         "p2"
     );

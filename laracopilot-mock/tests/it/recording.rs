@@ -21,7 +21,11 @@ async fn requests_are_recorded_with_the_token_masked() {
     let secret = "lcp_mock_S3CR3T_never_printed_9f8e";
     let server = MockServer::builder().token(secret).start().unwrap();
     let client = server.client();
-    let id = finish_ok(&client, PROMPT).await.project_id.unwrap();
+    let id = finish_ok(&client, PROMPT)
+        .await
+        .project_id()
+        .cloned()
+        .unwrap();
     client.project(&id).await.unwrap();
 
     let requests = server.requests();

@@ -23,7 +23,7 @@ async fn tape() -> Cassette {
     let live = MockServer::start();
     let client = live.client_builder().record_to(&path).build().unwrap();
     let outcome = common::finish_ok(&client, PROMPT).await;
-    client.project(outcome.project_id.unwrap()).await.unwrap();
+    client.project(outcome.project_id().unwrap()).await.unwrap();
     Cassette::load(&path).unwrap()
 }
 
@@ -283,10 +283,10 @@ async fn a_generation_tape_is_small_enough_to_commit() {
     let client = live.client_builder().record_to(&path).build().unwrap();
     let outcome = common::finish_ok(&client, PROMPT).await;
     let file = std::fs::metadata(&path).unwrap().len();
-    let body = outcome.stats.bytes;
+    let body = outcome.stats().bytes;
     println!(
         "the offline LaraCopilot's new-project stream: {} events, a {body}-byte body, a {file}-byte cassette ({:.2}x)",
-        outcome.stats.events,
+        outcome.stats().events,
         file as f64 / body as f64
     );
     // One line per chunk: the JSON escaping of the body and a few bytes of "x" and

@@ -98,7 +98,11 @@ fn a_status_reply_is_json_when_its_body_parses_and_plain_text_otherwise() {
 async fn a_reply_for_n_requests_answers_exactly_n_requests() {
     let server = MockServer::start();
     let client = one_attempt(&server);
-    let id = finish_ok(&client, PROMPT).await.project_id.unwrap();
+    let id = finish_ok(&client, PROMPT)
+        .await
+        .project_id()
+        .cloned()
+        .unwrap();
     server.reply_next(2, Reply::unavailable());
     for _ in 0..2 {
         assert_eq!(client.project(&id).await.unwrap_err().status(), Some(503));
@@ -117,7 +121,7 @@ async fn a_429_before_any_event_is_retried_by_the_default_client_without_a_secon
         .filter(|r| r.method == "POST")
         .count();
     assert_eq!(posts, 2, "the refused attempt and the accepted one");
-    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.project_id().unwrap(), "p1");
     assert!(
         server.project("p2").is_none(),
         "only one project was created"

@@ -185,5 +185,5 @@ async fn an_unknown_project_is_not_found_for_status_and_follow_up() {
         matches!(&follow_up, Err(e @ Error::NotFound { .. }) if e.project_id().is_some_and(|id| id == "nope42")),
         "{follow_up:?}"
     );
-    assert_eq!(finish_ok(&client, PROMPT).await.project_id.unwrap(), "p1");
+    assert_eq!(finish_ok(&client, PROMPT).await.project_id().unwrap(), "p1");
 }

@@ -75,7 +75,7 @@ async fn a_finished_generation_leaves_a_ready_project_with_its_files() {
     let server = MockServer::start();
     let client = server.client();
     let outcome = finish_ok(&client, PROMPT).await;
-    let id = outcome.project_id.clone().unwrap();
+    let id = outcome.project_id().cloned().unwrap();
 
     let project = client.project(&id).await.unwrap();
     assert_eq!(project.project_status.as_deref(), Some("ready"));
@@ -99,7 +99,7 @@ async fn a_prompt_naming_no_known_model_gets_a_generic_item_and_a_name_from_its_
         "{:?}",
         outcome.files
     );
-    let id = outcome.project_id.unwrap();
+    let id = outcome.project_id().cloned().unwrap();
     assert_eq!(
         server.project(&id).unwrap().name,
         "Habit Tracker With Streaks"
@@ -116,7 +116,11 @@ async fn a_prompt_naming_no_known_model_gets_a_generic_item_and_a_name_from_its_
 async fn a_follow_up_streams_files_without_container_events() {
     let server = MockServer::start();
     let client = server.client();
-    let id = finish_ok(&client, PROMPT).await.project_id.unwrap();
+    let id = finish_ok(&client, PROMPT)
+        .await
+        .project_id()
+        .cloned()
+        .unwrap();
 
     let generation = client
         .follow_up(&id, "Add comments to tasks")
@@ -217,7 +221,7 @@ async fn a_custom_script_is_sent_as_given_and_names_the_stored_project() {
 
     // The queue is used up: the next generation is the default one again.
     let outcome = finish_ok(&server.client(), PROMPT).await;
-    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.project_id().unwrap(), "p1");
 }
 
 #[tokio::test]
@@ -282,7 +286,7 @@ async fn an_event_that_cannot_be_serialized_is_refused_and_nothing_is_queued() {
     assert!(std::error::Error::source(error).is_some());
     let outcome = finish_ok(&server.client(), PROMPT).await;
     assert!(
-        outcome.stats.events > 9,
+        outcome.stats().events > 9,
         "the default script ran: {outcome:?}"
     );
 }
@@ -295,13 +299,16 @@ async fn events_per_generation_fixes_the_length_of_every_default_stream() {
         .unwrap();
     let client = server.client();
     let outcome = finish_ok(&client, PROMPT).await;
-    assert_eq!(outcome.stats.events, 50);
-    let id = outcome.project_id.unwrap();
+    assert_eq!(outcome.stats().events, 50);
+    let id = outcome.project_id().cloned().unwrap();
     let follow_up = client
         .follow_up(&id, "Add a dark mode please")
         .await
         .unwrap();
-    assert_eq!(bounded(follow_up.finish()).await.unwrap().stats.events, 50);
+    assert_eq!(
+        bounded(follow_up.finish()).await.unwrap().stats().events,
+        50
+    );
 }
 
 #[tokio::test]
@@ -341,7 +348,7 @@ async fn many_concurrent_generations_on_one_client_all_complete() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(bounded(task).await.unwrap().stats.events, EVENTS as u64);
+        assert_eq!(bounded(task).await.unwrap().stats().events, EVENTS as u64);
     }
     // 100 events: 9 framing, 45 write_file tool events, 45 file events, 1 command.
     assert_eq!(credits - server.credits(), (GENERATIONS * 45) as u64);

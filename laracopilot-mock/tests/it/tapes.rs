@@ -24,7 +24,7 @@ async fn recorded_session() -> (tempfile::TempDir, Cassette) {
     let live = MockServer::start();
     let client = live.client_builder().record_to(&path).build().unwrap();
     let outcome = common::finish_ok(&client, PROMPT).await;
-    let id = outcome.project_id.expect("a project");
+    let id = outcome.project_id().cloned().expect("a project");
     common::bounded(client.project(&id)).await.unwrap();
     let follow_up =
         common::bounded(async { client.follow_up(&id, FOLLOW_UP).await?.finish().await });
@@ -69,7 +69,7 @@ async fn the_recorded_session_replays_whole_and_uses_the_whole_tape() {
     let (events, outcome) = generate(&client).await;
     let outcome = outcome.unwrap();
     assert_eq!(events.len(), 34);
-    let id = outcome.project_id.unwrap();
+    let id = outcome.project_id().cloned().unwrap();
     assert_eq!(
         client.project(&id).await.unwrap().project_status.as_deref(),
         Some("ready")
@@ -160,7 +160,7 @@ async fn every_variant_ends_in_its_typed_outcome() {
         let server = MockServer::replay(variant);
         let (events, outcome) = generate(&client(&server, quick_retries())).await;
         let outcome = outcome.unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert_eq!(outcome.stats.attempts, 2, "{name}");
+        assert_eq!(outcome.stats().attempts, 2, "{name}");
         assert_eq!(events, whole, "{name}");
         assert!(server.unmatched().is_empty(), "{name}");
         assert_eq!(server.requests().len(), 2, "{name}: two requests");
@@ -197,7 +197,7 @@ async fn events_are_counted_over_the_tape_so_a_follow_up_can_be_cut_too() {
     let server = MockServer::replay(tape.cut_after(first + 3));
     let client = client(&server, RetryPolicy::none());
     let (_, outcome) = generate(&client).await;
-    let id = outcome.unwrap().project_id.unwrap();
+    let id = outcome.unwrap().project_id().cloned().unwrap();
     client.project(&id).await.unwrap();
     let follow_up = client.follow_up(&id, FOLLOW_UP).await.unwrap();
     match common::bounded(follow_up.finish()).await {

@@ -41,7 +41,11 @@ async fn each_token_state_gets_its_typed_answer() {
 async fn revoking_a_token_takes_effect_on_the_next_request() {
     let server = raw_token_server();
     let client = server.client();
-    let id = finish_ok(&client, PROMPT).await.project_id.unwrap();
+    let id = finish_ok(&client, PROMPT)
+        .await
+        .project_id()
+        .cloned()
+        .unwrap();
     server.revoke(RAW_TOKEN);
     assert!(matches!(
         client.project(&id).await,

@@ -1,6 +1,7 @@
-//! The blocking facade: iteration, outcome, status, errors, and safety from plain
-//! threads and from inside tokio runtimes; on every kind of runtime, without a
-//! deadlock (`runtime`).
+//! The blocking facade: iteration, outcome, status, errors, its own builder
+//! (`blocking::Client::builder()`), a panic inside a call resumed on the caller,
+//! and safety from plain threads and from inside tokio runtimes; on every kind of
+//! runtime, without a deadlock (`runtime`).
 
 use crate::common;
 
@@ -86,7 +87,10 @@ fn a_generation_is_an_iterator_of_its_events_that_ends_with_none() {
     let client = server.client();
 
     let (events, project_id, after_end) = on_plain_thread(move || {
-        let mut generation = client.generate("Build a task management app").unwrap();
+        let mut generation = client
+            .generate("Build a task management app")
+            .send()
+            .unwrap();
         let events: Vec<Event> = collect(&mut generation)
             .into_iter()
             .map(|item| item.unwrap())
@@ -116,18 +120,16 @@ fn finish_sums_up_the_generation() {
     let outcome = on_plain_thread(move || {
         server
             .client()
-            .generate("Build a task management app")?
+            .generate("Build a task management app")
+            .send()?
             .finish()
     })
     .unwrap();
 
-    assert_eq!(
-        outcome.project_id.as_ref().map(ProjectId::as_str),
-        Some("p1")
-    );
+    assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("p1"));
     assert_eq!(outcome.app_url.as_deref(), Some("https://p1.example/app"));
     assert_eq!(outcome.files, ["app/Models/Task.php", "routes/web.php"]);
-    assert_eq!(outcome.stats.events, 5);
+    assert_eq!(outcome.stats().events, 5);
 }
 
 #[test]
@@ -142,8 +144,8 @@ fn a_stream_cut_short_is_incomplete_and_keeps_the_project_id() {
         ])),
     );
 
-    let error =
-        on_plain_thread(move || server.client().generate("Build an app")?.finish()).unwrap_err();
+    let error = on_plain_thread(move || server.client().generate("Build an app").send()?.finish())
+        .unwrap_err();
 
     assert!(
         matches!(&error, Error::Incomplete { events: 2, .. }),
@@ -166,19 +168,19 @@ fn follow_up_accepts_a_str_and_a_project_id() {
     let client = server.client();
 
     let (by_str, by_id) = on_plain_thread(move || -> laracopilot::Result<_> {
-        let by_str = client.follow_up("abc123", "Add a dark mode")?.finish()?;
+        let by_str = client
+            .follow_up("abc123", "Add a dark mode")
+            .send()?
+            .finish()?;
         let id = ProjectId::from("abc123");
-        let generation = client.follow_up(&id, "Add a dark mode")?;
+        let generation = client.follow_up(&id, "Add a dark mode").send()?;
         assert_eq!(generation.project_id(), Some(&id), "known before any event");
         Ok((by_str, generation.finish()?))
     })
     .unwrap();
 
     for outcome in [by_str, by_id] {
-        assert_eq!(
-            outcome.project_id.as_ref().map(ProjectId::as_str),
-            Some("abc123")
-        );
+        assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("abc123"));
         assert_eq!(outcome.files, ["resources/css/app.css"]);
     }
 }
@@ -222,7 +224,7 @@ fn request_errors_surface_as_typed_errors() {
 
     let (generate, project) = on_plain_thread(move || {
         (
-            client.generate("Build an app").unwrap_err(),
+            client.generate("Build an app").send().unwrap_err(),
             client.project("nope").unwrap_err(),
         )
     });
@@ -248,8 +250,9 @@ fn credits_exhausted_ends_the_iterator_with_an_error() {
         ])),
     );
 
-    let items =
-        on_plain_thread(move || collect(&mut server.client().generate("Build an app").unwrap()));
+    let items = on_plain_thread(move || {
+        collect(&mut server.client().generate("Build an app").send().unwrap())
+    });
 
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(items[0].is_ok());
@@ -299,7 +302,8 @@ fn finish_with_calls_back_with_every_event_on_the_calling_thread() {
         let mut types = Vec::new();
         let outcome = server
             .client()
-            .generate("Build an app")?
+            .generate("Build an app")
+            .send()?
             .finish_with(|event| {
                 assert_eq!(std::thread::current().id(), caller);
                 types.push(event.type_name().to_owned());
@@ -383,7 +387,10 @@ async fn calling_from_inside_a_current_thread_runtime_works_without_panicking() 
     let client = builder(&server).build_blocking().unwrap();
 
     // Directly from the async fn: the blocking calls hand off to the client's thread.
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     let first = generation.next().unwrap().unwrap();
     assert!(matches!(first, Event::ProjectCreated(e) if e.project_id == "p1"));
     let mut seen = Vec::new();
@@ -409,7 +416,10 @@ async fn calling_from_inside_a_multi_thread_runtime_works_without_panicking() {
     mount_documented_generate(&server).await;
     let client = builder(&server).build_blocking().unwrap();
 
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     let items = collect(&mut generation);
 
     assert_eq!(items.len(), 4);
@@ -425,7 +435,10 @@ async fn dropping_the_client_and_its_generation_inside_a_runtime_does_not_panic(
     let server = server().await;
     mount_documented_generate(&server).await;
     let client = builder(&server).build_blocking().unwrap();
-    let mut generation = client.generate("Build a task management app").unwrap();
+    let mut generation = client
+        .generate("Build a task management app")
+        .send()
+        .unwrap();
     assert!(generation.next().unwrap().is_ok());
 
     // The generation now holds the last reference to the client's runtime.
@@ -460,7 +473,7 @@ fn dropping_a_generation_mid_stream_closes_the_connection() {
         .unwrap();
 
     let first = on_plain_thread(move || {
-        let mut generation = client.generate("Build an app").unwrap();
+        let mut generation = client.generate("Build an app").send().unwrap();
         let first = generation.next().unwrap().unwrap();
         drop(generation);
         first
@@ -519,7 +532,7 @@ fn debug_output_never_shows_the_token() {
     let client = server.client();
 
     let (client_debug, generation_debug) = on_plain_thread(move || {
-        let generation = client.generate("Build an app").unwrap();
+        let generation = client.generate("Build an app").send().unwrap();
         (format!("{client:?}"), format!("{generation:?}"))
     });
 
@@ -548,4 +561,73 @@ fn the_client_is_clone_send_and_sync_and_the_generation_is_send() {
 fn a_missing_token_is_a_config_error() {
     let error = laracopilot::Client::builder().build_blocking().unwrap_err();
     assert!(matches!(error, Error::Config { .. }), "{error:?}");
+}
+
+#[test]
+fn blocking_client_builder_builds_a_blocking_client() {
+    let server = Server::start();
+    server.mount("POST", "/agent/generate", stream_with_files());
+    server.mount("GET", "/agent/project/p1", project_json("p1"));
+    let base = format!("{}/api/v1", server.server.uri());
+    let outcome = on_plain_thread(move || -> laracopilot::Result<_> {
+        let client: blocking::Client = blocking::Client::builder()
+            .token(token())
+            .base_url(base)
+            .request_timeout(Duration::from_secs(5))
+            .retry_policy(laracopilot::RetryPolicy::none())
+            .build()?;
+        let outcome = client.generate("Build a task app").send()?.finish()?;
+        assert_eq!(
+            client.project("p1")?.project_status.as_deref(),
+            Some("ready")
+        );
+        Ok(outcome)
+    })
+    .unwrap();
+    assert_eq!(outcome.project_id().map(ProjectId::as_str), Some("p1"));
+    // Its settings are checked at `build`, as the async builder's.
+    let error = blocking::Client::builder()
+        .token(token())
+        .base_url("ftp://example.com/api/v1")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, Error::Config { .. }), "{error:?}");
+}
+
+#[test]
+fn a_panic_inside_a_call_reaches_the_caller_and_the_client_goes_on() {
+    let server = Server::start();
+    server.mount("GET", "/agent/project/p1", project_json("p1"));
+    let base = format!("{}/api/v1", server.server.uri());
+    let (panicked, after) = on_plain_thread(move || {
+        // A token provider that panics on its first call (a bug in the caller's
+        // vault client, say): it runs on the client's own runtime thread.
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let provider = laracopilot::tokens::FnToken::new(move || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "the vault client panicked");
+                Ok(token())
+            }
+        });
+        let client = blocking::Client::builder()
+            .token_provider(provider)
+            .base_url(base)
+            .retry_policy(laracopilot::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| client.project("p1")))
+                .unwrap_err();
+        // The runtime thread survived its task's panic.
+        let after = client.project("p1").map(|p| p.project_status);
+        (panicked, after)
+    });
+    let message = panicked
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panicked.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("the vault client panicked"), "{message:?}");
+    assert_eq!(after.unwrap().as_deref(), Some("ready"));
 }

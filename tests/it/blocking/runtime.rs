@@ -1,8 +1,10 @@
-//! The blocking client never deadlocks inside a tokio runtime: it works on a
-//! current-thread runtime (what `#[tokio::test]` builds) whose only task is the
-//! caller, fails at once with `Error::Config` on one that runs another task (which the
-//! call would starve), works on a multi-thread runtime and from `spawn_blocking`; and
-//! events already received are handed out without the runtime at all.
+//! The blocking client never deadlocks inside a tokio runtime: every call runs on
+//! the client's own runtime thread, so it works on a current-thread runtime (what
+//! `#[tokio::test]` builds) whether or not that runtime runs other tasks (which go on
+//! once the call returns), on a multi-thread runtime and from `spawn_blocking`; the
+//! one case no design can serve (the call's server is a task of the caller's own
+//! current-thread runtime) ends with the call's timeout, not a hang; and events
+//! already received are handed out, then the stream goes on on the client's thread.
 //!
 //! Every scenario runs on a thread of its own, so that a deadlock fails the test after
 //! a bound instead of hanging it.
@@ -39,13 +41,19 @@ fn client(base: &str) -> blocking::Client {
 
 /// Every call of the blocking client, each of which must work.
 fn every_call_works(client: &blocking::Client) {
-    let outcome = client.generate("Build an app").unwrap().finish().unwrap();
+    let outcome = client
+        .generate("Build an app")
+        .send()
+        .unwrap()
+        .finish()
+        .unwrap();
     assert_eq!(
-        outcome.project_id.as_ref().map(|id| id.as_str()),
+        outcome.project_id().as_ref().map(|id| id.as_str()),
         Some("p1")
     );
     let events: Vec<_> = client
         .follow_up("p1", "Add a page")
+        .send()
         .unwrap()
         .take(10)
         .collect::<Result<_, _>>()
@@ -128,51 +136,63 @@ async fn spawn_server_task(
 }
 
 #[test]
-fn on_a_current_thread_runtime_that_runs_another_task_every_call_fails_at_once() {
-    let fallback = server();
-    let fallback_base = fallback.base_url();
-    let (errors, connections) = on_thread(PATIENCE, "the calls beside a task", move || {
+fn on_a_current_thread_runtime_that_runs_another_task_every_call_works() {
+    // Was refused with `Error::Config` before the blocking client had a runtime
+    // thread of its own; every call now runs there.
+    let server = server();
+    let base = server.base_url();
+    let resumed = on_thread(PATIENCE, "the calls beside a task", move || {
         current_thread().block_on(async {
-            // The server the calls would talk to lives on this very runtime: a call
-            // blocking its only thread would wait for it for good.
-            let (addr, connections, task) =
-                spawn_server_task(raw::project_answer("p1", "ready")).await;
-            let beside = client(&format!("http://{addr}/api/v1"));
-            let started = Instant::now();
-            let options = || WaitOptions::default().timeout(Duration::from_secs(60));
-            let errors: Vec<(&str, Error)> = vec![
-                ("generate", beside.generate("Build an app").unwrap_err()),
-                (
-                    "follow_up",
-                    beside.follow_up("p1", "Add a page").unwrap_err(),
-                ),
-                ("project", beside.project("p1").unwrap_err()),
-                (
-                    "wait_for_project",
-                    beside.wait_for_project("p1", options()).unwrap_err(),
-                ),
-                ("verify_token", beside.verify_token().unwrap_err()),
-            ];
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "at once: {:?}",
-                started.elapsed()
-            );
-            // With the other task gone, calls work again.
-            task.abort();
-            let _ = task.await;
+            // Another task of this runtime, waiting for a message.
+            let (tell, told) = tokio::sync::oneshot::channel::<u32>();
+            let other = tokio::spawn(async move { told.await.unwrap() + 1 });
             tokio::task::yield_now().await;
-            every_call_works(&client(&fallback_base));
-            (errors, connections.load(Ordering::SeqCst))
+            let client = client(&base);
+            every_call_works(&client);
+            // The other task is still there, and runs once the thread is free.
+            tell.send(41).unwrap();
+            let resumed = other.await.unwrap();
+            drop(client);
+            resumed
         })
     });
-    for (call, error) in errors {
-        let Error::Config { message, .. } = &error else {
-            panic!("{call}: {error:?}");
-        };
-        assert!(message.contains("current-thread"), "{call}: {message}");
-    }
-    assert_eq!(connections, 0, "nothing was sent");
+    assert_eq!(resumed, 42);
+    assert_eq!(server.count("POST"), 2);
+    assert_eq!(
+        server.count("GET"),
+        3,
+        "project, wait_for_project, verify_token"
+    );
+}
+
+#[test]
+fn a_server_that_is_a_task_of_the_callers_current_thread_runtime_times_the_call_out() {
+    // The one case no design can serve: the caller's only thread waits for the call,
+    // and the call waits for a server that needs that thread. The call's own
+    // timeout ends it: no hang.
+    let error = on_thread(PATIENCE, "a call to a server beside it", || {
+        current_thread().block_on(async {
+            let (addr, _connections, task) =
+                spawn_server_task(raw::project_answer("p1", "ready")).await;
+            let client = raw::builder(&format!("http://{addr}/api/v1"))
+                .request_timeout(Duration::from_secs(1))
+                .build_blocking()
+                .unwrap();
+            let error = client.project("p1").unwrap_err();
+            task.abort();
+            error
+        })
+    });
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                kind: laracopilot::TimeoutKind::Request,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -230,18 +250,23 @@ fn one_chunk_then_silence(count: usize) -> RawServer {
 }
 
 #[test]
-fn events_already_received_are_handed_out_without_the_runtime() {
+fn events_already_received_are_handed_out_then_the_stream_goes_on_on_the_clients_thread() {
     const COUNT: usize = 40;
     let server = one_chunk_then_silence(COUNT);
     let base = server.base_url();
     let (first, rest) = on_thread(PATIENCE, "the iteration", move || {
         current_thread().block_on(async {
-            let client = client(&base);
-            let mut generation = client.generate("Build an app").unwrap();
-            // The first event needs the runtime: the chunk is read.
+            let client = raw::builder(&base)
+                .idle_timeout(Some(Duration::from_secs(1)))
+                .build_blocking()
+                .unwrap();
+            let mut generation = client.generate("Build an app").send().unwrap();
+            // The first event needs I/O: the chunk is read.
             let first = generation.next().expect("an event").expect("not an error");
-            // From now on the runtime cannot be used: another task lives here. Any
-            // item that needs it is an error; those already received are not.
+            // Another task lives on the caller's runtime from now on: the items
+            // already received come out, and the ones that need I/O are still
+            // driven, on the client's own thread (the silence ends in the idle
+            // timeout; it was refused with `Error::Config` before).
             let blocker = tokio::spawn(std::future::pending::<()>());
             let rest: Vec<_> = generation.by_ref().take(COUNT * 2).collect();
             blocker.abort();
@@ -252,12 +277,21 @@ fn events_already_received_are_handed_out_without_the_runtime() {
     let received: Vec<&Event> = rest.iter().map_while(|item| item.as_ref().ok()).collect();
     assert_eq!(received.len(), COUNT - 1, "{rest:?}");
     assert!(received.iter().all(|e| matches!(e, Event::ToolProgress(_))));
-    // Then the first item that needs the runtime says why it cannot have it.
     assert_eq!(rest.len(), COUNT, "{rest:?}");
-    let Some(Err(Error::Config { message, .. })) = rest.last() else {
+    let Some(Err(error)) = rest.last() else {
         panic!("{:?}", rest.last());
     };
-    assert!(message.contains("current-thread"), "{message}");
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                kind: laracopilot::TimeoutKind::Idle,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.project_id().map(|id| id.as_str()), Some("p1"));
 }
 
 #[test]
@@ -270,7 +304,7 @@ fn events_already_received_come_out_promptly_then_the_idle_timeout_ends_the_stre
             .idle_timeout(Some(Duration::from_secs(3)))
             .build_blocking()
             .unwrap();
-        let mut generation = client.generate("Build an app").unwrap();
+        let mut generation = client.generate("Build an app").send().unwrap();
         let mut items = Vec::new();
         let mut took = Duration::ZERO;
         let started = Instant::now();

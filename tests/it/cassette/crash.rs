@@ -2,7 +2,8 @@
 //! mid-stream it holds every chunk received so far (nothing is buffered); a stream
 //! dropped halfway is on tape up to where it was read; a file cut at any byte loads,
 //! with a torn last line reported, not an error; and a recording process killed
-//! mid-stream leaves a tape that loads and replays up to its last chunk.
+//! mid-stream (a child run of this test binary) leaves a tape that loads and
+//! replays up to its last chunk.
 
 use crate::common;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use laracopilot::cassette::Cassette;
 use laracopilot::cassette::Ending;
 use laracopilot::{Error, Event};
-use laracopilot_mock::MockServer;
+use laracopilot_mock::{Fault, MockServer};
 
 const PROMPT: &str = "Build a task management app";
 
@@ -95,35 +96,66 @@ async fn a_cassette_cut_at_any_byte_loads_every_complete_line() {
     }
 }
 
+/// The recording child of [`a_recording_process_killed_mid_stream_leaves_a_tape_that_loads_and_replays`].
+const RECORDER: &str = "cassette::crash::child_records_a_generation_until_it_is_killed";
+
+/// Set in that child: where it records.
+const RECORDING: &str = "LARACOPILOT_IT_RECORDING";
+
+/// The events the child's server sends before it goes quiet for good.
+const BEFORE_STALL: usize = 12;
+
+/// The child side (a no-op in a normal run): records a generation whose server
+/// goes quiet after [`BEFORE_STALL`] events, and waits to be killed.
+#[test]
+fn child_records_a_generation_until_it_is_killed() {
+    if !common::is_alone(RECORDER) {
+        return;
+    }
+    let path = std::env::var(RECORDING).expect("where to record");
+    let server = paced_server();
+    server.fault_next(Fault::StallBefore(BEFORE_STALL));
+    let client = server
+        .client_builder()
+        .record_to(&path)
+        .idle_timeout(None)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let generation = client.generate(PROMPT).await.unwrap();
+        // Nothing ends this but the kill (bounded, should the parent be gone).
+        let ended = tokio::time::timeout(Duration::from_secs(120), generation.finish()).await;
+        panic!("not killed in time: {ended:?}");
+    });
+}
+
 #[test]
 fn a_recording_process_killed_mid_stream_leaves_a_tape_that_loads_and_replays() {
-    let Some(generate) = common::example("generate") else {
-        return;
-    };
     let dir = common::cassette::dir();
     let path = dir.path().join("killed.cassette");
-    // The example's embedded offline LaraCopilot paces events 60 ms apart.
-    let mut child = std::process::Command::new(generate)
-        .args(["--json", "--record"])
-        .arg(&path)
-        .arg(PROMPT)
-        .env_remove("LARACOPILOT_API_TOKEN")
-        .env_remove("LARACOPILOT_BASE_URL")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the example starts");
-    let started = Instant::now();
-    let lines = || {
-        std::fs::read(&path)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+    let shown = path.to_str().unwrap();
+    let mut child = common::spawn_alone(RECORDER, &[(RECORDING, shown)]);
+    // Killed once the tape holds every event its server sends (read as a crash
+    // would leave it).
+    let on_tape = || {
+        Cassette::load(&path)
+            .ok()
+            .and_then(|tape| tape.exchanges().first().map(|e| e.events()))
             .unwrap_or(0)
     };
-    while lines() < 12 && started.elapsed() < Duration::from_secs(60) {
+    let started = Instant::now();
+    while on_tape() < BEFORE_STALL {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the example ended too soon"
+            "the recording child ended too soon"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the tape did not fill in time"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -132,8 +164,9 @@ fn a_recording_process_killed_mid_stream_leaves_a_tape_that_loads_and_replays() 
     let cassette = Cassette::load(&path).expect("a killed recording loads");
     let exchange = &cassette.exchanges()[0];
     assert!(exchange.end.is_none(), "killed before the end: no end line");
-    let chunks = exchange.chunks.len();
-    assert!(chunks >= 9, "{chunks} chunks");
+    // Every chunk received is on tape: every event the server sent.
+    assert_eq!(exchange.events(), BEFORE_STALL);
+    assert!(!exchange.chunks.is_empty());
 
     // The replay sends what is on tape, then breaks the connection: the SDK sees the
     // events, then a transport error that keeps the project id.

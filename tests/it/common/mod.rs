@@ -12,7 +12,7 @@ pub mod raw;
 #[cfg(feature = "__internal")]
 pub mod sse;
 
-use std::future::Future;
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use laracopilot::tokens::StaticToken;
@@ -118,8 +118,9 @@ pub fn sse_body(events: &[&str]) -> String {
     events.iter().map(|e| format!("data: {e}\n\n")).collect()
 }
 
-/// `future`, bounded to 20 seconds: a test that hangs fails instead.
-pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+/// `future` (or a request, which runs when awaited), bounded to 20 seconds: a
+/// test that hangs fails instead.
+pub async fn bounded<T>(future: impl IntoFuture<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), future)
         .await
         .expect("the test makes progress")
@@ -220,31 +221,6 @@ pub async fn bearers(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-/// The path of example `name` as `cargo test` builds it
-/// (`target/<profile>/examples/<name>`), or `None` when it was not built (e.g. a run
-/// limited with `--test`). On CI (`CI` set) a missing example is a failure.
-pub fn example(name: &str) -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    // target/<profile>/deps/<test binary>
-    let profile = exe.parent()?.parent()?;
-    let path = profile
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "example {name} was not built at {}",
-        path.display()
-    );
-    eprintln!(
-        "skipping example {name}: not built at {} (run `cargo test --all-features` without --test to build the examples)",
-        path.display()
-    );
-    None
-}
-
 /// The lines of an example's `--json` stdout, each parsed (a line that is not JSON
 /// fails the test, naming it).
 pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
@@ -302,6 +278,24 @@ pub const ALONE: &str = "LARACOPILOT_IT_ALONE";
 /// Whether this process is the child that [`alone`] started to run test `name`.
 pub fn is_alone(name: &str) -> bool {
     std::env::var(ALONE).is_ok_and(|value| value == name)
+}
+
+/// Starts test `name` (its path in this binary, `module::test`) again in a child
+/// process of its own, with [`ALONE`] set to `name` and `env` set, its output
+/// discarded: for a test that kills it. The caller reaps it.
+pub fn spawn_alone(name: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE, name)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().expect("the test binary starts")
 }
 
 /// Runs test `name` (its path in this binary, `module::test`) again in a child

@@ -149,9 +149,43 @@ fn typed(event: Event) -> Item {
     Item::Event { typed, raw }
 }
 
-/// The items the reader yields for `chunks` under `cap`, checked by [`check::read`].
+/// The items the reader yields for `chunks` under `cap`, checked by [`check::read`],
+/// with the facts the stream adds to them as a `Generation` hands them out (the
+/// reader leaves those to it): its errors name the project known so far, and
+/// `Incomplete` counts the events handed out before it.
 pub fn read(chunks: &[&[u8]], cap: usize) -> Vec<Item> {
-    check::read(chunks, cap).into_iter().map(item).collect()
+    let mut known: Option<String> = None;
+    let mut delivered = 0;
+    check::read(chunks, cap)
+        .into_iter()
+        .map(|result| {
+            let mut item = item(result);
+            match &mut item {
+                Item::Event { typed, .. } => {
+                    delivered += 1;
+                    match typed {
+                        Typed::ProjectCreated { project_id, .. } => {
+                            known = Some(project_id.clone());
+                        }
+                        Typed::StreamEnd {
+                            project_id: Some(project_id),
+                            ..
+                        } => known = Some(project_id.clone()),
+                        _ => {}
+                    }
+                }
+                Item::Incomplete { project_id, events } => {
+                    *project_id = known.clone();
+                    *events = delivered;
+                }
+                Item::CreditsExhausted { project_id, .. } | Item::TooLarge { project_id, .. } => {
+                    *project_id = known.clone();
+                }
+                Item::Other(_) => {}
+            }
+            item
+        })
+        .collect()
 }
 
 /// `bytes` cut at `cuts` (each taken modulo the length plus one), in order.

@@ -1,46 +1,100 @@
-//! The journal stays true, whichever way the caller consumes a generation and
-//! whichever journal keeps it (`MemoryJournal`, `FileJournal`): `Started` is written
-//! before the server sees the POST, `ProjectKnown` before the caller sees
-//! `project_created`, `Settled` with the right outcome before the terminal item
-//! reaches the caller, and nothing is settled after a drop halfway. Calls refused
-//! before or at sending, `resume` in each situation, and journals that fail to write.
+//! The journal stays true on every engine (memory, SQLite, PostgreSQL), whichever
+//! way the caller consumes a generation: the intent is durable before the server
+//! sees the POST, the acceptance before the stream is handed back (so before the
+//! first event), the project id before the caller sees the event that names it,
+//! the settlement before the terminal item reaches the caller; a broken or dropped
+//! stream's entry is left unfinished, and `finish_or_recover` settles it with what
+//! its poll proves.
 //!
-//! One file per concern: the records of a generation (`records.rs`), calls refused
-//! before or at sending (`refused.rs`), `resume` (`resume.rs`), journals that fail
-//! to write (`failing_writes.rs`), and the journal from the command line, with
-//! the example programs (`cli.rs`).
+//! One file per concern: the records of a generation (`records.rs`), a stream
+//! dropped unread (`accepted.rs`), calls refused before or at sending
+//! (`refused.rs`), writes that fail (`failing_writes.rs`), `resume` (`resume.rs`),
+//! idempotent calls (`idempotency.rs`), and the spend guards shared by every
+//! instance of one database (`guards.rs`).
 //!
-//! Every write is checked as it happens by a journal wrapper that logs it next to
-//! the requests the offline LaraCopilot had received at that moment, in one log with
-//! what the caller saw.
+//! Every record is checked as it happens: the database is read apart from the SDK
+//! (see `common::journal`) at the moment the server receives the POST (in the
+//! server's script), when the call hands the stream back, and as the caller gets
+//! each item.
 
 use crate::common;
 
 mod accepted;
-mod cli;
 mod failing_writes;
+mod guards;
+mod idempotency;
 mod records;
 mod refused;
 mod resume;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::journal::{file_lines, Checked, Log, Step};
-use common::mock::{eventually, posts, PROMPT};
-use laracopilot::journal::{FileJournal, Journal, Kind, MemoryJournal, Record};
-use laracopilot::{Client, ClientBuilder, Error, Outcome, RetryPolicy, TimeoutKind, WaitOptions};
-use laracopilot_mock::{Fault, MockServer, ProjectStatus, Reply};
+use common::journal::{states, Db, Observer, Row};
+use common::raw::{self, RawServer, Step};
+use laracopilot::{Client, ClientBuilder, Error, Event, Outcome, WaitOptions};
 
-/// Where a test keeps its journal.
+/// The project the raw server's generations make.
+const APP_URL: &str = "https://p1.laracopilot.com";
+
+/// The events of the raw server's generation of `p1`.
+const CREATED: &str =
+    r#"{"type":"project_created","project_id":"p1","app_url":"https://p1.laracopilot.com"}"#;
+const PROGRESS: &str =
+    r#"{"type":"container_progress","message":"Installing Laravel...","percentage":40}"#;
+const READY: &str = r#"{"type":"container_ready","message":"Container ready."}"#;
+const FILE: &str = r#"{"type":"file_created","path":"app/Models/Task.php"}"#;
+const END: &str =
+    r#"{"type":"stream_end","project_id":"p1","app_url":"https://p1.laracopilot.com"}"#;
+const CREDITS: &str = r#"{"type":"credits_exhausted","message":"Your credits ran out."}"#;
+
+/// How the raw server's generations end.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Store {
-    Memory,
-    File,
+enum Story {
+    /// `stream_end`.
+    Success,
+    /// `credits_exhausted`.
+    Credits,
+    /// The body ends after three events: `Error::Incomplete`.
+    DropAfter,
+    /// The connection is reset in the middle of the fourth event:
+    /// `Error::Transport`.
+    DropMidEvent,
 }
 
-const STORES: [Store; 2] = [Store::Memory, Store::File];
+/// The answer of a generate or follow-up call that tells `story`.
+fn stream(follow_up: bool, story: Story) -> Vec<Step> {
+    let events: &[&str] = if follow_up {
+        &[FILE, FILE]
+    } else {
+        &[CREATED, PROGRESS, READY, FILE]
+    };
+    match story {
+        Story::Success => {
+            let mut all = events.to_vec();
+            all.push(END);
+            vec![Step::Write(raw::sse_answer(&all)), Step::Close]
+        }
+        Story::Credits => {
+            let mut all = events.to_vec();
+            all.push(CREDITS);
+            vec![Step::Write(raw::sse_answer(&all)), Step::Close]
+        }
+        Story::DropAfter => vec![
+            Step::Write(raw::sse_answer(events.get(..3).unwrap_or(events))),
+            Step::Close,
+        ],
+        Story::DropMidEvent => {
+            let mut bytes = raw::sse_answer(events.get(..3).unwrap_or(events));
+            bytes.extend_from_slice(b"data: {\"type\":\"file_cr");
+            vec![
+                Step::Write(bytes),
+                Step::Sleep(Duration::from_millis(20)),
+                Step::Reset,
+            ]
+        }
+    }
+}
 
 /// How the caller consumes the generation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,130 +123,102 @@ const MODES: &[Mode] = &[
     Mode::BlockingFinish,
 ];
 
-/// One test's server, journal, log and client.
+/// What the database held at one moment: `post` (the server has the POST in hand),
+/// `handed` (the call handed the stream back), an event's type or `error:<kind>`
+/// (the caller has that item in hand), `end` (the call is over).
+type Moment = (String, Vec<Row>);
+
+/// One test's raw server, database, client and log of moments.
 struct Rig {
-    server: Arc<MockServer>,
-    log: Log,
+    db: Db,
+    server: RawServer,
     client: Client,
-    memory: Option<Arc<MemoryJournal>>,
-    path: PathBuf,
-    _dir: tempfile::TempDir,
+    log: Arc<Mutex<Vec<Moment>>>,
+    /// What the status endpoint says of `p1`.
+    status: Arc<Mutex<&'static str>>,
 }
 
 impl Rig {
-    /// A client of `server` (adjusted by `adjust`) journaling into `store` through a
-    /// [`Checked`] wrapper; `refuse` picks the writes that fail.
-    fn new(
-        server: MockServer,
-        store: Store,
-        adjust: impl FnOnce(ClientBuilder) -> ClientBuilder,
-        refuse: Option<fn(&Record) -> bool>,
-    ) -> Rig {
-        let server = Arc::new(server);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("laracopilot.journal");
-        let log = Log::default();
-        let builder = adjust(server.client_builder().retry_policy(RetryPolicy::none()));
-        let (builder, memory) = match store {
-            Store::Memory => {
-                let memory = Arc::new(MemoryJournal::new());
-                let checked =
-                    Checked::new(Arc::clone(&memory), Some(Arc::clone(&server)), log.clone());
-                (with_refusal(builder, checked, refuse), Some(memory))
-            }
-            Store::File => {
-                let file = FileJournal::open(&path).unwrap();
-                let checked = Checked::new(file, Some(Arc::clone(&server)), log.clone());
-                (with_refusal(builder, checked, refuse), None)
-            }
+    /// A raw server whose generations tell `story` (and whose status answer says
+    /// `ready`), and a client of it (adjusted by `adjust`) over a journal of `db`.
+    fn new(db: Db, story: Story, adjust: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Rig {
+        let log: Arc<Mutex<Vec<Moment>>> = Arc::default();
+        let status = Arc::new(Mutex::new("ready"));
+        let server = {
+            let (observer, log, status) = (db.observer(), Arc::clone(&log), Arc::clone(&status));
+            RawServer::start(move |request| {
+                if request.method == "GET" {
+                    let answer = match *status.lock().unwrap() {
+                        // A proxy's page, not the API's answer.
+                        "proxy-404" => raw::response(
+                            404,
+                            &[("Content-Type", "text/html")],
+                            "<html><body>Not Found</body></html>",
+                        ),
+                        status => raw::project_answer("p1", status),
+                    };
+                    return vec![Step::Write(answer), Step::Close];
+                }
+                // The moment the server has the POST: what is durable already.
+                log.lock().unwrap().push(("post".into(), observer.rows()));
+                stream(request.target.ends_with("/p1"), story)
+            })
         };
+        let client =
+            adjust(raw::builder(&server.base_url()).idle_timeout(Some(Duration::from_secs(5))))
+                .journal(db.open())
+                .build()
+                .unwrap();
         Rig {
+            db,
             server,
+            client,
             log,
-            client: builder.build().unwrap(),
-            memory,
-            path,
-            _dir: dir,
+            status,
         }
     }
 
-    fn plain(store: Store) -> Rig {
-        Rig::new(MockServer::start(), store, |b| b, None)
+    /// Notes what the database holds now, as moment `what`.
+    fn note(&self, what: impl Into<String>) {
+        note(&self.log, &self.db.observer(), what);
     }
 
-    /// What the journal holds now, read back as a restarted program would: the
-    /// memory journal's unfinished entries, or the file opened again (after checking
-    /// that every line of it parses).
-    async fn unfinished(&self) -> Vec<laracopilot::journal::Entry> {
-        match &self.memory {
-            Some(memory) => memory.unfinished().await.unwrap(),
-            None => {
-                file_lines(&self.path, false);
-                let reopened = FileJournal::open(&self.path).unwrap();
-                assert_eq!(reopened.torn_lines(), 0);
-                reopened.unfinished().await.unwrap()
-            }
-        }
+    fn moments(&self) -> Vec<Moment> {
+        self.log.lock().unwrap().clone()
     }
 
-    /// A new client of the same server over the same journal, as after a restart:
-    /// the file opened again, or the same memory journal.
-    fn restarted(&self) -> Client {
-        let builder = self
-            .server
-            .client_builder()
-            .retry_policy(RetryPolicy::none());
-        let checked =
-            |journal| Checked::new(journal, Some(Arc::clone(&self.server)), self.log.clone());
-        match &self.memory {
-            Some(memory) => builder.journal(checked(JournalKind::Memory(Arc::clone(memory)))),
-            None => builder.journal(checked(JournalKind::File(
-                FileJournal::open(&self.path).unwrap(),
-            ))),
-        }
-        .build()
-        .unwrap()
+    /// The states at the first moment named `what`.
+    fn at(&self, what: &str) -> Vec<String> {
+        let moments = self.moments();
+        let (_, rows) = moments
+            .iter()
+            .find(|(name, _)| name == what)
+            .unwrap_or_else(|| panic!("no moment {what}: {moments:#?}"));
+        states(rows)
+    }
+
+    /// The names of the moments, in order.
+    fn names(&self) -> Vec<String> {
+        self.moments().into_iter().map(|(name, _)| name).collect()
     }
 }
 
-/// Either journal, for [`Rig::restarted`].
-enum JournalKind {
-    Memory(Arc<MemoryJournal>),
-    File(FileJournal),
+fn note(log: &Mutex<Vec<Moment>>, observer: &Observer, what: impl Into<String>) {
+    let rows = observer.rows();
+    log.lock().unwrap().push((what.into(), rows));
 }
 
-impl Journal for JournalKind {
-    fn write(&self, record: Record) -> laracopilot::journal::JournalFuture<'_, ()> {
-        match self {
-            JournalKind::Memory(j) => j.write(record),
-            JournalKind::File(j) => j.write(record),
-        }
-    }
-
-    fn unfinished(
-        &self,
-    ) -> laracopilot::journal::JournalFuture<'_, Vec<laracopilot::journal::Entry>> {
-        match self {
-            JournalKind::Memory(j) => j.unfinished(),
-            JournalKind::File(j) => j.unfinished(),
-        }
-    }
-}
-
-fn with_refusal<J: Journal>(
-    builder: ClientBuilder,
-    checked: Checked<J>,
-    refuse: Option<fn(&Record) -> bool>,
-) -> ClientBuilder {
-    match refuse {
-        Some(refuse) => builder.journal(checked.refusing(refuse)),
-        None => builder.journal(checked),
+/// How the caller names an item.
+fn seen(item: &laracopilot::Result<Event>) -> String {
+    match item {
+        Ok(event) => event.type_name().to_owned(),
+        Err(error) => format!("error:{}", error.kind()),
     }
 }
 
 fn fast() -> WaitOptions {
     WaitOptions::default()
-        .interval(Duration::from_millis(100), Duration::from_millis(200))
+        .interval(Duration::from_millis(50), Duration::from_millis(200))
         .timeout(Duration::from_secs(10))
 }
 
@@ -203,25 +229,37 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Generates from `prompt` and consumes the stream as `mode` says, logging every
-/// item the caller gets; the end result (with the outcome, unless consumed item by
-/// item), bounded in time.
-fn run(rig: &Rig, mode: Mode, prompt: &str) -> laracopilot::Result<Option<Outcome>> {
-    let log = rig.log.clone();
-    let on_event = move |event: &laracopilot::Event| log.push(Step::Saw(event.type_name().into()));
+/// Starts a generation (a follow-up of `p1` when `follow_up`) and consumes it as
+/// `mode` says, noting the database at every item the caller gets; the end result
+/// (with the outcome, unless consumed item by item), bounded in time.
+fn run(rig: &Rig, mode: Mode, follow_up: bool) -> laracopilot::Result<Option<Outcome>> {
+    let prompt = "Build a task management app";
+    let (log, observer) = (Arc::clone(&rig.log), rig.db.observer());
+    let on_event = {
+        let (log, observer) = (Arc::clone(&log), observer.clone());
+        move |event: &Event| note(&log, &observer, event.type_name())
+    };
     let result = match mode {
         Mode::Next | Mode::Finish | Mode::Recover => runtime().block_on(async {
-            tokio::time::timeout(Duration::from_secs(20), async {
-                let generation = rig.client.generate(prompt).await?;
+            common::bounded(async {
+                let generation = match follow_up {
+                    false => rig.client.generate(prompt).await?,
+                    true => rig.client.follow_up("p1", "Add a dark mode").await?,
+                };
+                rig.note("handed");
+                let rows = rig.db.rows();
+                assert_eq!(
+                    generation.progress().journal_id().map(|id| id.as_str()),
+                    rows.last().map(|row| row.local_id.as_str()),
+                    "the generation names its entry"
+                );
                 match mode {
                     Mode::Next => {
                         let mut generation = generation;
-                        let journal_id = generation.journal_id().cloned();
-                        assert!(journal_id.is_some(), "a journaled generation has an id");
                         let mut last = None;
                         let mut items = 0;
                         while let Some(item) = generation.next().await {
-                            rig.log.saw(&item);
+                            rig.note(seen(&item));
                             items += 1;
                             assert!(items < 10_000, "runaway stream");
                             last = Some(item);
@@ -240,18 +278,21 @@ fn run(rig: &Rig, mode: Mode, prompt: &str) -> laracopilot::Result<Option<Outcom
                 }
             })
             .await
-            .expect("the generation ends in time")
         }),
         #[cfg(feature = "blocking")]
-        Mode::BlockingIter | Mode::BlockingFinish => {
+        Mode::BlockingIter | Mode::BlockingFinish => (|| {
             let client = laracopilot::blocking::Client::from_async(rig.client.clone()).unwrap();
-            let generation = client.generate(prompt)?;
+            let generation = match follow_up {
+                false => client.generate(prompt).send()?,
+                true => client.follow_up("p1", "Add a dark mode").send()?,
+            };
+            rig.note("handed");
             if mode == Mode::BlockingFinish {
                 generation.finish_with(on_event).map(Some)
             } else {
                 let mut last = None;
                 for (count, item) in generation.enumerate() {
-                    rig.log.saw(&item);
+                    rig.note(seen(&item));
                     assert!(count < 10_000, "runaway stream");
                     last = Some(item);
                 }
@@ -260,60 +301,84 @@ fn run(rig: &Rig, mode: Mode, prompt: &str) -> laracopilot::Result<Option<Outcom
                     _ => Ok(None),
                 }
             }
-        }
+        })(),
     };
-    // `finish` hands back its error last, after every event.
+    // `finish` hands its error back last, after every event.
     if let Err(error) = &result {
-        if !matches!(mode, Mode::Next) && !is_iter(mode) {
-            rig.log.push(Step::Saw(format!("error:{}", error.kind())));
+        if !item_by_item(mode) {
+            rig.note(format!("error:{}", error.kind()));
         }
     }
+    rig.note("end");
     result
 }
 
-fn is_iter(mode: Mode) -> bool {
+fn item_by_item(mode: Mode) -> bool {
     #[cfg(feature = "blocking")]
     if mode == Mode::BlockingIter {
         return true;
     }
-    let _ = mode;
-    false
+    mode == Mode::Next
 }
 
-/// The three facts of a generation that ended with `terminal` (what the caller saw
-/// last), with the records in `want`.
-fn assert_true_records(rig: &Rig, want: &[&str], terminal: &str) {
-    let written = rig.log.written();
-    assert_eq!(written, want, "records");
-    let (started, posts_then) = rig.log.write_of("started").expect("a started record");
-    assert_eq!(posts_then, 0, "Started is written before the POST is sent");
-    assert_eq!(posts(&rig.server), 1, "one POST");
-    if let Some(project) = want.iter().find(|r| r.starts_with("project_known")) {
-        let (known, _) = rig.log.write_of(project).unwrap();
-        let created = rig
-            .log
-            .seen_at("project_created")
-            .expect("project_created seen");
-        assert!(started < known && known < created, "{:#?}", rig.log.steps());
-    }
-    let (settled, _) = rig.log.write_of("settled").expect("a settled record");
-    let end = rig
-        .log
-        .seen_at(terminal)
-        .unwrap_or_else(|| panic!("{terminal} not seen: {:#?}", rig.log.steps()));
-    assert!(
-        settled < end,
-        "Settled before {terminal}: {:#?}",
-        rig.log.steps()
+/// The journal's order for one generation of `p1` (`follow_up`: of a follow-up),
+/// which the caller ended on `terminal` (an event's type or `error:<kind>`): the
+/// intent alone when the server had the POST, accepted when the stream came back,
+/// the project id when `project_created` came, `last` (its final state) when the
+/// terminal item came, and nothing written after.
+fn assert_recorded_in_order(rig: &Rig, follow_up: bool, terminal: &str, last: &str) {
+    let context = format!("{:?}: {:#?}", rig.db, rig.moments());
+    let project = if follow_up { " p1" } else { "" };
+    assert_eq!(
+        rig.at("post"),
+        [format!("sent{project}")],
+        "the intent, before the POST: {context}"
     );
     assert_eq!(
-        rig.log
-            .steps()
-            .iter()
-            .skip(end + 1)
-            .filter(|s| matches!(s, Step::Saw(_)))
-            .count(),
-        0,
-        "the terminal item is the last one the caller sees"
+        rig.at("handed"),
+        [format!("accepted{project}")],
+        "accepted, before the stream is handed back: {context}"
     );
+    if !follow_up {
+        assert_eq!(
+            rig.at("project_created"),
+            ["accepted p1"],
+            "the project id, before project_created: {context}"
+        );
+    }
+    assert_eq!(
+        rig.at(terminal),
+        [last],
+        "the final state, before {terminal}: {context}"
+    );
+    if terminal != "end" {
+        let names = rig.names();
+        let terminal_at = names.iter().position(|n| n == terminal).unwrap();
+        assert_eq!(
+            names.get(terminal_at + 1..),
+            Some(&["end".to_owned()][..]),
+            "the terminal item is the last one the caller sees: {context}"
+        );
+    }
+    assert_eq!(rig.at("end"), [last], "nothing written after: {context}");
+    assert_eq!(rig.server.count("POST"), 1, "one POST: {context}");
+}
+
+/// Waits (bounded) until `client` lists `count` unfinished entries; those entries.
+async fn wait_unfinished(client: &Client, count: usize) -> Vec<laracopilot::journal::Entry> {
+    common::bounded(async {
+        loop {
+            let entries = client.unfinished().await.unwrap();
+            if entries.len() >= count {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// The error of a call that must fail.
+fn failed<T: std::fmt::Debug>(result: laracopilot::Result<T>) -> Error {
+    result.expect_err("the call fails")
 }

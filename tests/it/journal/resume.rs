@@ -1,155 +1,212 @@
-//! `resume` in each situation: a project that succeeded, failed, is unknown, does
-//! not settle in time, or was never named.
+//! `resume` on every engine tells only the truth: it polls a new project whose id
+//! is known, or a follow-up the server accepted; a project that succeeded, failed
+//! or that the API does not know is recorded so; a poll that proves nothing (a
+//! timeout, a proxy's page) records nothing; anything else is `OutcomeUnknown`,
+//! without a request. Of resumers of one entry, exactly one proceeds; an outcome
+//! nobody reported is not recorded.
 
 use super::*;
-use laracopilot_mock::OnClientDrop;
 
-/// A rig whose journal lost the `Settled` of one successful generation of `p1` (the
-/// process stopped right before writing it).
-fn lost_settlement(store: Store) -> Rig {
-    let rig = Rig::new(
-        MockServer::start(),
-        store,
-        |b| b,
-        Some(|r| matches!(r, Record::Settled { .. })),
-    );
-    run(&rig, Mode::Finish, PROMPT).unwrap();
-    rig
+use common::mock::{eventually, posts, PROMPT};
+use laracopilot::journal::Kind;
+use laracopilot::TimeoutKind;
+use laracopilot_mock::{Fault, MockServer, OnClientDrop, ProjectStatus};
+
+/// A client of `server` over a new instance of `db`'s journal, without retries.
+fn client_of(server: &MockServer, db: &Db) -> Client {
+    server
+        .client_builder()
+        .retry_policy(laracopilot::RetryPolicy::none())
+        .journal(db.open())
+        .build()
+        .unwrap()
 }
 
-#[test]
-fn resume_settles_a_project_that_succeeded_without_sending_a_generate_call() {
-    for &store in &STORES {
-        let rig = lost_settlement(store);
-        let rt = runtime();
-        let client = rig.restarted();
-        let open = rt.block_on(client.unfinished()).unwrap();
-        assert_eq!(open.len(), 1);
-        let before = posts(&rig.server);
-        let outcome = rt.block_on(client.resume(&open[0], fast())).unwrap();
-        assert_eq!(posts(&rig.server), before, "resume never POSTs");
-        assert_eq!(outcome.project_id.as_ref().map(|p| p.as_str()), Some("p1"));
-        assert_eq!(
-            outcome.app_url.as_deref(),
-            Some("https://p1.laracopilot.com")
+/// Starts a generation with `client`, reads its first event (`project_created`,
+/// `p1` on a fresh server) and drops it: an entry accepted, with its project, left
+/// unfinished.
+async fn dropped_after_the_project(client: &Client) {
+    let mut generation = client.generate(PROMPT).await.unwrap();
+    let first = common::bounded(generation.next()).await.unwrap().unwrap();
+    assert!(matches!(first, Event::ProjectCreated(_)), "{first:?}");
+}
+
+/// Starts a call with `client` and gives it up once the server has its POST, which
+/// it never answers (the test ends first): an entry sent, never accepted.
+async fn given_up_once_sent(server: &MockServer, client: &Client, follow_up: bool) {
+    server.fault_next(Fault::DelayHeaders(Duration::from_secs(60)));
+    let arrived = server.requests_received(server.requests().len() + 1);
+    let call = match follow_up {
+        false => client.generate(PROMPT),
+        true => client.follow_up("p1", "Add a dark mode"),
+    };
+    let gave_up = tokio::select! {
+        answered = call => Err(answered),
+        () = common::bounded(arrived) => Ok(()),
+    };
+    assert!(gave_up.is_ok(), "{gave_up:?}");
+}
+
+#[tokio::test]
+async fn resume_settles_a_project_that_succeeded_without_sending_a_generate_call() {
+    for db in Db::all("resume::succeeded") {
+        let server = MockServer::start();
+        dropped_after_the_project(&client_of(&server, &db)).await;
+        // The offline LaraCopilot finishes a generation its client left, as the real
+        // service does.
+        assert!(
+            eventually(|| server
+                .project("p1")
+                .is_some_and(|p| p.status == ProjectStatus::Ready))
+            .await
         );
+        // After a restart: another instance of the journal.
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
+        assert_eq!(open.len(), 1);
+        let before = posts(&server);
+        let outcome = client.resume(&open[0], fast()).await.unwrap();
+        assert_eq!(posts(&server), before, "resume never POSTs");
+        assert_eq!(outcome.project_id().map(|p| p.as_str()), Some("p1"));
+        assert_eq!(outcome.app_url.as_deref(), Some(APP_URL));
+        assert_eq!(outcome.journal_id(), Some(&open[0].local_id));
+        assert_eq!(outcome.progress.phase(), laracopilot::Phase::Recovered);
         assert_eq!(
             outcome.recovered.unwrap().project_status.as_deref(),
             Some("ready")
         );
         assert_eq!(
-            rig.log.written().last().map(String::as_str),
-            Some("settled p1 succeeded https://p1.laracopilot.com")
+            db.states(),
+            ["accepted p1 succeeded https://p1.laracopilot.com"]
         );
-        assert!(rt.block_on(client.unfinished()).unwrap().is_empty());
-        drop(client);
-        assert!(rt.block_on(rig.unfinished()).is_empty());
+        assert!(client.unfinished().await.unwrap().is_empty());
     }
 }
 
-#[test]
-fn resume_reports_and_records_a_project_that_failed() {
-    for &store in &STORES {
+#[tokio::test]
+async fn resume_reports_and_records_a_project_that_failed() {
+    for db in Db::all("resume::failed") {
         let server = MockServer::builder()
             .on_client_drop(OnClientDrop::Fail)
             .start()
             .unwrap();
-        let rig = Rig::new(server, store, |b| b, None);
         // Held after the first events (for longer than any test runs), so that the
         // rest is not already on its way when the caller leaves, however late.
-        rig.server
-            .fault_next(Fault::DelayBefore(2, Duration::from_secs(60)));
-        let rt = runtime();
-        rt.block_on(async {
-            let mut generation = rig.client.generate(PROMPT).await.unwrap();
-            generation.next().await.unwrap().unwrap();
-        });
+        server.fault_next(Fault::DelayBefore(2, Duration::from_secs(60)));
+        dropped_after_the_project(&client_of(&server, &db)).await;
         // This server marks a stream its client left as failed.
-        assert!(rt.block_on(eventually(|| {
-            rig.server
+        assert!(
+            eventually(|| server
                 .project("p1")
-                .is_some_and(|p| p.status == ProjectStatus::Failed)
-        })));
-        let client = rig.restarted();
-        let open = rt.block_on(client.unfinished()).unwrap();
-        let error = rt.block_on(client.resume(&open[0], fast())).unwrap_err();
-        assert!(matches!(error, Error::GenerationFailed { .. }), "{error:?}");
-        assert_eq!(
-            rig.log.written().last().map(String::as_str),
-            Some("settled p1 failed generation_failed true")
+                .is_some_and(|p| p.status == ProjectStatus::Failed))
+            .await
         );
-        assert_eq!(posts(&rig.server), 1);
-        assert!(rt.block_on(client.unfinished()).unwrap().is_empty());
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
+        let error = client.resume(&open[0], fast()).await.unwrap_err();
+        assert!(matches!(error, Error::GenerationFailed { .. }), "{error:?}");
+        assert_eq!(error.journal_id(), Some(&open[0].local_id));
+        assert_eq!(db.states(), ["accepted p1 failed generation_failed true"]);
+        assert_eq!(posts(&server), 1);
+        assert!(client.unfinished().await.unwrap().is_empty());
     }
 }
 
-#[test]
-fn resume_records_an_unknown_project_as_failed_after_it_may_have_started_work() {
-    // A journal written against another server (or a project since deleted).
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal");
-    std::fs::write(
-        &path,
-        concat!(
-            r#"{"v":1,"record":"started","local_id":"lcj-a","kind":"generate","project_id":null,"prompt":"Build a task management app","at":1764618266123,"token":"****9f8e"}"#,
-            "\n",
-            r#"{"v":1,"record":"project_known","local_id":"lcj-a","project_id":"elsewhere1","at":1764618268001}"#,
-            "\n",
-            r#"{"v":1,"record":"started","local_id":"lcj-b","kind":"follow_up","project_id":"elsewhere2","prompt":"Add a dark mode","at":1764618269000,"token":"****9f8e"}"#,
-            "\n",
-        ),
-    )
-    .unwrap();
-    let server = MockServer::start();
-    let client = server
-        .client_builder()
-        .journal(FileJournal::open(&path).unwrap())
-        .build()
-        .unwrap();
-    let rt = runtime();
-    let open = rt.block_on(client.unfinished()).unwrap();
-    assert_eq!(open.len(), 2);
-    assert_eq!(open[0].kind, Kind::Generate);
-    assert_eq!(open[1].kind, Kind::FollowUp);
-    for entry in &open {
-        let error = rt.block_on(client.resume(entry, fast())).unwrap_err();
-        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
-    }
-    assert!(server.requests().iter().all(|r| r.method == "GET"));
-    drop(client);
-    let (lines, _) = file_lines(&path, false);
-    for line in &lines[3..] {
-        assert_eq!(line["record"], "settled");
-        assert_eq!(line["outcome"], "failed");
-        assert_eq!(line["error"], "not_found");
-        assert_eq!(line["may_have_started_work"], true, "{line}");
-    }
-    assert_eq!(lines.len(), 5);
-}
-
-#[test]
-fn resume_that_times_out_leaves_the_entry_unfinished_to_try_again() {
-    for &store in &STORES {
-        let rig = lost_settlement(store);
-        // Another generation on p1 runs (and hangs): the project is generating.
-        let rt = runtime();
-        rig.server.fault_next(Fault::StallBefore(1));
-        let other = rt
-            .block_on(
-                rig.server
-                    .client()
-                    .follow_up("p1", "Add a dark mode to every page"),
-            )
-            .unwrap();
+#[tokio::test]
+async fn resume_records_a_project_the_api_does_not_know_as_failed_after_it_may_have_started_work() {
+    for db in Db::all("resume::not_found") {
+        // Entries made against another server: a generation and a follow-up its
+        // server accepted, both left.
+        let elsewhere = MockServer::start();
+        let first = client_of(&elsewhere, &db);
+        dropped_after_the_project(&first).await;
+        drop(first.follow_up("p1", "Add a dark mode").await.unwrap());
+        // Resumed against a server that knows neither project: the API's own 404.
+        let server = MockServer::start();
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 2).await;
+        assert_eq!(open[0].kind, Kind::Generate);
+        assert_eq!(open[1].kind, Kind::FollowUp);
+        for entry in &open {
+            let error = client.resume(entry, fast()).await.unwrap_err();
+            assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+        }
+        assert!(server.requests().iter().all(|r| r.method == "GET"));
         assert_eq!(
-            rig.server.project("p1").unwrap().status,
+            db.states(),
+            [
+                "accepted p1 failed not_found true",
+                "accepted p1 failed not_found true"
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_page_that_says_404_settles_nothing() {
+    for db in Db::all("resume::proxy_404") {
+        let elsewhere = MockServer::start();
+        dropped_after_the_project(&client_of(&elsewhere, &db)).await;
+        // A portal in front of the API answers with a page of its own.
+        let proxy = RawServer::start(|_| {
+            vec![
+                Step::Write(raw::response(
+                    404,
+                    &[("Content-Type", "text/html")],
+                    "<html><body><h1>404 Not Found</h1></body></html>",
+                )),
+                Step::Close,
+            ]
+        });
+        let client = raw::builder(&proxy.base_url())
+            .journal(db.open())
+            .build()
+            .unwrap();
+        let open = wait_unfinished(&client, 1).await;
+        let error = client.resume(&open[0], fast()).await.unwrap_err();
+        assert!(matches!(error, Error::Api { status: 404, .. }), "{error:?}");
+        assert_eq!(proxy.count("GET"), 1, "asked once: a page is no answer");
+        assert_eq!(db.states(), ["accepted p1"], "nothing recorded");
+        // Left for a later resume, against the API this time.
+        let open = wait_unfinished(&client, 1).await;
+        assert_eq!(open.len(), 1);
+        let outcome = client_of(&elsewhere, &db)
+            .resume(&open[0], fast())
+            .await
+            .unwrap();
+        assert_eq!(outcome.project_id().map(|p| p.as_str()), Some("p1"));
+    }
+}
+
+#[tokio::test]
+async fn resume_that_times_out_leaves_the_entry_unfinished_to_try_again() {
+    for db in Db::all("resume::times_out") {
+        let server = MockServer::start();
+        dropped_after_the_project(&client_of(&server, &db)).await;
+        assert!(
+            eventually(|| server
+                .project("p1")
+                .is_some_and(|p| p.status == ProjectStatus::Ready))
+            .await
+        );
+        // Another generation on p1 runs (and hangs): the project is generating.
+        server.fault_next(Fault::StallBefore(1));
+        let other = common::bounded(
+            server
+                .client()
+                .follow_up("p1", "Add a dark mode to every page"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            server.project("p1").unwrap().status,
             ProjectStatus::Generating
         );
-        let client = rig.restarted();
-        let open = rt.block_on(client.unfinished()).unwrap();
-        let records = rig.log.written().len();
-        let error = rt
-            .block_on(client.resume(&open[0], fast().timeout(Duration::from_millis(400))))
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
+        let error = client
+            .resume(&open[0], fast().timeout(Duration::from_millis(400)))
+            .await
             .unwrap_err();
         assert!(
             matches!(
@@ -161,68 +218,175 @@ fn resume_that_times_out_leaves_the_entry_unfinished_to_try_again() {
             ),
             "{error:?}"
         );
-        assert_eq!(rig.log.written().len(), records, "nothing recorded");
-        assert_eq!(rt.block_on(client.unfinished()).unwrap().len(), 1);
-        // Once the other stream is gone the project settles, and so does the entry.
+        assert_eq!(db.states(), ["accepted p1"], "nothing recorded");
+        assert_eq!(wait_unfinished(&client, 1).await.len(), 1);
+        // Once the other stream is gone the project settles (the hung generation
+        // failed), and so does the entry.
         drop(other);
-        let error = rt.block_on(client.resume(&open[0], fast())).unwrap_err();
+        assert!(
+            eventually(|| server
+                .project("p1")
+                .is_some_and(|p| p.status == ProjectStatus::Failed))
+            .await
+        );
+        let error = client.resume(&open[0], fast()).await.unwrap_err();
         assert!(matches!(error, Error::GenerationFailed { .. }), "{error:?}");
-        assert!(rt.block_on(client.unfinished()).unwrap().is_empty());
+        assert!(client.unfinished().await.unwrap().is_empty());
     }
 }
 
-#[test]
-fn resume_without_a_project_id_reports_the_outcome_unknown_and_sends_nothing() {
-    for &store in &STORES {
-        // The caller gave up while the server had the POST and had not answered
-        // (it never answers before the test ends): once the server has it.
-        let rig = Rig::plain(store);
-        rig.server
-            .fault_next(Fault::DelayHeaders(Duration::from_secs(60)));
-        let rt = runtime();
-        let arrived = rig.server.requests_received(1);
-        let gave_up = rt.block_on(async {
-            tokio::select! {
-                answered = rig.client.generate(PROMPT) => Err(answered),
-                () = common::bounded(arrived) => Ok(()),
-            }
-        });
-        assert!(gave_up.is_ok(), "{gave_up:?}");
-        assert_eq!(posts(&rig.server), 1);
-        let client = rig.restarted();
-        let open = rt.block_on(client.unfinished()).unwrap();
+#[tokio::test]
+async fn resume_without_a_project_id_reports_the_outcome_unknown_and_sends_nothing() {
+    for db in Db::all("resume::no_project_id") {
+        let server = MockServer::start();
+        given_up_once_sent(&server, &client_of(&server, &db), false).await;
+        assert_eq!(posts(&server), 1);
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].project_id, None);
-        let sent = rig.server.requests().len();
-        let error = rt.block_on(client.resume(&open[0], fast())).unwrap_err();
-        let Error::OutcomeUnknown { local_id, .. } = &error else {
+        let sent = server.requests().len();
+        let error = client.resume(&open[0], fast()).await.unwrap_err();
+        let Error::OutcomeUnknown {
+            local_id, accepted, ..
+        } = &error
+        else {
             panic!("{error:?}");
         };
         assert_eq!(local_id, &open[0].local_id);
+        assert!(!accepted);
         assert!(error.may_have_started_work());
-        assert_eq!(rig.server.requests().len(), sent, "nothing sent");
-        assert_eq!(
-            rig.log.written().last().map(String::as_str),
-            Some("settled - unknown")
-        );
-        assert!(rt.block_on(client.unfinished()).unwrap().is_empty());
+        assert_eq!(server.requests().len(), sent, "nothing sent");
+        assert_eq!(db.states(), ["sent unknown"]);
+        assert!(client.unfinished().await.unwrap().is_empty());
     }
 }
 
-#[test]
-fn unfinished_and_resume_need_a_journal() {
+#[tokio::test]
+async fn a_follow_up_never_accepted_is_outcome_unknown_and_its_project_is_not_polled() {
+    // The status endpoint describes the project, not this follow-up: `ready` would
+    // only say how its earlier generation ended.
+    for db in Db::all("resume::follow_up_never_accepted") {
+        let server = MockServer::start();
+        common::finish_ok(&server.client(), PROMPT).await;
+        given_up_once_sent(&server, &client_of(&server, &db), true).await;
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
+        assert_eq!(open[0].kind, Kind::FollowUp);
+        assert_eq!(open[0].project_id.as_ref().map(|p| p.as_str()), Some("p1"));
+        assert!(!open[0].accepted);
+        let sent = server.requests().len();
+        let error = client.resume(&open[0], fast()).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::OutcomeUnknown {
+                    accepted: false,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.project_id().map(|p| p.as_str()), Some("p1"));
+        assert_eq!(server.requests().len(), sent, "never polled");
+        assert_eq!(db.states(), ["sent p1 unknown"]);
+
+        // The same follow-up once the server accepted it: polled, and settled.
+        drop(
+            client_of(&server, &db)
+                .follow_up("p1", "Add a dark mode")
+                .await
+                .unwrap(),
+        );
+        let open = wait_unfinished(&client, 1).await;
+        assert!(open[0].accepted);
+        let gets = server.requests().len();
+        let outcome = client.resume(&open[0], fast()).await.unwrap();
+        assert!(server.requests().len() > gets, "polled");
+        assert_eq!(outcome.project_id().map(|p| p.as_str()), Some("p1"));
+    }
+}
+
+#[tokio::test]
+async fn of_resumers_of_one_entry_exactly_one_proceeds_and_the_others_are_told_it_is_taken() {
+    for db in Db::all("resume::concurrent") {
+        let server = MockServer::start();
+        dropped_after_the_project(&client_of(&server, &db)).await;
+        // Four instances (hosts), each resuming the entry at once.
+        let clients: Vec<Client> = (0..4).map(|_| client_of(&server, &db)).collect();
+        let open = wait_unfinished(&clients[0], 1).await;
+        let entry = open[0].clone();
+        let results = common::bounded(futures::future::join_all(
+            clients.iter().map(|client| client.resume(&entry, fast())),
+        ))
+        .await;
+        let (proceeded, taken): (Vec<_>, Vec<_>) = results.iter().partition(|r| r.is_ok());
+        assert_eq!(proceeded.len(), 1, "{db:?}: {results:?}");
+        assert_eq!(taken.len(), 3);
+        for result in taken {
+            let error = result.as_ref().unwrap_err();
+            let Error::EntryTaken { local_id, .. } = error else {
+                panic!("{error:?}");
+            };
+            assert_eq!(local_id, &entry.local_id);
+            assert!(!error.may_have_started_work());
+        }
+        assert_eq!(
+            db.states(),
+            ["accepted p1 succeeded https://p1.laracopilot.com"]
+        );
+        assert_eq!(posts(&server), 1);
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_nobody_reported_is_not_recorded() {
+    for db in Db::all("resume::reported") {
+        let server = MockServer::start();
+        dropped_after_the_project(&client_of(&server, &db)).await;
+        let client = client_of(&server, &db);
+        let open = wait_unfinished(&client, 1).await;
+        let mut reported = None;
+        let outcome = client
+            .resume_reported(&open[0], fast(), |result| {
+                reported = Some(result.as_ref().map(|o| o.app_url.clone()).ok());
+                // The report could not be made (its output pipe closed, say).
+                false
+            })
+            .await
+            .unwrap();
+        assert_eq!(reported, Some(Some(Some(APP_URL.to_owned()))));
+        assert_eq!(outcome.app_url.as_deref(), Some(APP_URL));
+        assert_eq!(db.states(), ["accepted p1"], "nothing recorded");
+        // Left for the next resume, which reports it and records it.
+        let open = wait_unfinished(&client, 1).await;
+        let outcome = client
+            .resume_reported(&open[0], fast(), |result| result.is_ok())
+            .await
+            .unwrap();
+        assert_eq!(outcome.app_url.as_deref(), Some(APP_URL));
+        assert_eq!(
+            db.states(),
+            ["accepted p1 succeeded https://p1.laracopilot.com"]
+        );
+        assert!(client.unfinished().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn unfinished_and_resume_need_a_journal() {
     let server = MockServer::start();
     let client = server.client();
-    let rt = runtime();
     assert!(matches!(
-        rt.block_on(client.unfinished()),
+        client.unfinished().await,
         Err(Error::Config { .. })
     ));
     // An entry from another client's journal.
-    let rig = lost_settlement(Store::Memory);
-    let entry = rt.block_on(rig.client.unfinished()).unwrap().remove(0);
+    let db = Db::memory();
+    dropped_after_the_project(&client_of(&server, &db)).await;
+    let entry = wait_unfinished(&client_of(&server, &db), 1).await.remove(0);
     assert!(matches!(
-        rt.block_on(client.resume(&entry, fast())),
+        client.resume(&entry, fast()).await,
         Err(Error::Config { .. })
     ));
 }

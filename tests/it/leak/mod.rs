@@ -14,6 +14,7 @@ use crate::common;
 mod errors;
 mod lifecycle;
 mod redaction;
+mod spellings;
 mod streams;
 mod tokens;
 mod travel;

@@ -85,20 +85,31 @@ async fn wait_for_project_gives_up_at_its_timeout_with_the_project_id() {
 
 #[tokio::test]
 async fn wait_for_project_stops_at_once_on_a_404() {
-    let server = server().await;
-    mount(
-        &server,
-        "GET",
-        "/agent/project/p1",
-        ResponseTemplate::new(404),
-    )
-    .await;
-    let err = client(&server)
-        .wait_for_project("p1", fast())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-    assert_eq!(count(&server, "GET").await, 1);
+    // The API's own 404 is `NotFound`; a 404 page that is not the API's (a proxy's,
+    // a portal's) is `Api`. Neither is transient: the wait ends at the first poll.
+    let pages = [
+        (
+            ResponseTemplate::new(404).set_body_json(
+                serde_json::json!({"status": false, "message": "Project not found."}),
+            ),
+            "not_found",
+        ),
+        (
+            ResponseTemplate::new(404).set_body_raw("<html>Not Found</html>", "text/html"),
+            "api",
+        ),
+    ];
+    for (page, kind) in pages {
+        let server = server().await;
+        mount(&server, "GET", "/agent/project/p1", page).await;
+        let err = client(&server)
+            .wait_for_project("p1", fast())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{err:?}");
+        assert_eq!(err.status(), Some(404), "{err:?}");
+        assert_eq!(count(&server, "GET").await, 1);
+    }
 }
 
 #[tokio::test]
@@ -129,13 +140,13 @@ async fn a_broken_stream_with_recovery_polls_instead_of_posting_again() {
     let outcome = generate_recovering(&server).await.unwrap();
     let project = outcome.recovered.as_ref().expect("recovered by polling");
     assert_eq!(project.project_status.as_deref(), Some("ready"));
-    assert_eq!(outcome.project_id.unwrap(), "p1");
+    assert_eq!(outcome.project_id().unwrap(), "p1");
     assert_eq!(
         outcome.app_url.as_deref(),
         Some("https://p1.laracopilot.com")
     );
     assert_eq!(outcome.files, ["app/Models/Task.php"]);
-    assert_eq!(outcome.stats.events, 2);
+    assert_eq!(outcome.stats().events, 2);
     assert_eq!(count(&server, "POST").await, 1);
 }
 
@@ -178,7 +189,7 @@ async fn a_successful_stream_reports_its_liveness_statistics() {
     mount_documented_generate(&server).await;
     let outcome = finish_ok(&client(&server), "Build a task management app").await;
     assert!(outcome.recovered.is_none());
-    let stats = outcome.stats;
+    let stats = outcome.stats();
     assert_eq!(stats.events, 4);
     assert_eq!(stats.bytes, fixture("documented_stream.txt").len() as u64);
     assert_eq!(stats.attempts, 1);

@@ -145,10 +145,7 @@ async fn a_project_still_running_is_polled_again_until_it_is_ready() {
         .as_ref()
         .expect("the outcome says recovered");
     assert_eq!(project.project_status.as_deref(), Some("ready"));
-    assert_eq!(
-        outcome.project_id.as_ref().map(|id| id.as_str()),
-        Some("p1")
-    );
+    assert_eq!(outcome.project_id().map(|id| id.as_str()), Some("p1"));
     assert_eq!(outcome.app_url.as_deref(), Some("https://p1.example/app"));
     assert_eq!(server.count("GET"), 7);
     assert_eq!(server.count("POST"), 1);

@@ -40,7 +40,7 @@ async fn a_generate_answered_429_is_sent_again_after_retry_after() {
     .await;
     let client = builder(&server).retry_policy(quick(3)).build().unwrap();
     let outcome = finish_ok(&client, "Build a task management app").await;
-    assert_eq!(outcome.stats.attempts, 2);
+    assert_eq!(outcome.stats().attempts, 2);
     assert_eq!(requests_to(&server, "/agent/generate").await, 2);
 }
 
@@ -191,18 +191,24 @@ async fn the_status_call_gives_up_after_the_attempt_limit() {
 
 #[tokio::test]
 async fn the_status_call_does_not_retry_a_404() {
-    let server = server().await;
-    mount(
-        &server,
-        "GET",
-        "/agent/project/abc123",
-        ResponseTemplate::new(404),
-    )
-    .await;
-    let client = builder(&server).retry_policy(quick(5)).build().unwrap();
-    assert!(matches!(
-        client.project("abc123").await,
-        Err(Error::NotFound { .. })
-    ));
-    assert_eq!(requests_to(&server, "/agent/project/abc123").await, 1);
+    // The API's own 404 (`NotFound`), and a 404 page that is not the API's (`Api`).
+    let pages = [
+        ResponseTemplate::new(404)
+            .set_body_json(serde_json::json!({"status": false, "message": "Project not found."})),
+        ResponseTemplate::new(404).set_body_raw("<html>Not Found</html>", "text/html"),
+    ];
+    for (i, page) in pages.into_iter().enumerate() {
+        let server = server().await;
+        mount(&server, "GET", "/agent/project/abc123", page).await;
+        let client = builder(&server).retry_policy(quick(5)).build().unwrap();
+        let result = client.project("abc123").await;
+        match i {
+            0 => assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}"),
+            _ => assert!(
+                matches!(result, Err(Error::Api { status: 404, .. })),
+                "{result:?}"
+            ),
+        }
+        assert_eq!(requests_to(&server, "/agent/project/abc123").await, 1);
+    }
 }

@@ -126,7 +126,7 @@ async fn a_quick_refusal_then_an_answer_streams_and_counts_both_requests() {
         let outcome = within(PATIENCE, "finish", generation.finish())
             .await
             .unwrap();
-        assert_eq!(outcome.stats.attempts, 2);
+        assert_eq!(outcome.stats().attempts, 2);
         assert_eq!(server.count("POST"), 2);
     }
 }

@@ -13,7 +13,7 @@ async fn a_generate_call_rejected_with_401_is_posted_again_only_with_a_new_token
     let outcome = bounded(async { client.generate("Build a task app").await?.finish().await })
         .await
         .unwrap();
-    assert_eq!(outcome.project_id.unwrap(), "abc123");
+    assert_eq!(outcome.project_id().unwrap(), "abc123");
     assert_eq!(bearers(&server).await, [OLD, NEW]);
 }
 

@@ -7,7 +7,7 @@
 pub mod cassette;
 pub mod mock;
 
-use std::future::Future;
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use laracopilot::{Client, Event, Outcome, Result, Token};
@@ -25,8 +25,9 @@ pub fn token() -> Token {
     Token::new(TOKEN).expect("valid test token")
 }
 
-/// `future`, bounded to 20 seconds: a test that hangs fails instead.
-pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+/// `future` (or a request, which runs when awaited), bounded to 20 seconds: a
+/// test that hangs fails instead.
+pub async fn bounded<T>(future: impl IntoFuture<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), future)
         .await
         .expect("the test makes progress")

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -545,7 +545,7 @@ pub fn builder(base_url: &str) -> laracopilot::ClientBuilder {
 }
 
 /// Awaits `future`, failing the test if it takes longer than `limit`.
-pub async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Output {
+pub async fn within<F: IntoFuture>(limit: Duration, what: &str, future: F) -> F::Output {
     match tokio::time::timeout(limit, future).await {
         Ok(output) => output,
         Err(_) => panic!("{what} did not finish within {limit:?}"),
