@@ -428,7 +428,6 @@ impl Engine {
         } else {
             rusqlite::TransactionBehavior::Deferred
         };
-        let now = millis(SystemTime::now());
         let name = self.name.clone();
         let single = batch.len() == 1;
         let results: Vec<Done<Reply>>;
@@ -437,6 +436,10 @@ impl Engine {
                 Ok(transaction) => transaction,
                 Err(e) => return answer_all(&name, batch, |_| clone_error(&e)),
             };
+            // The batch's time, read once its write lock is held: a wait for
+            // another process's lock must not date an admission (its budget
+            // window, the leases and breakers it reads) before it happened.
+            let now = millis(SystemTime::now());
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut broken = None;
             for command in &batch {

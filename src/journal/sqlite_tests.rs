@@ -437,6 +437,42 @@ async fn a_live_instance_renews_its_lease_by_itself() {
     assert!(store.entry(&id).await.unwrap().unwrap().1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_that_waited_for_the_write_lock_is_dated_when_it_got_it() {
+    let fixture = Sqlite::new();
+    let store = fixture.open(JournalOptions::new()).await;
+    // Another process holds the file's write lock (a connection of its own).
+    let other = rusqlite::Connection::open(&fixture.path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let admission = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { admitted(&*store, intent("dated")).await }
+    });
+    // The admission waits for the lock meanwhile (its engine's busy wait).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let released = SystemTime::now();
+    other.execute_batch("ROLLBACK").unwrap();
+    let (id, _) = admission.await.unwrap();
+    let (entry, _) = store.entry(&id).await.unwrap().unwrap();
+    // Its time is the admission's, which the lock's release preceded: leases,
+    // breakers and budget windows are read at that time too (a budget's window
+    // is the one the call was sent in).
+    let released_ms = released
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let started_ms = entry
+        .start_time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(
+        started_ms >= released_ms,
+        "dated {} ms before the lock was released",
+        released_ms - started_ms
+    );
+}
+
 /// The child's side of the tests with two processes: set by the parent.
 const CHILD: &str = "LARACOPILOT_SQLITE_TEST_CHILD";
 
