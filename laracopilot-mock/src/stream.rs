@@ -175,8 +175,8 @@ impl EventStream {
         }
     }
 
-    /// Records in the traffic log that the stream closed: `complete` when its body
-    /// was written to its end.
+    /// Records in the traffic log that the stream closed (once): `complete` when its
+    /// terminal event, or the end a fault chose, was written.
     fn close(&mut self, complete: bool) {
         if let Some(mut ticket) = self.ticket.take() {
             if complete {
@@ -291,6 +291,9 @@ impl EventStream {
         } else if self.out.is_empty() {
             if let Some(status) = self.on_written.take() {
                 self.finish_status(status);
+                // The generation is over once its terminal event is out, whether
+                // or not its client reads on to the body's end.
+                self.close(true);
             }
         }
         self.flush_first |= self.plan.chunk_size.is_some();

@@ -42,8 +42,10 @@ pub struct PostRecord {
 ///
 /// A stream is open from the moment the server accepted its POST (the project
 /// exists or the follow-up started; before any
-/// [`DelayHeaders`](super::Fault::DelayHeaders)) until its body was written to its
-/// end or dropped: what LaraCopilot would count as a generation running.
+/// [`DelayHeaders`](super::Fault::DelayHeaders)) until its terminal event was
+/// handed to the connection whole (the generation is over then, whether or not its
+/// client reads on to the body's end), its body ended, or it was dropped: what
+/// LaraCopilot would count as a generation running.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StreamRecord {
@@ -55,8 +57,8 @@ pub struct StreamRecord {
     pub follow_up: bool,
     /// When the server accepted the POST.
     pub opened_at: Instant,
-    /// When its body ended (the last byte handed to the connection) or was dropped;
-    /// `None` while it is open.
+    /// When it closed: its terminal event handed to the connection, its body's
+    /// end, or its drop; `None` while it is open.
     pub closed_at: Option<Instant>,
     /// Whether the server wrote it to its end (its terminal event, or the end a
     /// fault chose) before it closed; `false` when the connection went first (the
@@ -169,7 +171,7 @@ pub(crate) struct StreamTicket {
 }
 
 impl StreamTicket {
-    /// The body was written to its end: the close about to be recorded is a
+    /// The stream was written to its end: the close about to be recorded is a
     /// complete one.
     pub(crate) fn complete(&mut self) {
         self.complete = true;
