@@ -38,7 +38,7 @@ fn child() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let journal = orders.store.open().await;
+        let journal = orders.store.open(orders.instance.as_deref()).await;
         match orders.role.clone() {
             Role::Plan { steps } => plan(&orders, journal, steps, commands).await,
             Role::Chaos {

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use laracopilot_mock::{Fault, MockServer, ProjectStatus};
-use serde_json::Value;
+use laracopilot_mock::{Fault, MockServer, ProjectStatus, Reply};
+use serde_json::{json, Value};
 
 use super::parent::{eventually, ChildProcess, Engine, Row};
 use super::*;
@@ -57,6 +57,7 @@ pub(super) fn run(engine: &Engine, seed: u64) {
     generations.extend(random_moments(engine, &server, &mut rng, &mut tally));
     let reports = resume_everything(engine, &server, &mut rng);
     account(engine, &server, &generations, &reports, &mut tally);
+    let frozen = frozen_resumer(engine, &server, &mut rng);
 
     let foreign = engine.foreign_untouched();
     let t = &tally;
@@ -66,7 +67,7 @@ pub(super) fn run(engine: &Engine, seed: u64) {
          {} resumed to success, {} resumed to failure, {} outcome unknown ({} sent, {} never \
          sent), {} never admitted (never sent); {RESUMERS} resumers at once: {} settlements, \
          {} EntryTaken; 0 POSTs sent twice, 0 by a resumer, 0 POSTs without an entry; \
-         untouched: {foreign}; {:.1?}",
+         {frozen}; untouched: {foreign}; {:.1?}",
         engine.name,
         generations.len(),
         t.kills_at_points + t.kills_at_random,
@@ -164,6 +165,7 @@ fn chosen_points(engine: &Engine, server: &MockServer, tally: &mut Tally) -> Vec
         children.push(ChildProcess::spawn(&Orders {
             name: format!("{} crash process {c}", engine.name),
             store: engine.store.clone(),
+            instance: None,
             base_url: server.base_url().to_owned(),
             role: Role::Plan { steps },
         }));
@@ -284,6 +286,7 @@ fn random_moments(
         children.push(ChildProcess::spawn(&Orders {
             name: format!("{} chaos process {c}", engine.name),
             store: engine.store.clone(),
+            instance: None,
             base_url: server.base_url().to_owned(),
             role: Role::Chaos {
                 prompts,
@@ -337,6 +340,7 @@ fn resume_everything(engine: &Engine, server: &MockServer, rng: &mut Rng) -> Rep
             ChildProcess::spawn(&Orders {
                 name: format!("{} resumer {r}", engine.name),
                 store: engine.store.clone(),
+                instance: None,
                 base_url: server.base_url().to_owned(),
                 role: Role::Resume { seed: rng.next() },
             })
@@ -522,4 +526,89 @@ fn account(
         rows.len(),
         "one settlement per entry"
     );
+}
+
+/// A resumer frozen (SIGSTOP) while it holds its claim, until its lease expires:
+/// another resumer settles the entry; the frozen one, woken (SIGCONT), goes on
+/// polling, and its settlement is fenced out (`EntryTaken`).
+fn frozen_resumer(engine: &Engine, server: &MockServer, rng: &mut Rng) -> String {
+    let prompt = "Build a crash test app, for the frozen resumer";
+    server.faults_for_prompt(prompt, faults_of(Step::MidStream));
+    let orders = |name: &str, instance: Option<&str>, role: Role| Orders {
+        name: format!("{} {name}", engine.name),
+        store: engine.store.clone(),
+        instance: instance.map(str::to_owned),
+        base_url: server.base_url().to_owned(),
+        role,
+    };
+    let steps = vec![Planned {
+        step: Step::MidStream,
+        prompt: prompt.to_owned(),
+    }];
+    let mut child = ChildProcess::spawn(&orders("crash process", None, Role::Plan { steps }));
+    child.wait_mark("held", 0);
+    child.kill();
+    let row = row_of(engine, prompt).unwrap();
+    let project = row.project_id.clone().unwrap();
+    let client = engine.client(server.base_url());
+    let unfinished = || {
+        let listed = engine.runtime.block_on(client.unfinished()).unwrap();
+        listed.iter().any(|e| e.local_id.as_str() == row.local_id)
+    };
+    eventually("its process's lease expired", unfinished);
+    let posts = server.posts().len();
+
+    // Its project answers "generating" to the next polls: the first resumer keeps
+    // its claim while it polls.
+    let generating = json!({
+        "status": true,
+        "project_id": project,
+        "app_url": format!("https://{project}.laracopilot.com"),
+        "project_status": "generating",
+        "name": "Frozen",
+    });
+    let canned = 16;
+    server.reply_next(canned, Reply::status(200, generating.to_string()));
+    let name = "frozen-resumer";
+    let role = Role::Resume { seed: rng.next() };
+    let mut frozen = ChildProcess::spawn(&orders("frozen resumer", Some(name), role));
+    frozen.wait_mark("ready", 0);
+    frozen.tell("go");
+    eventually("the first resumer claimed the entry", || {
+        row_of(engine, prompt).unwrap().owner == name
+    });
+    frozen.signal("STOP");
+    // The polls answered "generating" that it did not use: the parent's own.
+    for _ in 0..=canned {
+        let polled = engine.runtime.block_on(client.project(&project)).unwrap();
+        if polled.project_status.as_deref() == Some("ready") {
+            break;
+        }
+    }
+    eventually("the frozen resumer's lease expired", unfinished);
+    let role = Role::Resume { seed: rng.next() };
+    let mut other = ChildProcess::spawn(&orders("resumer", None, role));
+    other.wait_mark("ready", 0);
+    other.tell("go");
+    let result_of = |lines: Vec<Value>| {
+        let results: Vec<String> = lines
+            .iter()
+            .filter(|l| l["resumed"] == row.local_id.as_str())
+            .map(|l| l["result"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(results.len(), 1, "{lines:#?}");
+        results.into_iter().next().unwrap()
+    };
+    let settled = result_of(other.output());
+    assert!(settled.starts_with("ok "), "the other resumer: {settled}");
+    frozen.signal("CONT");
+    let woken = result_of(frozen.output());
+    assert_eq!(woken, "error entry_taken", "the frozen resumer, woken");
+    let row = row_of(engine, prompt).unwrap();
+    assert_eq!(row.outcome.as_deref(), Some("succeeded"), "{row:?}");
+    assert_ne!(row.owner, name, "{row:?}");
+    assert_eq!(server.posts().len(), posts, "a resumer sent a POST");
+    "a resumer frozen (SIGSTOP) with its claim past its lease: another settled the entry, \
+     the frozen one, woken, was fenced out (EntryTaken)"
+        .to_owned()
 }

@@ -42,6 +42,7 @@ fn spawn(engine: &Engine, server: &MockServer, name: String, fleet: Fleet) -> Ch
     ChildProcess::spawn(&Orders {
         name: format!("{} {name}", engine.name),
         store: engine.store.clone(),
+        instance: None,
         base_url: server.base_url().to_owned(),
         role: Role::Fleet(fleet),
     })

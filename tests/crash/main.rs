@@ -46,6 +46,11 @@
 //! (a file beside the SQLite journal, a table beside the PostgreSQL one: same bytes,
 //! same mtime, same row versions).
 //!
+//! Last, a stale owner that wakes up: a resumer is frozen (SIGSTOP) while it holds
+//! its claim and polls (the server answers "generating" meanwhile), until its lease
+//! expires; another resumer settles the entry; woken (SIGCONT), the first goes on
+//! and its settlement is fenced out: `EntryTaken`, the entry settled once.
+//!
 //! # B. Fleet suite (`fleet.rs`): the guards hold across processes
 //!
 //! Per engine, each phase with 4 processes x 16 tasks in one scope of its own, on
@@ -152,9 +157,13 @@ enum Store {
 }
 
 impl Store {
-    /// Opens the journal as a new instance with the suite's lease.
-    async fn open(&self) -> Arc<dyn Journal> {
-        let options = JournalOptions::new().lease(LEASE);
+    /// Opens the journal as a new instance with the suite's lease (named `instance`,
+    /// when given).
+    async fn open(&self, instance: Option<&str>) -> Arc<dyn Journal> {
+        let mut options = JournalOptions::new().lease(LEASE);
+        if let Some(name) = instance {
+            options = options.instance(name);
+        }
         match self {
             #[cfg(feature = "sqlite")]
             Store::Sqlite { path } => {
@@ -178,6 +187,8 @@ struct Orders {
     /// For messages: the engine and the child's name (`sqlite a2`).
     name: String,
     store: Store,
+    /// The journal instance's name (a random id otherwise).
+    instance: Option<String>,
     base_url: String,
     role: Role,
 }

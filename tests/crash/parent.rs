@@ -146,6 +146,15 @@ impl ChildProcess {
         std::mem::take(&mut self.seen)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the child, by its process id.
+    pub(super) fn signal(&self, signal: &str) {
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {}", self.child.id())])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {}: {sent:?}", self.name);
+    }
+
     /// SIGKILL, then waits until it is gone; the instant just before the signal.
     pub(super) fn kill(&mut self) -> Instant {
         let killed = self.try_kill();
@@ -225,6 +234,7 @@ pub(super) struct Row {
     pub(super) accepted: bool,
     pub(super) outcome: Option<String>,
     pub(super) error: Option<String>,
+    pub(super) owner: String,
 }
 
 /// The engine a suite runs on: where its journal is, a foreign file or table beside
@@ -348,7 +358,7 @@ impl Engine {
     /// The parent's own client of the journal (a new instance), for what only the
     /// SDK tells: which entries are unfinished.
     pub(super) fn client(&self, base_url: &str) -> laracopilot::Client {
-        let journal = self.runtime.block_on(self.store.open());
+        let journal = self.runtime.block_on(self.store.open(None));
         laracopilot::Client::builder()
             .base_url(base_url)
             .token(laracopilot::Token::new(TOKEN).unwrap())
@@ -365,7 +375,7 @@ impl Engine {
                 let db = self.sqlite_connection();
                 let mut statement = db
                     .prepare(
-                        "SELECT local_id, prompt, project_id, accepted, outcome, error
+                        "SELECT local_id, prompt, project_id, accepted, outcome, error, owner
                            FROM entries ORDER BY seq",
                     )
                     .unwrap();
@@ -378,6 +388,7 @@ impl Engine {
                             accepted: row.get(3)?,
                             outcome: row.get(4)?,
                             error: row.get(5)?,
+                            owner: row.get(6)?,
                         })
                     })
                     .unwrap()
@@ -389,7 +400,7 @@ impl Engine {
                 admin
                     .query(
                         &format!(
-                            "SELECT local_id, prompt, project_id, accepted, outcome, error
+                            "SELECT local_id, prompt, project_id, accepted, outcome, error, owner
                                FROM \"{schema}\".entries ORDER BY seq"
                         ),
                         &[],
@@ -404,6 +415,7 @@ impl Engine {
                         accepted: row.get(3),
                         outcome: row.get(4),
                         error: row.get(5),
+                        owner: row.get(6),
                     })
                     .collect()
             }),
