@@ -364,11 +364,37 @@ fn breaker(engine: &Engine) -> String {
         exhausted.len(),
         "each stream that ran out is a task that saw the event"
     );
-    assert!(locally > 0, "no call was refused by the breaker");
+    // A host that saw nothing of it, started now, is refused by the journal's
+    // breaker: every call, without a request.
+    let fleet = Fleet {
+        scope: "breaker".into(),
+        cooldown_ms: Some(60_000),
+        tasks: (0..TASKS)
+            .map(|t| vec![format!("Build a credit app, late process task {t}")])
+            .collect(),
+        ..Fleet::default()
+    };
+    let late_lines = spawn(engine, &server, "breaker late process".into(), fleet).output();
+    let late: Vec<&Value> = late_lines
+        .iter()
+        .filter(|l| l.get("result").is_some())
+        .collect();
+    assert_eq!(late.len(), TASKS, "{late:#?}");
+    assert!(
+        late.iter()
+            .all(|r| r["result"] == "error credits_exhausted" && r["locally"] == true),
+        "{late:#?}"
+    );
+    assert_eq!(
+        server.posts().len(),
+        posts.len(),
+        "the late host sent nothing"
+    );
     format!(
         "breaker: {} POSTs, then the server's credits ran out under {} streams at once; {} \
          POSTs after the first of them ended, the last {:.1} ms after (bound: one check \
-         interval, {} s); {locally} calls refused without a request",
+         interval, {} s); {locally} calls refused without a request, and all {TASKS} of a \
+         host started afterwards",
         posts.len() - after.len(),
         exhausted.len(),
         after.len(),

@@ -68,7 +68,8 @@
 //!   so every stream running then ends with `credits_exhausted`; no POST reaches the
 //!   server later than one breaker check interval after the first of them ended
 //!   (the largest gap is printed), every later call is refused without a request,
-//!   and as many tasks saw the event as streams ran out.
+//!   as many tasks saw the event as streams ran out, and a host started afterwards,
+//!   which saw nothing of it, is refused every call by the journal's breaker.
 //! - **Budget**: 64 calls at once against `Budget::per_hour(12)`: exactly 12 POSTs,
 //!   52 `BudgetExhausted` (not across the turn of an hour: the phase waits for the
 //!   next one when it is less than 20 s away).
