@@ -473,6 +473,51 @@ async fn an_admission_that_waited_for_the_write_lock_is_dated_when_it_got_it() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_waited_for_the_write_lock_grants_a_whole_lease() {
+    let fixture = Sqlite::new();
+    let lease = Duration::from_secs(1);
+    let journal =
+        SqliteJournal::open_with(&fixture.path, JournalOptions::new().lease(lease)).unwrap();
+    let other = rusqlite::Connection::open(&fixture.path).unwrap();
+    let lease_until = |db: &rusqlite::Connection| -> i64 {
+        db.query_row(
+            "SELECT lease_until FROM instances WHERE id = ?1",
+            [journal.instance()],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let before = lease_until(&other);
+    // Another process holds the write lock across a renewal (every third of the
+    // lease), for longer than the lease's last two thirds.
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let released = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    other.execute_batch("ROLLBACK").unwrap();
+    // The renewal that waited lands first (the next one is a third of a lease later).
+    let mut renewed = before;
+    for _ in 0..2_000 {
+        renewed = lease_until(&other);
+        if renewed != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_ne!(renewed, before, "renewed once the lock was released");
+    // A whole lease from when it could be written: a live instance's lease never
+    // lapses because its renewal waited.
+    assert!(
+        renewed >= released + lease.as_millis() as i64,
+        "the renewal granted {} ms from the lock's release (lease {} ms)",
+        renewed - released,
+        lease.as_millis()
+    );
+}
+
 /// The child's side of the tests with two processes: set by the parent.
 const CHILD: &str = "LARACOPILOT_SQLITE_TEST_CHILD";
 
