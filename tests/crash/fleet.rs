@@ -294,7 +294,8 @@ fn breaker(engine: &Engine) -> String {
         .map(|c| {
             let tasks = (0..TASKS)
                 .map(|t| {
-                    (0..30)
+                    // Far more calls than run before the credits run out.
+                    (0..50)
                         .map(|g| format!("Build a credit app, process {c} task {t} call {g}"))
                         .collect()
                 })
@@ -315,7 +316,7 @@ fn breaker(engine: &Engine) -> String {
     for child in &mut children {
         child.tell("go");
     }
-    // Once every task is on its second call or later.
+    // Once the fleet is past its first 64 calls.
     eventually("the fleet is generating", || server.posts().len() >= 80);
     server.set_credits(0);
     let mut lines = Vec::new();
