@@ -38,6 +38,16 @@ pub enum Fault {
     /// Waits this long before event `n` (on top of any pacing), then goes on: a
     /// quiet gap in the middle of a stream.
     DelayBefore(usize, Duration),
+    /// Sends events `0..n`, then writes nothing more, the connection open, until
+    /// the test lets it go on with
+    /// [`MockServer::release_held`](super::MockServer::release_held) (naming its
+    /// project); then it goes on as if nothing happened. A hold is a pause the test
+    /// ends, not a fault of the generation: a client that goes away meanwhile leaves
+    /// it to [`OnClientDrop`](super::OnClientDrop), as anywhere else. With a hold
+    /// before the terminal event, a test can act at the moment a client has read
+    /// everything but the end (and then see the end written: the stream's
+    /// [`closed_at`](super::StreamRecord::closed_at)).
+    HoldBefore(usize),
     /// Accepts the request (the project exists, `generating`), then waits this long
     /// before sending the response headers: the client has sent its POST and seen
     /// no byte yet.
@@ -216,6 +226,7 @@ impl Reply {
 pub(crate) struct FaultPlan {
     pub(crate) stall_before: Option<usize>,
     pub(crate) delay_before: Option<(usize, Duration)>,
+    pub(crate) hold_before: Option<usize>,
     pub(crate) delay_headers: Duration,
     pub(crate) drop_after: Option<usize>,
     pub(crate) drop_mid_event: Option<usize>,
@@ -237,6 +248,7 @@ impl FaultPlan {
             match *fault {
                 Fault::StallBefore(n) => plan.stall_before = Some(n),
                 Fault::DelayBefore(n, delay) => plan.delay_before = Some((n, delay)),
+                Fault::HoldBefore(n) => plan.hold_before = Some(n),
                 Fault::DelayHeaders(delay) => plan.delay_headers = delay,
                 Fault::DropAfter(n) => plan.drop_after = Some(n),
                 Fault::DropMidEvent(n) => plan.drop_mid_event = Some(n),

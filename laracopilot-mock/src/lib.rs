@@ -6,7 +6,8 @@
 //! network, and no runtime needed from the caller. Start it from a plain `#[test]`,
 //! any `#[tokio::test]`, or `main`; call it with the async client or the blocking
 //! one. It is scriptable: custom event sequences, faults inside streams, canned
-//! answers, token states, a credit balance; and it records every request.
+//! answers, token states, a credit balance; and it records every request, and
+//! what ran on the wire when ([`MockServer::posts`], [`MockServer::streams`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -116,6 +117,20 @@
 //! reports [`Error::CreditsExhausted`](laracopilot::Error::CreditsExhausted) with the
 //! project id.
 //!
+//! # What ran on the wire
+//!
+//! Besides every request ([`MockServer::requests`]), the server logs every generate
+//! and follow-up POST it read ([`MockServer::posts`]: when, with which prompt; with
+//! [`MockServer::posts_with_prompt`] to count them) and every event stream it opened
+//! and closed ([`MockServer::streams`]: when, for which prompt and project), and
+//! counts the streams open at once ([`MockServer::open_streams`],
+//! [`MockServer::max_open_streams`]). Spend guards that span processes (a
+//! concurrency cap, a credits breaker, a budget, a call made at most once) are best
+//! checked there, by the server, rather than by what the clients report.
+//! [`MockServer::faults_for_prompt`] gives each of many concurrent calls its own
+//! faults, and [`Fault::HoldBefore`] with [`MockServer::release_held`] pauses a
+//! stream until the test lets it go on.
+//!
 //! # Replaying cassettes
 //!
 //! [`MockServer::replay`] serves a [`Cassette`](laracopilot::cassette::Cassette) instead of all of the above: a real
@@ -133,7 +148,8 @@
 //! its length (oversized events are padded piece by piece). What the server keeps
 //! is capped: [`MAX_RECORDED_REQUESTS`] requests and [`MAX_RECORDED_BODY_BYTES`] of
 //! their bodies (the oldest dropped first), [`MAX_PROMPTS_PER_PROJECT`] prompts and
-//! [`MAX_FILES_PER_PROJECT`] files per project.
+//! [`MAX_FILES_PER_PROJECT`] files per project, and [`MAX_RECORDED_STREAMS`] records
+//! in each of the logs of POSTs and streams.
 
 mod demo;
 mod fault;
@@ -144,6 +160,7 @@ mod server;
 mod state;
 mod stream;
 mod tapes;
+mod traffic;
 
 pub use fault::{Fault, Reply};
 pub use replay::{Unmatched, UNMATCHED_STATUS};
@@ -156,3 +173,4 @@ pub use state::{
     MAX_FILES_PER_PROJECT, MAX_PROMPTS_PER_PROJECT, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_REQUESTS,
 };
 pub use tapes::CassetteExt;
+pub use traffic::{PostRecord, StreamRecord, MAX_RECORDED_STREAMS};

@@ -64,6 +64,9 @@ pub(crate) async fn handle(
         Err(_) => (Bytes::new(), Some(StatusCode::REQUEST_TIMEOUT)),
     };
     shared.record(recorded(&parts, &body));
+    if parts.method == Method::POST && is_generate_path(parts.uri.path()) {
+        shared.traffic.post(parts.uri.path(), &body);
+    }
     if let Some(status) = unread {
         let message = match status {
             StatusCode::REQUEST_TIMEOUT => "The request body did not arrive in time.",
@@ -87,6 +90,14 @@ pub(crate) async fn handle(
         tokio::time::sleep(delay).await;
     }
     Ok(answer)
+}
+
+/// Whether `path` is `POST /agent/generate` or `POST /agent/generate/{projectId}`'s.
+fn is_generate_path(path: &str) -> bool {
+    const GENERATE: &str = "/agent/generate";
+    path.strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_prefix(GENERATE))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The documented endpoints.
@@ -181,7 +192,8 @@ fn start_stream(
     };
     let new_project = follow_up.is_none();
     let files = demo::files(&prompt, new_project);
-    let (script, faults) = shared.take_stream_setup();
+    let (script, faults) = shared.take_stream_setup(&prompt);
+    let accepted = prompt.clone();
     let (id, app_url) = match follow_up {
         Some(id) => match shared.start_follow_up(&id, prompt) {
             Some(app_url) => (id, app_url),
@@ -214,7 +226,14 @@ fn start_stream(
         }
     };
     let plan = FaultPlan::new(&faults);
-    event_stream(EventStream::new(Arc::clone(shared), id, script, plan))
+    let ticket = shared.traffic.opened(&accepted, &id, !new_project);
+    event_stream(EventStream::new(
+        Arc::clone(shared),
+        id,
+        script,
+        plan,
+        ticket,
+    ))
 }
 
 /// The bearer token check: `None` when the request may go on, else the 401 answer.

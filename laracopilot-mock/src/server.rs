@@ -22,6 +22,7 @@ use super::replay::{self, Replay, Unmatched};
 use super::routes::{self, PREFIX};
 use super::script::{ScriptEvent, MIN_EVENTS};
 use super::state::{Config, MockProject, OnClientDrop, RecordedRequest, Shared, TokenState};
+use super::traffic::{PostRecord, StreamRecord};
 use laracopilot::cassette::Cassette;
 use laracopilot::{Client, ClientBuilder, Token};
 
@@ -561,6 +562,121 @@ impl MockServer {
     /// Queues several faults for the same next stream (e.g. `ChunkSize` with `Crlf`).
     pub fn faults_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.push_faults(faults.into_iter().collect());
+    }
+
+    /// Queues faults for the next stream whose prompt (trimmed, as the server
+    /// validates it) is `prompt`, whenever it comes: that stream takes these instead
+    /// of those of [`fault_next`](MockServer::fault_next), which stay for the next
+    /// other stream. Each call affects one stream with that prompt, in order. With
+    /// a unique prompt per call, each of many concurrent calls (from many
+    /// processes) gets its own faults.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> laracopilot::Result<()> {
+    /// use laracopilot_mock::{Fault, MockServer};
+    ///
+    /// let server = MockServer::start();
+    /// let client = server.client();
+    /// server.faults_for_prompt("Build a broken blog", [Fault::DropAfter(3)]);
+    /// let fine = client.generate("Build a task management app").await?;
+    /// let broken = client.generate("Build a broken blog").await?;
+    /// assert!(fine.finish().await.is_ok());
+    /// assert!(broken.finish().await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn faults_for_prompt(
+        &self,
+        prompt: impl Into<String>,
+        faults: impl IntoIterator<Item = Fault>,
+    ) {
+        self.shared
+            .push_prompt_faults(prompt.into(), faults.into_iter().collect());
+    }
+
+    /// Lets the stream of `project_id` that holds at a
+    /// [`Fault::HoldBefore`] go on (or, when none holds yet, the next one that
+    /// does). Each call releases one hold.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> laracopilot::Result<()> {
+    /// use laracopilot::Event;
+    /// use laracopilot_mock::{Fault, MockServer};
+    ///
+    /// let server = MockServer::start();
+    /// server.fault_next(Fault::HoldBefore(1));
+    /// let mut generation = server.client().generate("Build a task management app").await?;
+    /// let Some(Ok(Event::ProjectCreated(created))) = generation.next().await else { panic!() };
+    /// // Nothing more comes until the test says so.
+    /// server.release_held(&created.project_id);
+    /// assert!(generation.finish().await.is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn release_held(&self, project_id: impl AsRef<str>) {
+        self.shared.release_held(project_id.as_ref());
+    }
+
+    /// Every `POST /agent/generate` and `POST /agent/generate/{projectId}` the
+    /// server read, oldest first, whatever it answered: when, and with which prompt
+    /// (the last [`MAX_RECORDED_STREAMS`](super::MAX_RECORDED_STREAMS)). What was
+    /// sent, counted by the server rather than by the client; a
+    /// [replay](MockServer::replay) records none.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> laracopilot::Result<()> {
+    /// let server = laracopilot_mock::MockServer::start();
+    /// let client = server.client();
+    /// client.generate("Build a task management app").await?.finish().await?;
+    /// client.generate("Build a blog").await?.finish().await?;
+    /// assert_eq!(server.posts().len(), 2);
+    /// assert!(server.posts()[0].at <= server.posts()[1].at);
+    /// assert_eq!(server.posts_with_prompt("Build a blog"), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn posts(&self) -> Vec<PostRecord> {
+        self.shared.traffic.posts()
+    }
+
+    /// How many of the [`posts`](MockServer::posts) had exactly this prompt (as
+    /// sent, not trimmed): with a unique prompt per call, whether a call was sent,
+    /// and never twice.
+    pub fn posts_with_prompt(&self, prompt: &str) -> usize {
+        self.shared.traffic.posts_with_prompt(prompt)
+    }
+
+    /// Every event stream the server opened, in the order they opened, with when
+    /// each opened and closed (the last
+    /// [`MAX_RECORDED_STREAMS`](super::MAX_RECORDED_STREAMS)): what ran at once,
+    /// at any instant, as the server saw it. See [`StreamRecord`] for when a stream
+    /// counts as open.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> laracopilot::Result<()> {
+    /// let server = laracopilot_mock::MockServer::start();
+    /// server.client().generate("Build a task management app").await?.finish().await?;
+    /// let streams = server.streams();
+    /// assert_eq!(streams[0].prompt, "Build a task management app");
+    /// assert!(streams[0].complete && streams[0].closed_at >= Some(streams[0].opened_at));
+    /// assert_eq!((server.open_streams(), server.max_open_streams()), (0, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn streams(&self) -> Vec<StreamRecord> {
+        self.shared.traffic.streams()
+    }
+
+    /// How many event streams are open now (see [`StreamRecord`]).
+    pub fn open_streams(&self) -> usize {
+        self.shared.traffic.open_streams()
+    }
+
+    /// The most event streams that were open at once since the server started,
+    /// counted as they opened and closed (see [`StreamRecord`]): a concurrency cap
+    /// held at every instant keeps it at or under the cap.
+    pub fn max_open_streams(&self) -> usize {
+        self.shared.traffic.max_open_streams()
     }
 
     /// Answers the next `count` requests (any endpoint, before the token check) with

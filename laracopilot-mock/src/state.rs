@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::fault::{Fault, Reply};
 use super::script::ScriptEvent;
+use super::traffic::Traffic;
 use laracopilot::ProjectId;
 
 /// At most this many requests are kept by
@@ -232,6 +233,10 @@ pub(crate) struct Shared {
     /// How many requests were recorded since the server started (the record is
     /// capped, this count is not); bumped after the request is in the record.
     received: watch::Sender<usize>,
+    /// The POSTs and streams seen on the wire.
+    pub(crate) traffic: Arc<Traffic>,
+    /// Bumped by every [`Shared::release_held`], to wake the streams that hold.
+    releases: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -241,6 +246,10 @@ struct State {
     projects: HashMap<String, Project>,
     scripts: VecDeque<Vec<ScriptEvent>>,
     faults: VecDeque<Vec<Fault>>,
+    /// Prompt -> the faults of its next streams, each used once, before `faults`.
+    prompt_faults: HashMap<String, VecDeque<Vec<Fault>>>,
+    /// Projects whose holding stream (a `HoldBefore` fault) may go on.
+    released: HashSet<String>,
     replies: VecDeque<(usize, Reply)>,
     requests: VecDeque<RecordedRequest>,
     /// The body bytes of `requests`.
@@ -260,6 +269,8 @@ impl Shared {
             next_project: AtomicU64::new(1),
             state: Mutex::new(State::default()),
             received: watch::Sender::new(0),
+            traffic: Arc::default(),
+            releases: watch::Sender::new(0),
         }
     }
 
@@ -319,11 +330,65 @@ impl Shared {
         Some(reply)
     }
 
-    /// The script and faults queued for the next stream.
-    pub(crate) fn take_stream_setup(&self) -> (Option<Vec<ScriptEvent>>, Vec<Fault>) {
+    /// Queues faults for the next stream whose prompt is `prompt`.
+    pub(crate) fn push_prompt_faults(&self, prompt: String, faults: Vec<Fault>) {
+        self.state()
+            .prompt_faults
+            .entry(prompt)
+            .or_default()
+            .push_back(faults);
+    }
+
+    /// The script and faults queued for the next stream, whose prompt is `prompt`:
+    /// the faults queued for that prompt when there are, else the next ones queued
+    /// for any stream.
+    pub(crate) fn take_stream_setup(&self, prompt: &str) -> (Option<Vec<ScriptEvent>>, Vec<Fault>) {
         let mut state = self.state();
-        let faults = state.faults.pop_front().unwrap_or_default();
+        let keyed = match state.prompt_faults.get_mut(prompt) {
+            Some(queue) => {
+                let faults = queue.pop_front();
+                if queue.is_empty() {
+                    state.prompt_faults.remove(prompt);
+                }
+                faults
+            }
+            None => None,
+        };
+        let faults = match keyed {
+            Some(faults) => faults,
+            None => state.faults.pop_front().unwrap_or_default(),
+        };
         (state.scripts.pop_front(), faults)
+    }
+
+    /// Lets the stream of `project_id` that holds at a `HoldBefore` fault, now or
+    /// next, go on.
+    pub(crate) fn release_held(&self, project_id: &str) {
+        self.state().released.insert(project_id.to_owned());
+        self.releases.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Completes once the stream of `project_id` may go on past its hold (and uses
+    /// that release up). Needs no runtime.
+    pub(crate) fn held(
+        self: &Arc<Self>,
+        project_id: &str,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(self);
+        let project_id = project_id.to_owned();
+        // Subscribed before the first look, so that a release in between wakes it.
+        let mut releases = self.releases.subscribe();
+        async move {
+            loop {
+                if shared.state().released.remove(&project_id) {
+                    return;
+                }
+                if releases.changed().await.is_err() {
+                    // The server is gone: nothing releases it any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 
     /// Keeps `request`, dropping the oldest ones beyond the caps, then counts it (so

@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 use super::fault::FaultPlan;
 use super::script::{Kind, Script, ScriptEvent, Wire};
 use super::state::{OnClientDrop, ProjectStatus, Shared};
+use super::traffic::StreamTicket;
 
 /// The largest piece handed to hyper at once.
 const MAX_PIECE: usize = 64 * 1024;
@@ -140,6 +141,11 @@ pub(crate) struct EventStream {
     stop_after: bool,
     /// The project's final status was recorded.
     status_recorded: bool,
+    /// `HoldBefore`: completes once the stream may go on.
+    hold: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The stream's place in the server's traffic log: taken (recording the close)
+    /// when the body ends, or dropped with the stream.
+    ticket: Option<StreamTicket>,
 }
 
 impl EventStream {
@@ -148,6 +154,7 @@ impl EventStream {
         project_id: String,
         script: Script,
         plan: FaultPlan,
+        ticket: StreamTicket,
     ) -> Self {
         EventStream {
             shared,
@@ -163,6 +170,18 @@ impl EventStream {
             on_written: None,
             stop_after: false,
             status_recorded: false,
+            hold: None,
+            ticket: Some(ticket),
+        }
+    }
+
+    /// Records in the traffic log that the stream closed (once): `complete` when its
+    /// terminal event, or the end a fault chose, was written.
+    fn close(&mut self, complete: bool) {
+        if let Some(mut ticket) = self.ticket.take() {
+            if complete {
+                ticket.complete();
+            }
         }
     }
 
@@ -186,6 +205,7 @@ impl EventStream {
             if self.cut == Some(0) {
                 self.out.clear();
                 self.finish(ProjectStatus::Failed);
+                self.close(false);
                 return Poll::Ready(Some(Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "mock fault: connection dropped in the middle of an event",
@@ -195,17 +215,28 @@ impl EventStream {
                 return Poll::Ready(Some(Ok(Frame::data(piece))));
             }
             if self.ended {
+                self.close(true);
                 return Poll::Ready(None);
             }
             let index = self.sent;
             if self.stop_after || self.plan.drop_after == Some(index) {
                 self.finish(ProjectStatus::Failed);
+                self.close(true);
                 return Poll::Ready(None);
             }
             if self.plan.stall_before == Some(index) {
                 // Never woken again: the connection stays open and silent until the
                 // client or the server closes it.
                 return Poll::Pending;
+            }
+            if self.plan.hold_before == Some(index) {
+                let (shared, id) = (&self.shared, &self.project_id);
+                let hold = self.hold.get_or_insert_with(|| Box::pin(shared.held(id)));
+                if hold.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.hold = None;
+                self.plan.hold_before = None;
             }
             let mut wait = match index {
                 0 => Duration::ZERO,
@@ -225,6 +256,7 @@ impl EventStream {
             }
             let Some(event) = self.script.next_event() else {
                 self.finish(ProjectStatus::Failed);
+                self.close(true);
                 return Poll::Ready(None);
             };
             self.start_event(event);
@@ -259,6 +291,9 @@ impl EventStream {
         } else if self.out.is_empty() {
             if let Some(status) = self.on_written.take() {
                 self.finish_status(status);
+                // The generation is over once its terminal event is out, whether
+                // or not its client reads on to the body's end.
+                self.close(true);
             }
         }
         self.flush_first |= self.plan.chunk_size.is_some();

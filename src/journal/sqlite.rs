@@ -428,7 +428,6 @@ impl Engine {
         } else {
             rusqlite::TransactionBehavior::Deferred
         };
-        let now = millis(SystemTime::now());
         let name = self.name.clone();
         let single = batch.len() == 1;
         let results: Vec<Done<Reply>>;
@@ -437,6 +436,10 @@ impl Engine {
                 Ok(transaction) => transaction,
                 Err(e) => return answer_all(&name, batch, |_| clone_error(&e)),
             };
+            // The batch's time, read once its write lock is held: a wait for
+            // another process's lock must not date an admission (its budget
+            // window, the leases and breakers it reads) before it happened.
+            let now = millis(SystemTime::now());
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut broken = None;
             for command in &batch {
@@ -507,22 +510,30 @@ impl Engine {
     }
 
     fn renew(&mut self) -> std::result::Result<(), ()> {
-        let now = millis(SystemTime::now());
-        let lease_until = now.saturating_add(duration_millis(self.lease));
-        let renewed = self.connection.execute(
-            "UPDATE instances SET lease_until = ?3 WHERE id = ?1 AND incarnation = ?2",
-            params![self.id, self.incarnation, lease_until],
-        );
-        let renewed = match renewed {
-            // Forgotten after a long freeze: back, unless the name was taken over.
-            Ok(0) => self.connection.execute(
-                "INSERT INTO instances (id, incarnation, lease_until) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO NOTHING",
-                params![self.id, self.incarnation, lease_until],
-            ),
-            other => other,
-        };
-        renewed.map(drop).map_err(|error| {
+        let (id, incarnation, lease) = (&self.id, self.incarnation, self.lease);
+        let renewed = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|transaction| {
+                // Read once the write lock is held: a renewal that waited for
+                // another process's lock still grants a whole lease.
+                let now = millis(SystemTime::now());
+                let lease_until = now.saturating_add(duration_millis(lease));
+                let renewed = transaction.execute(
+                    "UPDATE instances SET lease_until = ?3 WHERE id = ?1 AND incarnation = ?2",
+                    params![id, incarnation, lease_until],
+                )?;
+                if renewed == 0 {
+                    // Forgotten after a long freeze: back, unless the name was taken over.
+                    transaction.execute(
+                        "INSERT INTO instances (id, incarnation, lease_until) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (id) DO NOTHING",
+                        params![id, incarnation, lease_until],
+                    )?;
+                }
+                transaction.commit()
+            });
+        renewed.map_err(|error| {
             tracing::warn!(journal = %self.name, error = %error, "the laracopilot journal could not renew its lease");
         })
     }

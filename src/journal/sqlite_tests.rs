@@ -437,6 +437,87 @@ async fn a_live_instance_renews_its_lease_by_itself() {
     assert!(store.entry(&id).await.unwrap().unwrap().1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_that_waited_for_the_write_lock_is_dated_when_it_got_it() {
+    let fixture = Sqlite::new();
+    let store = fixture.open(JournalOptions::new()).await;
+    // Another process holds the file's write lock (a connection of its own).
+    let other = rusqlite::Connection::open(&fixture.path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let admission = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { admitted(&*store, intent("dated")).await }
+    });
+    // The admission waits for the lock meanwhile (its engine's busy wait).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let released = SystemTime::now();
+    other.execute_batch("ROLLBACK").unwrap();
+    let (id, _) = admission.await.unwrap();
+    let (entry, _) = store.entry(&id).await.unwrap().unwrap();
+    // Its time is the admission's, which the lock's release preceded: leases,
+    // breakers and budget windows are read at that time too (a budget's window
+    // is the one the call was sent in).
+    let released_ms = released
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let started_ms = entry
+        .start_time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(
+        started_ms >= released_ms,
+        "dated {} ms before the lock was released",
+        released_ms - started_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_waited_for_the_write_lock_grants_a_whole_lease() {
+    let fixture = Sqlite::new();
+    let lease = Duration::from_secs(1);
+    let journal =
+        SqliteJournal::open_with(&fixture.path, JournalOptions::new().lease(lease)).unwrap();
+    let other = rusqlite::Connection::open(&fixture.path).unwrap();
+    let lease_until = |db: &rusqlite::Connection| -> i64 {
+        db.query_row(
+            "SELECT lease_until FROM instances WHERE id = ?1",
+            [journal.instance()],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let before = lease_until(&other);
+    // Another process holds the write lock across a renewal (every third of the
+    // lease), for longer than the lease's last two thirds.
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let released = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    other.execute_batch("ROLLBACK").unwrap();
+    // The renewal that waited lands first (the next one is a third of a lease later).
+    let mut renewed = before;
+    for _ in 0..2_000 {
+        renewed = lease_until(&other);
+        if renewed != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_ne!(renewed, before, "renewed once the lock was released");
+    // A whole lease from when it could be written: a live instance's lease never
+    // lapses because its renewal waited.
+    assert!(
+        renewed >= released + lease.as_millis() as i64,
+        "the renewal granted {} ms from the lock's release (lease {} ms)",
+        renewed - released,
+        lease.as_millis()
+    );
+}
+
 /// The child's side of the tests with two processes: set by the parent.
 const CHILD: &str = "LARACOPILOT_SQLITE_TEST_CHILD";
 

@@ -1,23 +1,105 @@
-//! Proof by crashing: a child process (this test binary again, in a "child" mode)
-//! runs generations with a `FileJournal` against an offline LaraCopilot that the
-//! parent controls; the parent holds each stream at a chosen point with the mock's
-//! faults (or the child's journal holds a write), kills the child with SIGKILL, and
-//! settles what it left, in the parent or in a new child process, with a new client
-//! over the same file.
+//! Proof by killing processes: the spend record survives SIGKILL at every point of a
+//! generation, and the spend guards hold for a fleet of processes, on both real
+//! journal engines: one SQLite file (feature `sqlite`) and one PostgreSQL database
+//! (feature `postgres`, a fresh schema per run).
 //!
-//! Kill points: after the intent is recorded and before the POST; after the POST and
-//! before the first byte; after `project_created`; mid-stream; after the terminal
-//! event and before the journal's last write; in the middle of that write (a torn
-//! line); and at arbitrary moments while several generations run at once. Every
-//! generation must be accounted for (finished, resumed to its outcome, or reported
-//! `OutcomeUnknown`), none sent twice (POSTs counted per prompt at the mock; resume
-//! never POSTs), and the journal never corrupt (every line parses; a torn last line
-//! is dropped and reported, and any cut of the last line opens).
+//! This binary re-executes itself as its children (the test `child::child`, a no-op
+//! unless `LARACOPILOT_CRASH_CHILD` carries a child's orders as JSON). Every child is
+//! a separate process with its own journal instance (a lease of [`LEASE`]), talking
+//! to one `laracopilot_mock::MockServer` in the parent, which counts what really
+//! happened on the wire: each POST with its prompt and time, each stream with when
+//! it opened and closed (`posts`, `streams`, `max_open_streams`), and which holds
+//! each generation where the suite needs it (`faults_for_prompt`,
+//! `Fault::HoldBefore`). Every count asserted below is the server's or the journal's (read back
+//! with SQL in the parent, not through the SDK), never what a client says it did.
+//! Every prompt is unique, so the server's POSTs per prompt name the generation.
 //!
-//! `child.rs` is what runs in the child process; `parent.rs` starts, holds, kills
-//! and reaps children and reads what they left; this file has the plans and the
-//! test that adds it all up.
+//! # A. Crash suite (`crash.rs`): every generation accounted for
+//!
+//! Per engine, 4 processes x 16 generations, twice:
+//!
+//! 1. **Chosen kill points.** Each process starts 16 generations and holds each at
+//!    its own point, with the server's faults given per prompt: finished (and a
+//!    follow-up finished); after the intent, before the POST (the request's address
+//!    never resolves); after the POST, before the first byte (the answer's head
+//!    never comes); after acceptance (an answer, no event); after
+//!    `project_created`; mid-stream (in a new project and in a follow-up); after the
+//!    terminal event, before its settlement is written (the server holds the stream
+//!    before its end, the parent takes the journal's lock, then lets the end go);
+//!    and inside the admission's transaction (PostgreSQL: the transaction is open
+//!    and waits on the scope's row, which the parent holds; SQLite takes its write
+//!    lock when its transaction begins, so there the process dies waiting for it).
+//!    Then the parent kills each process with SIGKILL.
+//! 2. **Random moments.** Each process starts 16 generations a few milliseconds
+//!    apart, and is killed at a moment drawn from a seeded generator (the seed is
+//!    printed; `LARACOPILOT_CRASH_SEED` replays one).
+//!
+//! Then, once every dead owner's lease has expired (the parent waits until every
+//! unsettled entry is listed as unfinished), three new processes resume every
+//! unfinished entry at once, racing for each. The checks: every generation is
+//! accounted for (finished by its process, resumed to success, to failure, or to
+//! `OutcomeUnknown`, or never admitted: then the server never saw its prompt); each
+//! kill point ends where it must; exactly one settlement per entry (of the racing
+//! resumers one settles it, the others get `EntryTaken`; counted from their reports
+//! and read back from the journal); no POST sent twice and none by a resumer; no
+//! record lost (every POST the server saw has its entry); no foreign file touched
+//! (a file beside the SQLite journal, a table beside the PostgreSQL one: same bytes,
+//! same mtime, same row versions).
+//!
+//! Last, a stale owner that wakes up: a resumer is frozen (SIGSTOP) while it holds
+//! its claim and polls (the server answers "generating" meanwhile), until its lease
+//! expires; another resumer settles the entry; woken (SIGCONT), the first goes on
+//! and its settlement is fenced out: `EntryTaken`, the entry settled once.
+//!
+//! # B. Fleet suite (`fleet.rs`): the guards hold across processes
+//!
+//! Per engine, each phase with 4 processes x 16 tasks in one scope of its own, on
+//! a server of its own (so that its counts are the phase's):
+//!
+//! - **Cap, with kills** (3 rounds; in each, a process holding slots is killed at
+//!   a seeded moment, so the next round starts with slots only its lease gives
+//!   back): the server never had more streams of the scope open than the cap, at
+//!   any instant (its own count as streams open and close, and a sweep of its log).
+//! - **Slot reuse after a kill**: every stream stalls, so the cap's slots stay held
+//!   until their holders die; 3 times, the parent kills every holder, and the next
+//!   admission anywhere can only take a dead host's slot. Measured at the server,
+//!   from the first kill to the next POST: at most the lease plus [`REUSE_MARGIN`].
+//! - **Credits breaker**: while the 64 tasks generate, the server's credits run out,
+//!   so every stream running then ends with `credits_exhausted`; no POST reaches the
+//!   server later than one breaker check interval after the first of them ended
+//!   (the largest gap is printed), every later call is refused without a request,
+//!   as many tasks saw the event as streams ran out, and a host started afterwards,
+//!   which saw nothing of it, is refused every call by the journal's breaker.
+//! - **Budget**: 64 calls at once against `Budget::per_hour(12)`: exactly 12 POSTs,
+//!   52 `BudgetExhausted` (not across the turn of an hour: the phase waits for the
+//!   next one when it is less than 20 s away).
+//! - **Idempotency key**: 16 callers over 4 processes with one key: one POST, one
+//!   project id for all, 15 replays; and again with the sending process killed
+//!   mid-stream once its project is recorded: the 12 callers left all get its
+//!   project, as replays, without a POST of their own.
+//!
+//! # What is timed, and why
+//!
+//! Every wait of the parent is for an event (a child's mark, a count at the server,
+//! a row in the journal, a connection waiting for a lock in `pg_stat_activity`),
+//! bounded by [`PATIENCE`]. Three things are timed on purpose: the random kill
+//! moments (drawn from the seed: that is the point); the 100 ms the parent gives an
+//! SQLite child to read its held stream's end before killing it (a busy wait for
+//! SQLite's lock cannot be seen from outside; nothing asserted depends on it: the
+//! end was written and the settlement cannot be); and the two bounds the guards
+//! promise, a dead host's slot back within its lease plus [`REUSE_MARGIN`], and no
+//! POST later than one breaker check interval after the credits ran out.
+//!
+//! Each suite prints its counts and measurements. PostgreSQL is
+//! `LARACOPILOT_TEST_POSTGRES` or, unset, the README's default URL; with neither
+//! answering, the PostgreSQL half is skipped and says so on stderr (a set variable
+//! whose server does not answer fails instead). The suites run one at a time (they
+//! kill processes and measure delays; two at once on two cores only add noise).
+//!
+//! `child.rs` runs in the children; `parent.rs` starts, reads, kills and reaps them
+//! and reads the journal back with SQL; `crash.rs` and `fleet.rs` are the suites.
 #![cfg(unix)]
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,422 +108,279 @@
     reason = "test code: a failed unwrap or index is a failed test"
 )]
 
-#[path = "../it/common/mod.rs"]
-mod common;
-
 mod child;
+mod crash;
+mod fleet;
 mod parent;
 
-use child::*;
-use parent::*;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use laracopilot::journal::{Journal, JournalOptions};
+use serde::{Deserialize, Serialize};
 
-use common::journal::file_lines;
-use common::mock::{posts, posts_with_prompt};
-use laracopilot::journal::{FileJournal, Journal, JournalFuture, LocalId, Record};
-use laracopilot::{Client, Token, WaitOptions};
-use laracopilot_mock::{Fault, MockServer, ProjectStatus};
-use serde_json::{json, Value};
-
-/// Selects the child entry point, and its mode (`run`, `chaos`, `resume`).
+/// Carries a child's [`Orders`] as JSON: set, the test `child::child` runs them.
 const CHILD: &str = "LARACOPILOT_CRASH_CHILD";
-const BASE: &str = "LARACOPILOT_CRASH_BASE";
-const JOURNAL: &str = "LARACOPILOT_CRASH_JOURNAL";
-const PLAN: &str = "LARACOPILOT_CRASH_PLAN";
-const RUN: &str = "LARACOPILOT_CRASH_RUN";
+/// A seed to replay (else one is drawn and printed).
+const SEED: &str = "LARACOPILOT_CRASH_SEED";
+/// The mock's token, which every child uses.
 const TOKEN: &str = "lcp_mock_crash_test_token_0001";
 
-/// The event before which a mid-stream hold stops.
-const MID: usize = 12;
-/// The longest any single wait of the parent takes.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// Every child's journal lease: short, so that dead owners' entries and slots come
+/// back within seconds.
+const LEASE: Duration = Duration::from_secs(2);
 
-/// One generation of a child's plan, and where it is when the child is killed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a slot may take beyond the lease to be taken again after its holder died:
+/// a waiting call asks the journal again at least every 250 ms (the SDK's longest
+/// pause between two asks), then one admission commits (a group commit with
+/// `fsync`, or one round trip to PostgreSQL) and its POST crosses loopback. 250 ms
+/// for the pause, and 750 ms for the commit and the scheduler of two busy cores.
+const REUSE_MARGIN: Duration = Duration::from_millis(1_000);
+
+/// The longest any single wait of the parent takes (a child's mark, a count at the
+/// server): long enough for a loaded machine, short enough to fail a hung run.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Where the PostgreSQL tests look when `LARACOPILOT_TEST_POSTGRES` is unset (what
+/// `.ci/postgres.sh` makes).
+#[cfg(feature = "postgres")]
+const DEFAULT_POSTGRES: &str = "postgres://laracopilot:laracopilot@127.0.0.1:5432/laracopilot";
+#[cfg(feature = "postgres")]
+const POSTGRES_ENV: &str = "LARACOPILOT_TEST_POSTGRES";
+
+/// Where a child's journal is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Store {
+    Sqlite { path: PathBuf },
+    Postgres { url: String, schema: String },
+}
+
+impl Store {
+    /// Opens the journal as a new instance with the suite's lease (named `instance`,
+    /// when given).
+    async fn open(&self, instance: Option<&str>) -> Arc<dyn Journal> {
+        let mut options = JournalOptions::new().lease(LEASE);
+        if let Some(name) = instance {
+            options = options.instance(name);
+        }
+        match self {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite { path } => {
+                Arc::new(laracopilot::journal::SqliteJournal::open_with(path, options).unwrap())
+            }
+            #[cfg(feature = "postgres")]
+            Store::Postgres { url, schema } => Arc::new(
+                laracopilot::journal::PostgresJournal::connect_in(url, schema, options)
+                    .await
+                    .unwrap(),
+            ),
+            #[allow(unreachable_patterns, reason = "one engine may be compiled out")]
+            other => panic!("this build has no engine for {other:?}"),
+        }
+    }
+}
+
+/// What a child process does: its journal, the server, and its role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Orders {
+    /// For messages: the engine and the child's name (`sqlite a2`).
+    name: String,
+    store: Store,
+    /// The journal instance's name (a random id otherwise).
+    instance: Option<String>,
+    base_url: String,
+    role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Role {
+    /// Starts each generation and holds it where its step says; waits to be killed.
+    Plan { steps: Vec<Planned> },
+    /// Starts these generations `stagger_ms` apart and goes on until killed.
+    Chaos {
+        prompts: Vec<String>,
+        stagger_ms: u64,
+    },
+    /// Resumes every unfinished entry of the journal, all at once, in an order drawn
+    /// from `seed`, once told `go`.
+    Resume { seed: u64 },
+    /// Runs each task's prompts one after the other, stopping at the first error.
+    Fleet(Fleet),
+}
+
+/// One generation of a [`Role::Plan`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Planned {
+    step: Step,
+    prompt: String,
+}
+
+/// Where a generation of a plan is when its process is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 enum Step {
     /// Generated to its end.
     Finish,
-    /// A follow-up on the first finished project, to its end.
-    FollowUp,
-    /// Killed after `Started` was written, before the POST.
+    /// A follow-up on the project of the plan's generation `base`, to its end.
+    FollowUp { base: usize },
+    /// After its intent was recorded, before the POST: its address never resolves.
     BeforePost,
-    /// Killed after the POST, before the first byte of the answer.
+    /// After the POST, before the first byte of the answer.
     BeforeFirstByte,
-    /// Killed after `project_created` (the stream stalls after it).
+    /// After the answer's head (accepted recorded), before any event.
+    AfterAcceptance,
+    /// After `project_created` (the stream stalls for good after it).
     AfterProject,
-    /// Killed in the middle of the stream.
+    /// In the middle of the stream (a long pause there).
     MidStream,
-    /// Killed after `stream_end`, before `Settled` is written.
-    BeforeSettled,
-    /// Killed in the middle of writing `Settled`: a torn last line.
-    TornWrite,
+    /// In the middle of a follow-up's stream, on the project of generation `base`.
+    FollowUpMidStream { base: usize },
+    /// After the terminal event, before its settlement is written.
+    BeforeSettlement,
+    /// Inside the admission's transaction (PostgreSQL), or waiting for the write
+    /// lock that begins it (SQLite).
+    InAdmission,
 }
-
-const STEPS: [Step; 8] = [
-    Step::Finish,
-    Step::FollowUp,
-    Step::BeforePost,
-    Step::BeforeFirstByte,
-    Step::AfterProject,
-    Step::MidStream,
-    Step::BeforeSettled,
-    Step::TornWrite,
-];
 
 impl Step {
     fn name(self) -> &'static str {
         match self {
-            Step::Finish => "finish",
-            Step::FollowUp => "follow_up",
-            Step::BeforePost => "before_post",
-            Step::BeforeFirstByte => "before_first_byte",
-            Step::AfterProject => "after_project_created",
-            Step::MidStream => "mid_stream",
-            Step::BeforeSettled => "before_settled_write",
-            Step::TornWrite => "during_settled_write",
-        }
-    }
-
-    fn parse(name: &str) -> Step {
-        STEPS
-            .into_iter()
-            .find(|s| s.name() == name)
-            .unwrap_or_else(|| panic!("unknown step {name}"))
-    }
-
-    /// The faults of this step's stream, when it sends a request.
-    fn faults(self) -> Option<Vec<Fault>> {
-        match self {
-            Step::BeforePost => None,
-            Step::BeforeFirstByte => Some(vec![Fault::DelayHeaders(Duration::from_secs(30))]),
-            Step::AfterProject => Some(vec![Fault::StallBefore(1)]),
-            Step::MidStream => Some(vec![Fault::DelayBefore(MID, Duration::from_secs(30))]),
-            _ => Some(Vec::new()),
+            Step::Finish => "finished",
+            Step::FollowUp { .. } => "follow-up finished",
+            Step::BeforePost => "before the POST",
+            Step::BeforeFirstByte => "before the first byte",
+            Step::AfterAcceptance => "after acceptance",
+            Step::AfterProject => "after project_created",
+            Step::MidStream => "mid-stream",
+            Step::FollowUpMidStream { .. } => "follow-up mid-stream",
+            Step::BeforeSettlement => "after the terminal event, before its settlement",
+            Step::InAdmission => "inside the admission's transaction",
         }
     }
 }
 
-/// The prompt of step `i` of run `run`: unique, so that the mock's POSTs can be
-/// counted per generation.
-fn prompt(run: usize, i: usize, step: Step) -> String {
-    match step {
-        Step::FollowUp => format!("Add a dark mode, run {run} step {i}"),
-        _ => format!("Build a crash test app, run {run} step {i}"),
+/// The orders of a [`Role::Fleet`] process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Fleet {
+    scope: String,
+    /// `max_concurrent_generations`.
+    cap: Option<usize>,
+    /// `Budget::per_hour`.
+    per_hour: Option<u64>,
+    /// `credits_cooldown` (the SDK's default otherwise).
+    cooldown_ms: Option<u64>,
+    /// Every call with this idempotency key.
+    key: Option<String>,
+    /// Each task's prompts, run in order.
+    tasks: Vec<Vec<String>>,
+    /// Start only when told `go` (so that processes start together).
+    wait_for_go: bool,
+}
+
+/// The events of every default stream of the suites' servers (`stream_end` is the
+/// last): a fixed count, so that a hold can name the terminal event.
+const EVENTS: usize = 20;
+/// Where a mid-stream hold pauses (after `project_created`, the container and a
+/// file or two).
+const MID: usize = 12;
+/// Where a follow-up's mid-stream hold pauses.
+const FOLLOW_UP_MID: usize = 3;
+
+/// The suites kill processes and measure delays: one at a time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SUITES: Mutex<()> = Mutex::new(());
+    SUITES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A line on the real stderr: libtest captures `eprintln!`, and a skip or a seed
+/// must be seen.
+fn say(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+    let _ = err.flush();
+}
+
+/// The run's seed: `LARACOPILOT_CRASH_SEED`, or drawn from the clock.
+fn seed(suite: &str) -> u64 {
+    let seed = match std::env::var(SEED) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED}={text:?} is not a number")),
+        Err(_) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            (now.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    };
+    say(&format!("{suite}: seed {seed} (replay with {SEED}={seed})"));
+    seed
+}
+
+/// A small seeded generator (SplitMix64): the same seed, the same kills.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
     }
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
-/// What the runs add up to.
-#[derive(Debug, Default)]
-struct Tally {
-    kills: usize,
-    /// Kill point -> generations held there when the child was killed.
-    kill_points: BTreeMap<&'static str, usize>,
-    generations: usize,
-    finished: usize,
-    resumed_succeeded: usize,
-    resumed_failed: usize,
-    /// `OutcomeUnknown`, with and without a POST at the mock.
-    unknown_sent: usize,
-    unknown_unsent: usize,
-    /// Killed before its intent was written: no entry, no POST.
-    never_started: usize,
-    double_sends: usize,
-    torn_lines: usize,
-    cuts_opened: usize,
-    resumed_in_child: usize,
-}
-
-/// One child run: its plan (or chaos with `count` generations, killed `kill_after`
-/// after it started).
-enum Scenario {
-    Plan(&'static [Step]),
-    Chaos { count: usize, kill_after: Duration },
-}
-
+#[cfg(feature = "sqlite")]
 #[test]
-fn every_generation_is_accounted_for_across_kills_and_none_is_sent_twice() {
-    use Step::*;
-    let scenarios = [
-        Scenario::Plan(&[Finish, Finish, BeforePost]),
-        Scenario::Plan(&[Finish, FollowUp, BeforeFirstByte]),
-        Scenario::Plan(&[Finish, AfterProject]),
-        Scenario::Plan(&[AfterProject, Finish, MidStream]),
-        Scenario::Plan(&[Finish, MidStream, BeforeSettled]),
-        Scenario::Plan(&[BeforeSettled, Finish, BeforePost, TornWrite]),
-        Scenario::Plan(&[Finish, AfterProject, BeforePost, MidStream, BeforeFirstByte]),
-        Scenario::Plan(&[Finish, FollowUp, BeforeSettled, AfterProject, TornWrite]),
-    ];
-    // And at arbitrary moments while four generations run at once.
-    let chaos = [10, 40, 70, 100, 130, 160, 200, 260].map(|ms| Scenario::Chaos {
-        count: 4,
-        kill_after: Duration::from_millis(ms),
-    });
-    let scenarios: Vec<Scenario> = scenarios.into_iter().chain(chaos).collect();
-    let started = Instant::now();
-    let mut tally = Tally::default();
-    for (run, scenario) in scenarios.iter().enumerate() {
-        crash_and_resume(run, scenario, &mut tally);
-    }
-    let accounted = tally.finished
-        + tally.resumed_succeeded
-        + tally.resumed_failed
-        + tally.unknown_sent
-        + tally.unknown_unsent
-        + tally.never_started;
-    let chaos = scenarios
-        .iter()
-        .filter(|s| matches!(s, Scenario::Chaos { .. }))
-        .count();
-    eprintln!(
-        "crash summary: {} kills ({} at the {} chosen kill points {:?}, {chaos} at arbitrary \
-         moments); {accounted}/{} generations accounted for: {} finished, {} resumed to \
-         success, {} resumed to failure, {} outcome unknown after a POST, {} outcome unknown \
-         never sent, {} never started; double sends: {}; torn lines dropped and reported: {}; \
-         cut journals opened: {}; resumed in a new process: {} runs; {:.1?}",
-        tally.kills,
-        tally.kills - chaos,
-        tally.kill_points.len(),
-        tally.kill_points,
-        tally.generations,
-        tally.finished,
-        tally.resumed_succeeded,
-        tally.resumed_failed,
-        tally.unknown_sent,
-        tally.unknown_unsent,
-        tally.never_started,
-        tally.double_sends,
-        tally.torn_lines,
-        tally.cuts_opened,
-        tally.resumed_in_child,
-        started.elapsed(),
-    );
-    assert_eq!(accounted, tally.generations, "{tally:#?}");
-    assert_eq!(tally.double_sends, 0);
-    // Every kill point of the plans was tried.
-    assert_eq!(tally.kill_points.len(), 6, "{:?}", tally.kill_points);
+fn crash_suite_on_one_sqlite_file() {
+    let _alone = one_at_a_time();
+    let engine = parent::Engine::sqlite();
+    crash::run(&engine, seed("crash suite, SQLite"));
+    engine.finish();
 }
 
-/// Runs one scenario in a child, kills it, checks the journal, resumes, and adds up
-/// what became of each generation.
-fn crash_and_resume(run: usize, scenario: &Scenario, tally: &mut Tally) {
-    let pacing = match scenario {
-        Scenario::Plan(_) => Duration::ZERO,
-        Scenario::Chaos { .. } => Duration::from_millis(4),
+#[cfg(feature = "postgres")]
+#[test]
+fn crash_suite_on_one_postgres_database() {
+    let _alone = one_at_a_time();
+    let Some(engine) = parent::Engine::postgres("the PostgreSQL crash suite") else {
+        return;
     };
-    let server = MockServer::builder()
-        .token(TOKEN)
-        .pacing(pacing)
-        .start()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("journal.jsonl");
+    crash::run(&engine, seed("crash suite, PostgreSQL"));
+    engine.finish();
+}
 
-    // Run, hold, kill.
-    let prompts: Vec<(String, Option<Step>)> = match scenario {
-        Scenario::Plan(plan) => {
-            for step in plan.iter() {
-                if let Some(faults) = step.faults() {
-                    server.faults_next(faults);
-                }
-            }
-            let names: Vec<&str> = plan.iter().map(|s| s.name()).collect();
-            let mut child = ChildProcess::spawn("run", run, &names.join(","), &server, &path);
-            child.wait_for("MARK ready");
-            for (i, step) in plan.iter().enumerate() {
-                let text = prompt(run, i, *step);
-                match step {
-                    Step::BeforeFirstByte => eventually("the POST reached the mock", || {
-                        posts_with_prompt(&server, &text) == 1
-                    }),
-                    // What the child saw is in the file: ProjectKnown was written first.
-                    Step::AfterProject | Step::MidStream => {
-                        let (lines, _) = file_lines(&path, true);
-                        let (_, records) = entry_lines(&lines, &text).expect("a started line");
-                        assert!(
-                            records.iter().any(|r| r["record"] == "project_known"),
-                            "{records:?}"
-                        );
-                    }
-                    _ => {}
-                }
-                if *step != Step::Finish && *step != Step::FollowUp {
-                    *tally.kill_points.entry(step.name()).or_default() += 1;
-                }
-            }
-            child.kill();
-            plan.iter()
-                .enumerate()
-                .map(|(i, s)| (prompt(run, i, *s), Some(*s)))
-                .collect()
-        }
-        Scenario::Chaos { count, kill_after } => {
-            let mut child = ChildProcess::spawn("chaos", run, &count.to_string(), &server, &path);
-            child.wait_for("MARK start");
-            std::thread::sleep(*kill_after);
-            child.kill();
-            (0..*count)
-                .map(|i| (prompt(run, i, Step::Finish), None))
-                .collect()
-        }
+#[cfg(feature = "sqlite")]
+#[test]
+fn fleet_suite_on_one_sqlite_file() {
+    let _alone = one_at_a_time();
+    let engine = parent::Engine::sqlite();
+    fleet::run(&engine, seed("fleet suite, SQLite"));
+    engine.finish();
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_suite_on_one_postgres_database() {
+    let _alone = one_at_a_time();
+    let Some(engine) = parent::Engine::postgres("the PostgreSQL fleet suite") else {
+        return;
     };
-    tally.kills += 1;
-
-    // The journal as the killed process left it: every complete line parses.
-    let (lines, torn) = file_lines(&path, true);
-    if let Scenario::Plan(plan) = scenario {
-        let torn_expected = plan.contains(&Step::TornWrite);
-        assert_eq!(torn.is_some(), torn_expected, "torn last line: {torn:?}");
-    }
-    // (A kill at an arbitrary moment may tear a line too; it is then reported.)
-    let torn_expected = torn.is_some();
-    tally.cuts_opened += every_cut_of_the_last_line_opens(&path, (run > 0).then_some(12));
-
-    // A restarted program settles what is left: in a new process every other run.
-    let posts_before = posts(&server);
-    let (torn_lines, resumed) = if run % 2 == 1 {
-        tally.resumed_in_child += 1;
-        let child = ChildProcess::spawn("resume", run, "", &server, &path);
-        let mut torn_lines = 0;
-        let mut resumed = Vec::new();
-        for line in child.output() {
-            let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(n) = value.get("torn") {
-                torn_lines = n.as_u64().unwrap() as usize;
-            }
-            if let Some(entry) = value.get("resumed") {
-                resumed.push(serde_json::from_value::<Resumed>(entry.clone()).unwrap());
-            }
-        }
-        (torn_lines, resumed)
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(resume_all(server.base_url(), &path))
-    };
-    assert_eq!(torn_lines, usize::from(torn_expected));
-    tally.torn_lines += torn_lines;
-    assert_eq!(posts(&server), posts_before, "resume never POSTs");
-
-    // Each generation, accounted for.
-    for (text, step) in &prompts {
-        tally.generations += 1;
-        let sent = posts_with_prompt(&server, text);
-        if sent > 1 {
-            tally.double_sends += 1;
-        }
-        let entry = entry_lines(&lines, text);
-        let Some((id, records)) = entry else {
-            // Killed before the intent was written: it was never sent.
-            assert_eq!(sent, 0, "{text}: a POST without a journal entry");
-            assert!(step.is_none(), "{text}: {step:?} must have an entry");
-            tally.never_started += 1;
-            continue;
-        };
-        let settled: Vec<&&Value> = records
-            .iter()
-            .filter(|r| r["record"] == "settled")
-            .collect();
-        if let Some(record) = settled.first() {
-            // Finished before the kill.
-            assert_eq!(record["outcome"], "succeeded", "{text}: {record}");
-            assert_eq!(sent, 1, "{text}");
-            let project = record["project_id"].as_str().unwrap();
-            assert_eq!(
-                server.project(project).unwrap().status,
-                ProjectStatus::Ready
-            );
-            assert!(
-                matches!(step, None | Some(Step::Finish | Step::FollowUp)),
-                "{text}: {step:?}"
-            );
-            assert!(
-                resumed.iter().all(|r| r.local_id != id),
-                "{text}: settled, yet unfinished"
-            );
-            tally.finished += 1;
-            continue;
-        }
-        let resumed = resumed
-            .iter()
-            .find(|r| r.local_id == id)
-            .unwrap_or_else(|| panic!("{text}: unfinished but not listed"));
-        assert_eq!(&resumed.prompt, text);
-        let status = resumed
-            .project_id
-            .as_deref()
-            .and_then(|p| server.project(p))
-            .map(|p| p.status);
-        match resumed.result.as_str() {
-            ok if ok.starts_with("ok https://") => {
-                assert_eq!(status, Some(ProjectStatus::Ready), "{text}");
-                tally.resumed_succeeded += 1;
-            }
-            "error generation_failed" => {
-                assert_eq!(status, Some(ProjectStatus::Failed), "{text}");
-                tally.resumed_failed += 1;
-            }
-            "error outcome_unknown" => {
-                assert_eq!(resumed.project_id, None, "{text}");
-                if sent == 0 {
-                    tally.unknown_unsent += 1;
-                } else {
-                    tally.unknown_sent += 1;
-                }
-            }
-            other => panic!("{text}: resumed as {other}"),
-        }
-        // Where each kill point must end up.
-        match step {
-            Some(Step::BeforePost) => {
-                assert_eq!(
-                    (resumed.result.as_str(), sent),
-                    ("error outcome_unknown", 0)
-                )
-            }
-            Some(Step::BeforeFirstByte) => {
-                assert_eq!(
-                    (resumed.result.as_str(), sent),
-                    ("error outcome_unknown", 1)
-                )
-            }
-            Some(Step::AfterProject | Step::MidStream) => {
-                assert!(resumed.project_id.is_some(), "{text}");
-                assert_eq!(sent, 1);
-            }
-            Some(Step::BeforeSettled | Step::TornWrite) => {
-                assert!(
-                    resumed.result.starts_with("ok https://"),
-                    "{text}: {}",
-                    resumed.result
-                );
-            }
-            Some(step @ (Step::Finish | Step::FollowUp)) => panic!("{text}: {step:?} unfinished"),
-            None => {}
-        }
-    }
-
-    // Resumed, the journal holds nothing unfinished, and every line parses.
-    let (_, torn) = file_lines(&path, false);
-    assert!(torn.is_none());
-    let reopened = FileJournal::open(&path).unwrap();
-    assert_eq!(reopened.torn_lines(), 0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    assert!(rt.block_on(reopened.unfinished()).unwrap().is_empty());
+    fleet::run(&engine, seed("fleet suite, PostgreSQL"));
+    engine.finish();
 }

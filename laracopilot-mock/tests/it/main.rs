@@ -2,7 +2,8 @@
 //! SDK and through raw sockets, one module per concern: routes and validation,
 //! tokens, scripts and credits, faults, canned replies, recorded requests and caps,
 //! read timeouts, the server's lifecycle on every kind of test and runtime, replaying
-//! a cassette (`replay`), and the fault variants of a tape (`tapes`).
+//! a cassette (`replay`), the fault variants of a tape (`tapes`), and what the server
+//! counts on the wire (`traffic`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,6 +25,7 @@ mod scripts;
 mod tapes;
 mod timeouts;
 mod tokens;
+mod traffic;
 
 #[allow(dead_code, reason = "compile-time assertion only")]
 fn mock_types_can_be_shared_between_threads() {
