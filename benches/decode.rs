@@ -40,7 +40,7 @@ const MAX_EVENT: usize = 16 << 20;
 
 /// The SDK's full path: SSE decoding, typed events, terminal rules.
 fn ours(bytes: &[u8], chunk: usize) -> usize {
-    let mut reader = EventReader::new(MAX_EVENT, None);
+    let mut reader = EventReader::new(MAX_EVENT);
     let mut events = 0;
     let all = bytes::Bytes::copy_from_slice(bytes);
     for at in (0..bytes.len()).step_by(chunk) {

@@ -7,16 +7,19 @@
 //! on a single-threaded runtime. Every line reports the corpus size as
 //! `Throughput::Bytes`.
 //!
-//! The journal's cost: the SDK with a `MemoryJournal` and with a `FileJournal` (in a
-//! temporary directory: three lines appended and `fsync`ed per generation) beside
-//! the SDK without one, on the 4 MiB corpus and on a short stream (8 KiB, where the
-//! fixed cost of each generation shows most).
+//! The journal's cost: the SDK with a `MemoryJournal`, an `SqliteJournal` (a file in
+//! a temporary directory; feature `sqlite`) and a `PostgresJournal` (feature
+//! `postgres`, when a server answers at `LARACOPILOT_TEST_POSTGRES`, or at what
+//! `.ci/postgres.sh` makes) beside the SDK without one, on the 4 MiB corpus and on a
+//! short stream (9 KiB, where the fixed cost of each generation shows most).
 //!
 //! `cargo bench --all-features --bench end_to_end -- --warm-up-time 1 --measurement-time 3`
 //!
-//! `E2E_JOURNAL=<rounds>` runs the journal paths interleaved instead (none, memory,
-//! file, in turn, round after round, over HTTP/1.1), so that a busy machine slows
-//! them alike, and prints medians and ratios.
+//! `E2E_JOURNAL=<rounds>` runs the journal paths interleaved instead (none, each
+//! engine, and none again as the control, in a new shuffled order every round, over
+//! HTTP/1.1), one generation at a time and then 16 and 200 at once
+//! (`E2E_JOURNAL_AT=1,16,200`; `E2E_JOURNAL_STREAMS=4MiB,short`), so that a busy
+//! machine slows them alike, and prints medians per generation and ratios.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -32,15 +35,17 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use laracopilot::journal::{FileJournal, Journal, MemoryJournal};
 use laracopilot::{Client, ClientBuilder, Event, Token};
 
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/journals.rs"]
+mod journals;
 #[path = "support/server.rs"]
 mod server;
 
 use corpus::{corpus, PeerEvent, Style};
+use journals::{Engine, Journals};
 use server::{Proto, Reply};
 
 const CORPUS_BYTES: usize = 4 << 20;
@@ -67,28 +72,27 @@ fn sdk_client(base: &str, http: reqwest::Client) -> Client {
     sdk_builder(base, http).build().expect("a client")
 }
 
-fn journaled(base: &str, http: reqwest::Client, journal: impl Journal) -> Client {
-    sdk_builder(base, http)
-        .journal(journal)
-        .build()
-        .expect("a client")
+/// One client per engine (`none` first), each with a journal of its own.
+fn journal_clients(
+    runtime: &tokio::runtime::Runtime,
+    journals: &Journals,
+    base: &str,
+    http: &reqwest::Client,
+) -> Vec<(String, Client)> {
+    journals
+        .engines()
+        .into_iter()
+        .map(|engine| {
+            let builder =
+                runtime.block_on(journals.attach(engine, sdk_builder(base, http.clone())));
+            let name = match engine {
+                Engine::None => "laracopilot".to_owned(),
+                engine => format!("laracopilot+{}_journal", engine.name()),
+            };
+            (name, builder.build().expect("a client"))
+        })
+        .collect()
 }
-
-/// The three clients the journal is measured with: none, memory, file (in `dir`).
-fn journal_clients(base: &str, http: &reqwest::Client, dir: &std::path::Path) -> [Client; 3] {
-    let file = FileJournal::open(dir.join("laracopilot.journal")).expect("a journal file");
-    [
-        sdk_client(base, http.clone()),
-        journaled(base, http.clone(), MemoryJournal::new()),
-        journaled(base, http.clone(), file),
-    ]
-}
-
-const JOURNALS: [&str; 3] = [
-    "laracopilot",
-    "laracopilot+memory_journal",
-    "laracopilot+file_journal",
-];
 
 /// A short stream: `project_created`, then about 8 KiB of the corpus (23 events, 9 KiB).
 fn short_stream() -> (Vec<u8>, usize) {
@@ -157,6 +161,7 @@ fn end_to_end(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
+    let journals = runtime.block_on(Journals::new());
     let corpus = corpus(Style::Lf, CORPUS_BYTES);
     let frames = server::frames(&corpus.bytes, FRAME);
     for proto in [Proto::Http1, Proto::Http2] {
@@ -188,9 +193,8 @@ fn end_to_end(c: &mut Criterion) {
         timed("raw_bytes", &|| runtime.block_on(raw(&http, &url)));
         timed("laracopilot", &|| runtime.block_on(sdk(&client)));
         timed("peer_stack", &|| runtime.block_on(peer(&http, &url)));
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let clients = journal_clients(&base, &http, dir.path());
-        for (name, client) in JOURNALS.iter().zip(&clients).skip(1) {
+        let clients = journal_clients(&runtime, &journals, &base, &http);
+        for (name, client) in clients.iter().skip(1) {
             assert_eq!(
                 runtime.block_on(sdk(client)),
                 corpus.payloads.len(),
@@ -208,94 +212,128 @@ fn end_to_end(c: &mut Criterion) {
     });
     let base = format!("http://{addr}/api/v1");
     let http = http_client(Proto::Http1);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let clients = journal_clients(&base, &http, dir.path());
+    let clients = journal_clients(&runtime, &journals, &base, &http);
     let mut group = c.benchmark_group("end_to_end_short/http1");
     group.throughput(Throughput::Bytes(bytes.len() as u64));
-    for (name, client) in JOURNALS.iter().zip(&clients) {
+    for (name, client) in &clients {
         assert_eq!(runtime.block_on(sdk(client)), events, "{name}");
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| black_box(runtime.block_on(sdk(client))))
         });
     }
     group.finish();
+    drop(clients);
+    runtime.block_on(journals.cleanup());
 }
 
-/// `E2E_JOURNAL=<rounds>`: the SDK without a journal, with a `MemoryJournal`, with
-/// a `FileJournal`, a second client without a journal (the control: the noise floor
-/// of the comparison) and, alone, what the file journal waits for (three small
-/// appends, each `fsync`ed, in the same directory), over HTTP/1.1, on the 4 MiB
-/// corpus and on the short stream. Every round runs each path once (`reps`
-/// generations) in a new shuffled order, so that no path always follows the same
-/// one (an `fsync` slows what comes right after it). Prints each path's median time
-/// per generation and its ratio to no journal.
+/// `E2E_JOURNAL=<rounds>`: the SDK without a journal, with each engine, and a
+/// second client without a journal (the control: the noise floor of the
+/// comparison), over HTTP/1.1, on the 4 MiB corpus and on the short stream; and,
+/// beside one generation at a time, what the SQLite journal waits for (four small
+/// appends, each `fdatasync`ed, in the same directory: admission, acceptance, the
+/// project id, the settlement). Every round runs each path once, in a new
+/// shuffled order (an `fsync` slows what comes right after it): `reps` times
+/// `at` generations at once, joined. Prints each path's median wall time per
+/// generation and its ratio to no journal.
 fn journal_interleaved(rounds: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
+    let journals = runtime.block_on(Journals::new());
+    let levels: Vec<usize> = env_list("E2E_JOURNAL_AT", "1,16,200")
+        .iter()
+        .map(|n| n.parse().expect("E2E_JOURNAL_AT takes numbers"))
+        .collect();
+    let streams = env_list("E2E_JOURNAL_STREAMS", "4MiB,short");
     let long = corpus(Style::Lf, CORPUS_BYTES);
     let short = short_stream();
     let mut seed = 0x2545_F491_4F6C_DD1D_u64;
-    for (stream, bytes, events, reps) in [
+    for (stream, bytes, events, short_reps) in [
         ("4MiB", long.bytes.clone(), long.payloads.len(), 1),
         ("short", short.0, short.1, 20),
     ] {
+        if !streams.iter().any(|s| s == stream) {
+            continue;
+        }
         let frames = server::frames(&bytes, FRAME);
         let addr = server::spawn(Proto::Http1, move |_: &str| {
             Reply::frames(frames.clone(), false)
         });
         let base = format!("http://{addr}/api/v1");
         let http = http_client(Proto::Http1);
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let [none, memory, file] = journal_clients(&base, &http, dir.path());
-        let control = sdk_client(&base, http.clone());
-        let clients = [none, memory, file, control];
-        for client in &clients {
-            for _ in 0..3 {
-                assert_eq!(runtime.block_on(sdk(client)), events);
+        let mut clients = journal_clients(&runtime, &journals, &base, &http);
+        clients.push((
+            "laracopilot (control)".to_owned(),
+            sdk_client(&base, http.clone()),
+        ));
+        let mut fsynced =
+            std::fs::File::create(journals.dir().join("fsync-floor")).expect("a file");
+        for &at in &levels {
+            // Each measurement covers about `short_reps` generations; fewer rounds
+            // when a round moves hundreds of MiB.
+            let reps = (short_reps / at).max(1);
+            let rounds = if at == 1 {
+                rounds
+            } else {
+                (rounds * 4 / at).max(9)
+            };
+            let mut names: Vec<String> = clients.iter().map(|(name, _)| name.clone()).collect();
+            if at == 1 {
+                names.push("4 x append+fdatasync alone".to_owned());
             }
-        }
-        let mut fsynced = std::fs::File::create(dir.path().join("fsync-floor")).expect("a file");
-        let line = [b'x'; 200];
-        let names = [
-            JOURNALS[0],
-            JOURNALS[1],
-            JOURNALS[2],
-            "laracopilot (control)",
-            "3 x append+fsync alone",
-        ];
-        let mut times = vec![Vec::new(); names.len()];
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        for _ in 0..rounds {
-            shuffle(&mut order, &mut seed);
-            for &i in &order {
-                let start = Instant::now();
-                for _ in 0..reps {
-                    match clients.get(i) {
-                        Some(client) => {
-                            black_box(runtime.block_on(sdk(client)));
-                        }
-                        None => {
-                            use std::io::Write;
-                            for _ in 0..3 {
-                                fsynced.write_all(&line).expect("a write");
-                                fsynced.sync_data().expect("an fsync");
+            for (_, client) in &clients {
+                let done = runtime.block_on(batch(client, at));
+                assert!(done.iter().all(|n| *n == events), "every stream completes");
+            }
+            let mut times = vec![Vec::new(); names.len()];
+            let mut order: Vec<usize> = (0..names.len()).collect();
+            for _ in 0..rounds {
+                shuffle(&mut order, &mut seed);
+                for &i in &order {
+                    let start = Instant::now();
+                    for _ in 0..reps {
+                        match clients.get(i) {
+                            Some((_, client)) => {
+                                black_box(runtime.block_on(batch(client, at)));
+                            }
+                            None => {
+                                use std::io::Write;
+                                for _ in 0..4 {
+                                    fsynced.write_all(&[b'x'; 200]).expect("a write");
+                                    fsynced.sync_data().expect("an fdatasync");
+                                }
                             }
                         }
                     }
+                    times[i].push(start.elapsed().as_secs_f64() * 1e6 / (reps * at) as f64);
                 }
-                times[i].push(start.elapsed().as_secs_f64() * 1e6 / f64::from(reps));
+            }
+            let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+            for (name, median) in names.iter().zip(&medians) {
+                println!(
+                    "journal/{stream}/x{at:<3} {name:<30} median {median:>9.1} us per generation, {:.3}x of no journal ({rounds} rounds)",
+                    median / medians[0]
+                );
             }
         }
-        let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
-        for (name, median) in names.iter().zip(&medians) {
-            println!(
-                "journal/{stream}/{name:<28} median {median:>9.1} us per generation, {:.3}x of no journal",
-                median / medians[0]
-            );
-        }
     }
+    runtime.block_on(journals.cleanup());
+}
+
+/// `at` generations of `client` at once, each read to its end: their event counts.
+async fn batch(client: &Client, at: usize) -> Vec<usize> {
+    futures::future::join_all((0..at).map(|_| sdk(client))).await
+}
+
+/// A comma-separated list from the environment, or `default`.
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Fisher-Yates with xorshift64*.

@@ -13,6 +13,16 @@
 //!
 //! 10,000 streams over HTTP/1.1 need 10,000 descriptors in the client and as many in
 //! the server process: check `ulimit -n` (the run says what it needs).
+//!
+//! Where the bytes are: with `MEM_EXIT_OPEN=1`, a `measure` child exits at the
+//! moment it measures, so that a heap profiler's "leaked" report is what the open
+//! streams hold, by allocation site:
+//!
+//! ```sh
+//! B=$(ls target/release/deps/memory_per_stream-* | grep -v '\.d$')
+//! sleep 600 | $B serve h2c &   # prints PORT n; serves while its stdin is open
+//! MEM_EXIT_OPEN=1 heaptrack $B measure sdk h2c 10000 n   # and `raw`
+//! ```
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -264,6 +274,10 @@ fn measure(kind: &str, proto_name: &str, streams: usize, port: u16) {
             let open_time = started.elapsed();
             let (rss, hwm) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
             let heap = heap_bytes() - heap_before;
+            if std::env::var_os("MEM_EXIT_OPEN").is_some() {
+                println!("RESULT-AT-EXIT heap {heap}");
+                std::process::exit(0);
+            }
             http.post(format!("{base}/release"))
                 .send()
                 .await
@@ -316,6 +330,7 @@ fn run_all(args: &[String]) {
         .map(|n| n.parse().expect("--streams takes numbers"))
         .collect();
     let protos = list(args, "--proto", "http1,h2c");
+    println!("{}", sizes());
     let limit = open_files_limit();
     println!(
         "open files limit (soft): {limit}; HTTP/1.1 needs about one per stream in each process"
@@ -397,6 +412,27 @@ fn run_all(args: &[String]) {
             let _ = server.wait();
         }
     }
+}
+
+/// What the SDK keeps per stream by construction: the `Generation` (boxed here, as
+/// a spawned task would hold it), and the sizes of some of its parts.
+fn sizes() -> String {
+    use std::mem::size_of;
+    #[cfg(feature = "__internal")]
+    let reader = format!(
+        ", EventReader {}",
+        size_of::<laracopilot::__private::EventReader>()
+    );
+    #[cfg(not(feature = "__internal"))]
+    let reader = String::new();
+    format!(
+        "size_of::<Generation>() = {} bytes (Progress {}, Result<Event> {}{reader}, reqwest::Body {}, tokio Sleep {} boxed)",
+        size_of::<Generation>(),
+        size_of::<laracopilot::Progress>(),
+        size_of::<laracopilot::Result<Event>>(),
+        size_of::<reqwest::Body>(),
+        size_of::<tokio::time::Sleep>(),
+    )
 }
 
 /// `Child::wait` with a bound.

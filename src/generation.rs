@@ -77,6 +77,9 @@ pub struct Generation {
     /// The project id was reported to the span and to the watcher (a follow-up's
     /// id is theirs from the start).
     id_reported: bool,
+    /// The timers were polled while the body was pending: they hold the waker of
+    /// the task that polled them (see [`Generation::disarm_timers`]).
+    timers_armed: bool,
     /// Who keeps records of this stream.
     watcher: Option<Box<dyn Watcher>>,
     /// A write of the watcher, and the item held back until it is done (boxed:
@@ -230,6 +233,7 @@ impl Generation {
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             span,
             id_reported,
+            timers_armed: false,
             watcher,
             held,
             progress,
@@ -290,6 +294,7 @@ impl Generation {
             deadline: None,
             span: CallSpan::new("POST", "(recorded)"),
             id_reported: true,
+            timers_armed: false,
             watcher: None,
             held: None,
             progress,
@@ -473,6 +478,26 @@ impl Generation {
             }
         }
         self.reader.feed_bytes(data);
+        self.disarm_timers();
+    }
+
+    /// Replaces the waker the timers hold by one that does nothing, once the body
+    /// woke the stream: a waker keeps its task alive, and a stream held open
+    /// between two reads (or handed from the task that opened it to another) must
+    /// not keep the last task that waited on it, which may have ended, with all its
+    /// memory. The timers are polled with the waiting task's waker again whenever
+    /// the body is pending, before the stream answers `Pending`, so no timeout is
+    /// missed.
+    fn disarm_timers(&mut self) {
+        if !std::mem::take(&mut self.timers_armed) {
+            return;
+        }
+        let mut nobody = Context::from_waker(std::task::Waker::noop());
+        for timer in [&mut self.idle, &mut self.deadline].into_iter().flatten() {
+            // Ready or not: the idle timer was just reset, and the deadline is
+            // checked against the clock on every turn.
+            let _ = timer.as_mut().poll(&mut nobody);
+        }
     }
 
     /// Book-keeping of an item just decoded (events are decoded as they are popped,
@@ -623,6 +648,7 @@ impl Stream for Generation {
                     this.close();
                 }
                 Poll::Pending => {
+                    this.timers_armed = true;
                     let fired = |timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>| {
                         timer
                             .as_mut()
@@ -787,6 +813,73 @@ mod tests {
             broken.error
         );
         assert_eq!(broken.outcome.stats().events, 1);
+    }
+
+    /// A body that yields what the test sends, and is pending in between.
+    struct Gated(tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>);
+
+    impl http_body::Body for Gated {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<std::result::Result<http_body::Frame<bytes::Bytes>, Self::Error>>>
+        {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_still_fires_after_the_timers_let_go_of_a_waker() {
+        let (send, chunks) = tokio::sync::mpsc::unbounded_channel();
+        let config = StreamConfig {
+            idle_timeout: Some(Duration::from_secs(1)),
+            deadline: None,
+            max_event_size: 1024,
+        };
+        let start = Start {
+            sent: Instant::now(),
+            attempts: 1,
+            slot_wait: Duration::ZERO,
+            watcher: None,
+            project_id: None,
+            span: CallSpan::new("POST", "/agent/generate"),
+            deadline: Some(Instant::now() + Duration::from_secs(60)),
+            prefix: bytes::Bytes::new(),
+            token: Token::new("lcp_test_0123456789").unwrap(),
+        };
+        let mut generation = Generation::new(reqwest::Body::wrap(Gated(chunks)), &config, start);
+        // Pending: the timers now hold this task's waker.
+        let waited = tokio::time::timeout(Duration::from_millis(100), generation.next()).await;
+        assert!(waited.is_err(), "nothing was sent yet");
+        send.send(bytes::Bytes::from_static(
+            b"data: {\"type\":\"tool_progress\"}\n\n",
+        ))
+        .unwrap();
+        let first = generation.next().await;
+        assert!(
+            matches!(first, Some(Ok(Event::ToolProgress(_)))),
+            "{first:?}"
+        );
+        // The data let the timers go of the waker; silence must still time out.
+        let silent = Instant::now();
+        let item = generation.next().await;
+        assert!(
+            matches!(
+                item,
+                Some(Err(Error::Timeout {
+                    kind: TimeoutKind::Idle,
+                    ..
+                }))
+            ),
+            "{item:?}"
+        );
+        assert_eq!(silent.elapsed(), Duration::from_secs(1));
+        drop(send);
     }
 
     #[tokio::test]

@@ -63,13 +63,15 @@ impl EventReader {
         self.input = data;
     }
 
-    /// Decodes up to one event from the input. The input is let go as soon as it is
-    /// used up (it may pin the connection's read buffer), or once the stream is over.
-    fn decode_next(&mut self) {
+    /// Decodes up to one event from the input into `slot` (which is empty; an item
+    /// that cannot go there, and a failure, are queued after it). The input is let
+    /// go as soon as it is used up (it may pin the connection's read buffer), or
+    /// once the stream is over.
+    fn decode_next(&mut self, slot: &mut Option<Result<Event>>) {
         let state = &mut self.state;
         match self
             .decoder
-            .feed_until_event(&self.input, &mut |frame| state.on_frame(frame))
+            .feed_until_event(&self.input, &mut |frame| state.on_frame(frame, slot))
         {
             Ok(used) if used < self.input.len() => self.input.advance(used),
             Ok(_) => self.input = Bytes::new(),
@@ -77,6 +79,9 @@ impl EventReader {
                 self.input = Bytes::new();
                 // Bytes after a terminal event do not count: the stream is over.
                 if !self.state.finished {
+                    if let Some(item) = slot.take() {
+                        self.state.queue.push_back(item);
+                    }
                     self.push_failure(Error::EventTooLarge {
                         limit: too_large.limit,
                         context: ErrorContext::sent(),
@@ -92,7 +97,11 @@ impl EventReader {
     /// Decodes all the input left (before anything is queued after it).
     fn drain(&mut self) {
         while !self.input.is_empty() {
-            self.decode_next();
+            let mut slot = None;
+            self.decode_next(&mut slot);
+            if let Some(item) = slot {
+                self.state.queue.push_back(item);
+            }
         }
     }
 
@@ -104,7 +113,14 @@ impl EventReader {
             return;
         }
         let state = &mut self.state;
-        if let Err(too_large) = self.decoder.finish(&mut |frame| state.on_frame(frame)) {
+        let mut slot = None;
+        let finished = self
+            .decoder
+            .finish(&mut |frame| state.on_frame(frame, &mut slot));
+        if let Some(item) = slot {
+            self.state.queue.push_back(item);
+        }
+        if let Err(too_large) = finished {
             return self.fail(Error::EventTooLarge {
                 limit: too_large.limit,
                 context: ErrorContext::sent(),
@@ -143,7 +159,13 @@ impl EventReader {
             if self.input.is_empty() {
                 return None;
             }
-            self.decode_next();
+            // Decoded into this frame's slot, not into the reader: an open stream
+            // keeps no room for an item between two calls.
+            let mut slot = None;
+            self.decode_next(&mut slot);
+            if slot.is_some() {
+                return slot;
+            }
         }
     }
 
@@ -165,51 +187,55 @@ impl EventReader {
 }
 
 impl State {
-    fn on_frame(&mut self, frame: Frame<'_>) {
+    /// Takes one frame: its item goes into `slot` when it is empty, else after the
+    /// queued ones.
+    fn on_frame(&mut self, frame: Frame<'_>, slot: &mut Option<Result<Event>>) {
         if self.finished || frame.data.trim_ascii().is_empty() {
             return;
         }
-        match decode_event(frame.data) {
+        let item = match decode_event(frame.data) {
             Decoded::Event(event) => {
                 self.finished = matches!(event, Event::StreamEnd(_));
-                self.queue.push_back(Ok(event));
+                Ok(event)
             }
             Decoded::CreditsExhausted(raw) => {
-                self.queue.push_back(Err(Error::CreditsExhausted {
+                self.finished = true;
+                Err(Error::CreditsExhausted {
                     raw,
                     locally: false,
                     until: None,
                     context: ErrorContext::sent(),
-                }));
-                self.finished = true;
+                })
             }
+        };
+        match slot {
+            None => *slot = Some(item),
+            Some(_) => self.queue.push_back(item),
         }
     }
 }
 
-/// A FIFO queue whose first item is held inline: decoding one event at a time, it
-/// never allocates; only the rare bursts (an error after the rest of a chunk) spill
-/// into the `VecDeque`.
+/// The items decoded but not handed out yet: rare (a failure after the rest of a
+/// chunk, the last events of a body that ended), since [`EventReader::pop`]
+/// decodes one event at a time straight into its caller's hands. Boxed, and
+/// allocated only when used: an open stream keeps a pointer.
 #[derive(Debug, Default)]
-struct Queue {
-    first: Option<Result<Event>>,
-    rest: VecDeque<Result<Event>>,
-}
+#[allow(
+    clippy::box_collection,
+    reason = "the extra allocation is the point: 8 bytes in every open stream instead of 32, for a queue that is almost always empty"
+)]
+struct Queue(Option<Box<VecDeque<Result<Event>>>>);
 
 impl Queue {
     fn push_back(&mut self, item: Result<Event>) {
-        if self.first.is_none() && self.rest.is_empty() {
-            self.first = Some(item);
-        } else {
-            self.rest.push_back(item);
-        }
+        self.0.get_or_insert_with(Box::default).push_back(item);
     }
 
     fn pop_front(&mut self) -> Option<Result<Event>> {
-        self.first.take().or_else(|| self.rest.pop_front())
+        self.0.as_mut()?.pop_front()
     }
 
     fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
+        self.0.as_ref().map_or(0, |queue| queue.len())
     }
 }

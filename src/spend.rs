@@ -53,6 +53,10 @@ pub(crate) struct Guards {
 /// for the scope, and this caches an open breaker for one check interval, so that
 /// refusing costs no round trip; without one, this is the breaker.
 pub(crate) struct Breaker {
+    /// Where the scope's breaker is kept, with a journal (the streams' watchers
+    /// open it there); kept here so that a watcher holds one pointer for all three.
+    store: Option<Arc<dyn Store>>,
+    scope: String,
     cooldown: Option<Duration>,
     check_interval: Duration,
     /// Open until (wall clock, as the store says), and when that was learnt.
@@ -116,17 +120,20 @@ impl Spend {
             ))),
             _ => None,
         };
+        let breaker = Arc::new(Breaker {
+            store: guards.store.clone(),
+            scope: guards.scope.clone(),
+            cooldown: guards.credits_cooldown,
+            check_interval: guards.check_interval,
+            open: Mutex::new(None),
+        });
         Spend {
             store: guards.store,
             scope: guards.scope,
             max_concurrent: guards.max_concurrent,
             local_slots,
             budgets: guards.budgets,
-            breaker: Arc::new(Breaker {
-                cooldown: guards.credits_cooldown,
-                check_interval: guards.check_interval,
-                open: Mutex::new(None),
-            }),
+            breaker,
             freed: Arc::new(Notify::new()),
         }
     }
@@ -267,10 +274,8 @@ impl Spend {
     pub(crate) fn watch(&self, pass: Pass) -> Box<dyn Watcher> {
         Box::new(Watch {
             _permit: pass.permit,
-            journaled: pass.journaled,
+            journaled: pass.journaled.map(Box::new),
             breaker: Arc::clone(&self.breaker),
-            store: self.store.clone(),
-            scope: self.scope.clone(),
         })
     }
 
@@ -431,15 +436,16 @@ fn tracing_warn(what: &str, why: &str) {
     );
 }
 
-/// The client's records of one stream: its slot, its journal entry, the breaker.
+/// The client's records of one stream: its slot, its journal entry, the breaker
+/// (with the store and the scope it is kept in). One per open stream: kept small.
 struct Watch {
     /// The concurrency slot without a journal, freed when the stream ends or is
     /// dropped.
     _permit: Option<OwnedSemaphorePermit>,
-    journaled: Option<Journaled>,
+    /// Boxed: only a journaled stream has one, and a stream without keeps a
+    /// pointer instead of the entry's room.
+    journaled: Option<Box<Journaled>>,
     breaker: Arc<Breaker>,
-    store: Option<Arc<dyn Store>>,
-    scope: String,
 }
 
 impl Watcher for Watch {
@@ -499,7 +505,7 @@ impl Watcher for Watch {
     }
 
     fn journal_id(&self) -> Option<&LocalId> {
-        self.journaled.as_ref().map(Journaled::local_id)
+        self.journaled.as_deref().map(Journaled::local_id)
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
@@ -510,8 +516,9 @@ impl Watcher for Watch {
 impl Watch {
     /// The write that opens the scope's breaker in the store.
     fn trip_store(&self) -> Option<Write> {
-        let (store, cooldown) = (Arc::clone(self.store.as_ref()?), self.breaker.cooldown?);
-        let scope = self.scope.clone();
+        let breaker = &self.breaker;
+        let (store, cooldown) = (Arc::clone(breaker.store.as_ref()?), breaker.cooldown?);
+        let scope = breaker.scope.clone();
         Some(Box::pin(async move {
             reported(
                 store.trip_breaker(&scope, cooldown).await.map(|()| true),
@@ -529,6 +536,7 @@ pub(crate) fn journaled_of(watcher: Box<dyn Watcher>) -> Option<Journaled> {
         .downcast::<Watch>()
         .ok()
         .and_then(|mut watch| watch.journaled.take())
+        .map(|journaled| *journaled)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
