@@ -77,7 +77,12 @@ pub(crate) fn unasked_coding(headers: &HeaderMap) -> Option<String> {
 /// Whether the start of a body is an event stream (an SSE field or comment, after an
 /// optional byte order mark): `None` while too little of it has arrived to tell.
 pub(crate) fn looks_like_event_stream(start: &[u8]) -> Option<bool> {
-    let start = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    if !start.is_empty() && start.len() < BOM.len() && BOM.starts_with(start) {
+        // The first bytes of a byte order mark, the rest still on its way.
+        return None;
+    }
+    let start = start.strip_prefix(BOM).unwrap_or(start);
     let start = start.trim_ascii_start();
     const FIELDS: [&[u8]; 5] = [b":", b"data:", b"event:", b"id:", b"retry:"];
     if FIELDS.iter().any(|field| start.starts_with(field)) {
@@ -549,8 +554,37 @@ mod tests {
         for no in [&b"<html>"[..], b"{\"status\":false}", b"date", b"Data:"] {
             assert_eq!(looks_like_event_stream(no), Some(false), "{no:?}");
         }
-        for unsure in [&b""[..], b"da", b"\xEF\xBB\xBF", b"  ", b"ev"] {
+        for no in [&b"\xEF<"[..], b"\xEF\xBB<", b"\xBB\xBF", b"\xEF\xBB\xBF<"] {
+            assert_eq!(looks_like_event_stream(no), Some(false), "{no:?}");
+        }
+        for unsure in [
+            &b""[..],
+            b"da",
+            b"\xEF",
+            b"\xEF\xBB",
+            b"\xEF\xBB\xBF",
+            b"  ",
+            b"ev",
+        ] {
             assert_eq!(looks_like_event_stream(unsure), None, "{unsure:?}");
+        }
+    }
+
+    #[test]
+    fn no_start_of_an_event_stream_is_called_something_else_however_little_has_arrived() {
+        // A body arrives in pieces of any size: every prefix of a stream's start is
+        // undecided or a stream, never "not a stream".
+        for stream in [
+            &b"\xEF\xBB\xBFdata: {}\n\n"[..],
+            b"\xEF\xBB\xBF\r\n: keep-alive\n\n",
+            b"\n\nevent: message\ndata: {}\n\n",
+            b"  retry: 5\n",
+            b"id: 7\ndata: {}\n\n",
+        ] {
+            for cut in 0..=stream.len() {
+                let start = stream.get(..cut).unwrap_or_default();
+                assert_ne!(looks_like_event_stream(start), Some(false), "{start:?}");
+            }
         }
     }
 
