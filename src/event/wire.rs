@@ -129,6 +129,9 @@ impl<'de> Deserialize<'de> for Wire<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an event object")
             }
+            // Inlined into `decode_event`, its one caller: the hot path of every
+            // event (measured in BENCHMARKS.md, "Decode").
+            #[inline]
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Wire<'de>, A::Error> {
                 let mut wire = Wire::default();
                 while let Some(key) = map.next_key::<Field>()? {
@@ -173,6 +176,7 @@ enum Field {
 }
 
 impl<'de> Deserialize<'de> for Field {
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl Visitor<'_> for V {
@@ -180,6 +184,7 @@ impl<'de> Deserialize<'de> for Field {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a field name")
             }
+            #[inline]
             fn visit_str<E: de::Error>(self, key: &str) -> Result<Field, E> {
                 Ok(match key {
                     "type" => Field::Type,
