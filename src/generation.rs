@@ -755,18 +755,22 @@ mod tests {
             deadline: None,
             max_event_size: 1024,
         };
-        let start = Start {
+        Generation::new(reqwest::Body::from(body), &config, start(None))
+    }
+
+    /// What the client hands a new generation: sent now, once, no watcher.
+    fn start(deadline: Option<Instant>) -> Start {
+        Start {
             sent: Instant::now(),
             attempts: 1,
             slot_wait: Duration::ZERO,
             watcher: None,
             project_id: None,
             span: CallSpan::new("POST", "/agent/generate"),
-            deadline: None,
+            deadline,
             prefix: bytes::Bytes::new(),
             token: Token::new("lcp_test_0123456789").unwrap(),
-        };
-        Generation::new(reqwest::Body::from(body), &config, start)
+        }
     }
 
     const FIVE: &str = "data: {\"type\":\"project_created\",\"project_id\":\"p1\"}\n\n\
@@ -841,17 +845,7 @@ mod tests {
             deadline: None,
             max_event_size: 1024,
         };
-        let start = Start {
-            sent: Instant::now(),
-            attempts: 1,
-            slot_wait: Duration::ZERO,
-            watcher: None,
-            project_id: None,
-            span: CallSpan::new("POST", "/agent/generate"),
-            deadline: Some(Instant::now() + Duration::from_secs(60)),
-            prefix: bytes::Bytes::new(),
-            token: Token::new("lcp_test_0123456789").unwrap(),
-        };
+        let start = start(Some(Instant::now() + Duration::from_secs(60)));
         let mut generation = Generation::new(reqwest::Body::wrap(Gated(chunks)), &config, start);
         // Pending: the timers now hold this task's waker.
         let waited = tokio::time::timeout(Duration::from_millis(100), generation.next()).await;
