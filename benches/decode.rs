@@ -7,8 +7,8 @@
 //! the ratio of two throughputs is the inverse ratio of their times.
 //!
 //! ```text
-//! cargo bench --all-features --bench decode -- --warm-up-time 1 --measurement-time 3
-//! DECODE_INTERLEAVED=40 cargo bench --all-features --bench decode   # A/B/A/B timing
+//! cargo bench --features full,__internal --bench decode -- --warm-up-time 1 --measurement-time 3
+//! DECODE_INTERLEAVED=40 cargo bench --features full,__internal --bench decode   # A/B/A/B timing
 //! DECODE_ONLY=ours:lf:8192 valgrind --tool=callgrind target/release/deps/decode-<hash>
 //! ```
 #![allow(

@@ -13,7 +13,7 @@
 //! `.ci/postgres.sh` makes) beside the SDK without one, on the 4 MiB corpus and on a
 //! short stream (9 KiB, where the fixed cost of each generation shows most).
 //!
-//! `cargo bench --all-features --bench end_to_end -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench --features full --bench end_to_end -- --warm-up-time 1 --measurement-time 3`
 //!
 //! `E2E_JOURNAL=<rounds>` runs the journal paths interleaved instead (none, each
 //! engine, and none again as the control, in a new shuffled order every round, over

@@ -13,7 +13,7 @@
 //! file inline, on the worker (what a journal writing on the caller's thread
 //! would do).
 //!
-//! `cargo bench --all-features --bench executor [-- --rounds 6 --generations 200]`
+//! `cargo bench --features full --bench executor [-- --rounds 6 --generations 200]`
 //!
 //! Prints, per path, the p50 and p99 of the ticks' lateness (over every round, and
 //! the median of the rounds' p99s), the ratio of each p99 to no journal's, and the

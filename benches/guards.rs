@@ -14,7 +14,7 @@
 //! what `.ci/postgres.sh` makes). Each guard has a client, a journal and a scope
 //! of its own. Every round runs each path once, in a new shuffled order.
 //!
-//! `cargo bench --all-features --bench guards [-- --rounds 10]`
+//! `cargo bench --features full --bench guards [-- --rounds 10]`
 //!
 //! "no guard" turns the breaker off (`credits_cooldown(None)`); the SDK's default
 //! has it on (a minute), so a default client pays the breaker's row.

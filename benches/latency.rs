@@ -7,7 +7,7 @@
 //! machine, whose load changes over seconds, hits both alike. Prints p50, p90, p99
 //! and max, and the SDK's ratios to raw.
 //!
-//! `cargo bench --all-features --bench latency` (about 10 seconds; set
+//! `cargo bench --features full --bench latency` (about 10 seconds; set
 //! `LATENCY_EVENTS` and `LATENCY_ROUNDS` to change the 500 events x 10 rounds of
 //! each).
 #![allow(

@@ -9,7 +9,7 @@
 //! once all N are open, having read each stream's first events; then the server
 //! lets every stream finish and the client checks that all N end properly.
 //!
-//! `cargo bench --all-features --bench memory_per_stream [-- --streams 1000,10000 --proto http1,h2c]`
+//! `cargo bench --features full --bench memory_per_stream [-- --streams 1000,10000 --proto http1,h2c]`
 //!
 //! 10,000 streams over HTTP/1.1 need 10,000 descriptors in the client and as many in
 //! the server process: check `ulimit -n` (the run says what it needs).

@@ -6,7 +6,7 @@
 //! full run of 1,000 (`.ci/run` does, in a step of its own):
 //!
 //! ```text
-//! LARACOPILOT_FULL_LOAD=1 cargo test --all-features -p laracopilot --test it load::
+//! LARACOPILOT_FULL_LOAD=1 cargo test --features full -p laracopilot --test it load::
 //! ```
 //!
 //! Figures (wall time, peak memory) come from `examples/load.rs` in release mode,
