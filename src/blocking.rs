@@ -345,6 +345,16 @@ impl Client {
         self.call(|client| async move { client.prune_journal(older_than).await })
     }
 
+    /// Waits until every write this client handed to its journal is durable, as
+    /// [`crate::Client::flush_journal`]: call it before the program exits.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Client::flush_journal`].
+    pub fn flush_journal(&self) -> Result<()> {
+        self.call(|client| async move { client.flush_journal().await })
+    }
+
     fn wrap(&self, generation: crate::Generation) -> Generation {
         Generation {
             inner: Some(generation),

@@ -553,6 +553,26 @@ impl Client {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         self.store()?.prune(before).await
     }
+
+    /// Waits until every write this client handed to its journal is durable,
+    /// including the ones sent without waiting: a dropped stream's release, and
+    /// the release of a call that failed after it may have started work. Those
+    /// free the call's concurrency slot and leave its entry for resuming; a
+    /// process that exits before they are written keeps the slot held, across
+    /// the fleet, until its lease expires. Call it before a short-lived program
+    /// (a CLI, a CI job) exits; a service need not.
+    ///
+    /// Without a journal there is nothing to wait for: `Ok(())`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] when the journal's engine has stopped.
+    pub async fn flush_journal(&self) -> Result<()> {
+        match self.inner.spend.store() {
+            Some(store) => store.flush().await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl Client {

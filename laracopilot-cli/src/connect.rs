@@ -144,20 +144,29 @@ pub async fn open_journal(flag: &JournalFlag) -> Result<Option<Arc<dyn Journal>>
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Waits (at most [`FLUSH_LIMIT`]) until the journal of `client`, if it has one, has
-/// written what was queued without waiting: the release of a stream dropped halfway
-/// (stdout closed, a stream that broke) or of an entry `resume` did not report. The
-/// journal's engine writes them on its own thread; a process that exits first loses
-/// them, and its entries stay driven by its lease (30 s by default) instead of being
-/// unfinished at once. The engine runs its commands in order, so a call queued after
-/// those writes answers once they are committed: that call is a listing of the
-/// unfinished entries, whose answer is not needed. Call it once the run's streams
-/// are dropped, before exiting.
+/// written what was queued without waiting (`Client::flush_journal`): the release
+/// of a stream dropped halfway (stdout closed, a stream that broke), of a call that
+/// failed after it may have started work, or of an entry `resume` did not report.
+/// A process that exits first loses them: its slots stay held across the fleet,
+/// and its entries driven, until its lease expires (30 s by default). Call it once
+/// the run's streams are dropped, whatever the run's result, before exiting.
 pub async fn flush_journal(client: &Client, journal: &JournalFlag) {
     if journal.journal.is_none() {
         return;
     }
-    // A journal that cannot answer now cannot be helped: its lease ends the rest.
-    let _ = tokio::time::timeout(FLUSH_LIMIT, client.unfinished()).await;
+    match tokio::time::timeout(FLUSH_LIMIT, client.flush_journal()).await {
+        Ok(Ok(())) => {}
+        // The lease ends the rest; say so, since other hosts wait for it.
+        Ok(Err(error)) => out::warn("Warning", &format!("{error}")),
+        Err(_) => out::warn(
+            "Warning",
+            &format!(
+                "the journal did not finish its writes within {} s: this run's slots \
+                 come back when its lease expires",
+                FLUSH_LIMIT.as_secs()
+            ),
+        ),
+    }
 }
 
 /// Whether `spec` names a PostgreSQL database rather than an SQLite file.

@@ -26,6 +26,7 @@ pub(crate) async fn run_all(fixture: &dyn Fixture) {
     admitted_entries_read_back_whole(fixture).await;
     writes_need_the_current_fence_and_settle_once(fixture).await;
     a_released_entry_is_unfinished_and_frees_its_slot(fixture).await;
+    a_flush_answers_once_the_releases_before_it_are_written(fixture).await;
     the_cap_counts_every_instance_of_a_scope(fixture).await;
     a_closed_instance_leaves_its_entries_unfinished_and_its_slots_free(fixture).await;
     exactly_one_of_many_claims_wins_and_fences_out_the_old_owner(fixture).await;
@@ -176,6 +177,25 @@ async fn a_released_entry_is_unfinished_and_frees_its_slot(fixture: &dyn Fixture
     // A stale release changes nothing.
     store.release(&second, fence2);
     assert!(!unfinished_ids(&*store).await.contains(&second));
+}
+
+async fn a_flush_answers_once_the_releases_before_it_are_written(fixture: &dyn Fixture) {
+    let store = fixture.open(options()).await;
+    let other = fixture.open(options()).await;
+    let scope = scope("flush");
+    let mut capped = intent(&scope);
+    capped.max_concurrent = Some(1);
+    for _ in 0..3 {
+        let (id, fence) = admit(&*store, capped.clone()).await;
+        store.release(&id, fence);
+        store.flush().await.unwrap();
+        // Written, for every instance: no waiting.
+        assert!(unfinished_ids(&*other).await.contains(&id));
+    }
+    // And the slot it held is free at once, for another instance too.
+    let (id, fence) = admit(&*other, capped).await;
+    assert!(other.settle(&id, fence, Settlement::Unknown).await.unwrap());
+    other.flush().await.unwrap();
 }
 
 async fn the_cap_counts_every_instance_of_a_scope(fixture: &dyn Fixture) {

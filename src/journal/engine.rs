@@ -99,6 +99,9 @@ pub(super) enum Op {
     Prune {
         settled_before: SystemTime,
     },
+    /// Answered once every command sent before it is durable (the engine runs
+    /// commands in order, and answers a batch once it committed).
+    Flush,
 }
 
 impl Op {
@@ -117,12 +120,16 @@ impl Op {
             Op::ResetBreaker { .. } => "close a credits breaker",
             Op::Breaker { .. } => "read a credits breaker",
             Op::Prune { .. } => "prune settled entries",
+            Op::Flush => "finish the writes handed to it",
         }
     }
 
     /// Whether it may write (a batch of reads only takes no write lock).
     pub(super) fn writes(&self) -> bool {
-        !matches!(self, Op::Unfinished | Op::Entry { .. } | Op::Breaker { .. })
+        !matches!(
+            self,
+            Op::Unfinished | Op::Entry { .. } | Op::Breaker { .. } | Op::Flush
+        )
     }
 }
 
@@ -392,6 +399,10 @@ impl Store for Handle {
 
     fn prune(&self, settled_before: SystemTime) -> StoreFuture<'_, u64> {
         ask!(self, Op::Prune { settled_before }, Reply::Pruned(pruned) => pruned)
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        ask!(self, Op::Flush, Reply::Done => ())
     }
 }
 

@@ -178,6 +178,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes the entries settled before `settled_before` (with their keys);
     /// answers how many.
     fn prune(&self, settled_before: SystemTime) -> StoreFuture<'_, u64>;
+
+    /// Resolves once every write handed over before it is durable, the releases
+    /// [`release`](Store::release) sends without waiting included.
+    fn flush(&self) -> StoreFuture<'_, ()>;
 }
 
 /// Everything the admission of one call writes or checks.

@@ -56,10 +56,14 @@ pub async fn run(args: &Args, prompt: &str, path: &Path) -> Result<ExitCode, Fai
     out::ensure_open()?;
     let journal = connect::open_journal(&args.journal).await?;
     let Connection { client, offline } = connect::connect(&args.talk, journal, &args.guards)?;
-    let generation = connect::request(client.generate(prompt), &args.guards).await?;
-    let mut extra = vec![("cached", Value::Bool(false))];
-    extra.extend(connect::guard_fields(&generation, &args.guards));
-    let outcome = stream::stream(generation, args.talk.json, extra, false).await;
+    let outcome = async {
+        let generation = connect::request(client.generate(prompt), &args.guards).await?;
+        let mut extra = vec![("cached", Value::Bool(false))];
+        extra.extend(connect::guard_fields(&generation, &args.guards));
+        stream::stream(generation, args.talk.json, extra, false).await
+    }
+    .await;
+    // Whatever the result: see `generate`.
     connect::flush_journal(&client, &args.journal).await;
     if let (Some(offline), Some(id)) = (&offline, outcome_id(&outcome)) {
         offline.remember(&id);

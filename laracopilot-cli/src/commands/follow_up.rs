@@ -71,10 +71,14 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
         }
         _ => ProjectId::from(args.project_id.as_str()),
     };
-    let generation =
-        connect::request(connection.client.follow_up(&id, prompt), &args.guards).await?;
-    let extra = connect::guard_fields(&generation, &args.guards);
-    let result = stream::stream(generation, args.talk.json, extra, true).await;
+    let result = async {
+        let generation =
+            connect::request(connection.client.follow_up(&id, prompt), &args.guards).await?;
+        let extra = connect::guard_fields(&generation, &args.guards);
+        stream::stream(generation, args.talk.json, extra, true).await
+    }
+    .await;
+    // Whatever the result: see `generate`.
     connect::flush_journal(&connection.client, &args.journal).await;
     if let Some(offline) = &connection.offline {
         offline.remember(&id);

@@ -70,9 +70,14 @@ pub async fn run(args: &Args) -> Result<ExitCode, Failure> {
     out::ensure_open()?;
     let journal = connect::open_journal(&args.journal).await?;
     let connection = connect::connect(&args.talk, journal, &args.guards)?;
-    let generation = connect::request(connection.client.generate(prompt), &args.guards).await?;
-    let extra: Vec<(&str, Value)> = connect::guard_fields(&generation, &args.guards);
-    let result = stream::stream(generation, args.talk.json, extra, true).await;
+    let result = async {
+        let generation = connect::request(connection.client.generate(prompt), &args.guards).await?;
+        let extra: Vec<(&str, Value)> = connect::guard_fields(&generation, &args.guards);
+        stream::stream(generation, args.talk.json, extra, true).await
+    }
+    .await;
+    // A call refused after it may have started work released its slot without
+    // waiting, as a dropped stream does: written before the process exits.
     connect::flush_journal(&connection.client, &args.journal).await;
     if let Some(offline) = &connection.offline {
         let id = match &result {

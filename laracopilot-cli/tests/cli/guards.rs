@@ -543,3 +543,87 @@ fn a_killed_generation_is_resumed_by_another_process_only_after_its_lease() {
     assert!(seed::block_on(seed::unfinished(path)).is_empty());
     assert_eq!(posted(&server).len(), 1, "resume sent nothing");
 }
+
+#[test]
+fn a_call_that_failed_after_it_may_have_started_work_frees_its_slot_before_the_process_exits() {
+    // A's POST is answered (half a second late) with a server's error page: the
+    // server may have started work, so A's entry is left for resuming and its slot
+    // released without waiting. While that release waits for the journal's write
+    // lock (the test holds it), A prints its error. A process that exited then
+    // would lose the release, and acme's only slot would stay held until A's lease
+    // (30 s) ran out, with B waiting for it.
+    let server = MockServer::start();
+    server.add_token(TOKEN, TokenState::Valid);
+    server.reply_next(
+        1,
+        laracopilot_mock::Reply::delayed(
+            Duration::from_millis(500),
+            laracopilot_mock::Reply::server_error_html(),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let journal = arg_path(&dir, "app.db");
+    let args = |prompt: &'static str| {
+        [
+            "--json",
+            "--journal",
+            journal.as_str(),
+            "--scope",
+            "acme",
+            "--max-concurrent",
+            "1",
+            "--lease",
+            "30",
+            prompt,
+        ]
+    };
+    let env = [
+        ("LARACOPILOT_API_TOKEN", TOKEN),
+        ("LARACOPILOT_BASE_URL", server.base_url()),
+    ];
+    let mut a = command(cli("generate"), &args("Build app A"), &env, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A was admitted (its POST arrived): take the journal's write lock until A
+    // exits or two seconds pass.
+    assert!(server.wait_for_requests(1, LIMIT), "A sent its POST");
+    let lock = rusqlite::Connection::open(&journal).unwrap();
+    lock.busy_timeout(LIMIT).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let held = Instant::now();
+    let mut exited_holding = false;
+    while held.elapsed() < Duration::from_secs(2) {
+        if a.try_wait().unwrap().is_some() {
+            exited_holding = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    let status = wait_bounded(&mut a, LIMIT, &"A");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut a.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(!status.success(), "{stdout}");
+    assert_eq!(
+        json_lines(&stdout).last().unwrap()["error"]["status"],
+        500,
+        "{stdout}"
+    );
+    assert!(
+        !exited_holding,
+        "A exited while its release waited for the journal"
+    );
+
+    let started = Instant::now();
+    let (b, stdout, stderr) = run_bounded(&cli("generate"), &args("Build app B"), &env, LIMIT);
+    let took = started.elapsed();
+    assert!(b.success(), "{stdout}{stderr}");
+    assert!(
+        took < Duration::from_secs(15),
+        "B waited {took:?} for the slot A released before it exited"
+    );
+    assert_eq!(posted(&server), ["Build app A", "Build app B"]);
+}

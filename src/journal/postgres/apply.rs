@@ -94,7 +94,7 @@ pub(super) fn lock_order(op: &Op) -> (u8, &str) {
         | Op::Settle { entry, .. }
         | Op::Release { entry, .. }
         | Op::Claim { entry } => (1, entry.as_str()),
-        Op::Entry { .. } | Op::Breaker { .. } | Op::Unfinished => (2, ""),
+        Op::Entry { .. } | Op::Breaker { .. } | Op::Unfinished | Op::Flush => (2, ""),
         Op::Prune { .. } => (3, ""),
     }
 }
@@ -136,6 +136,7 @@ pub(super) async fn apply(
                 .await?
                 == 1,
         ),
+        Op::Flush => Reply::Done,
         Op::Unfinished => {
             let rows = db.query(&s.unfinished, &[]).await?;
             let mut entries = Vec::with_capacity(rows.len());

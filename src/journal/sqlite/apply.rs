@@ -114,6 +114,7 @@ pub(super) fn apply(db: &Connection, id: &str, incarnation: i64, op: &Op, now: i
             Reply::Done
         }
         Op::Breaker { scope } => Reply::Until(breaker(db, scope, now)?.map(time)),
+        Op::Flush => Reply::Done,
         Op::Prune { settled_before } => {
             let before = millis(*settled_before);
             let pruned = db
