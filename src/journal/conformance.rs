@@ -268,7 +268,7 @@ async fn exactly_one_of_many_claims_wins_and_fences_out_the_old_owner(fixture: &
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let claims = futures_join_all(instances.iter().map(|store| store.claim(&id))).await;
+    let claims = futures::future::join_all(instances.iter().map(|store| store.claim(&id))).await;
     let winners: Vec<_> = claims
         .into_iter()
         .map(|claim| claim.unwrap())
@@ -430,7 +430,7 @@ async fn concurrent_admissions_never_exceed_the_cap_nor_share_a_key(fixture: &dy
     let mut capped = intent(&scope);
     capped.max_concurrent = Some(5);
     let admissions =
-        futures_join_all((0..24).map(|i| instances[i % 4].admit(capped.clone()))).await;
+        futures::future::join_all((0..24).map(|i| instances[i % 4].admit(capped.clone()))).await;
     let admitted = admissions
         .iter()
         .filter(|a| matches!(a, Ok(Admission::Admitted { .. })))
@@ -438,7 +438,8 @@ async fn concurrent_admissions_never_exceed_the_cap_nor_share_a_key(fixture: &dy
     assert_eq!(admitted, 5, "{admissions:?}");
     let mut keyed = intent(&self::scope("race-key"));
     keyed.idempotency_key = Some("once".to_owned());
-    let admissions = futures_join_all((0..24).map(|i| instances[i % 4].admit(keyed.clone()))).await;
+    let admissions =
+        futures::future::join_all((0..24).map(|i| instances[i % 4].admit(keyed.clone()))).await;
     let admitted = admissions
         .iter()
         .filter(|a| matches!(a, Ok(Admission::Admitted { .. })))
@@ -532,33 +533,6 @@ async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
         })
     })
     .await
-}
-
-/// Runs every future concurrently, answers in order.
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(Box::pin(future));
-    }
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 struct Memory(super::MemoryJournal);
