@@ -44,7 +44,8 @@ fn options() -> JournalOptions {
     JournalOptions::new().lease(Duration::from_secs(30))
 }
 
-fn intent(scope: &str) -> Intent {
+/// A call's intent in `scope`, as the client builds one (no guard).
+pub(super) fn intent(scope: &str) -> Intent {
     Intent {
         scope: scope.to_owned(),
         kind: Kind::Generate,
@@ -63,7 +64,8 @@ fn scope(rule: &str) -> String {
     format!("{rule}-{}", LocalId::new())
 }
 
-async fn admit(store: &dyn Store, intent: Intent) -> (LocalId, u64) {
+/// Admits `intent`, which must be admitted.
+pub(super) async fn admit(store: &dyn Store, intent: Intent) -> (LocalId, u64) {
     match store.admit(intent).await.unwrap() {
         Admission::Admitted { entry, fence } => (entry, fence),
         other => panic!("not admitted: {other:?}"),

@@ -21,7 +21,7 @@ use super::engine::SAVEPOINTS_ALWAYS;
 use super::store::{Admission, Intent, Store};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use super::JournalOptions;
-use super::{Kind, Settlement};
+use super::Settlement;
 use crate::Budget;
 
 const SINGLE: usize = 300;
@@ -29,16 +29,11 @@ const CALLERS: usize = 200;
 const ROUNDS: usize = 5;
 
 fn intent(scope: &str) -> Intent {
+    // Every guard checked, none ever reached.
     Intent {
-        scope: scope.to_owned(),
-        kind: Kind::Generate,
-        project_id: None,
-        prompt: "Build a task management app".to_owned(),
-        token_mask: "****9f8e".to_owned(),
-        labels: vec![("tenant".to_owned(), "a".to_owned())],
-        idempotency_key: None,
         max_concurrent: Some(10_000),
         budgets: vec![Budget::per_day(1_000_000_000)],
+        ..super::conformance::intent(scope)
     }
 }
 

@@ -15,9 +15,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conformance::{self, Fixture};
-use super::store::{Admission, Intent, Store};
-use super::{store_of, JournalOptions, Kind, PostgresJournal};
+use super::conformance::{self, intent, Fixture};
+use super::store::{Admission, Store};
+use super::{store_of, JournalOptions, PostgresJournal};
 use crate::Error;
 
 /// Where the tests look for a server when `LARACOPILOT_TEST_POSTGRES` is unset:
@@ -122,20 +122,6 @@ impl Fixture for Postgres<'_> {
         options: JournalOptions,
     ) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
         Box::pin(async move { store_of(&self.0.open(options).await.unwrap()) })
-    }
-}
-
-fn intent(scope: &str) -> Intent {
-    Intent {
-        scope: scope.to_owned(),
-        kind: Kind::Generate,
-        project_id: None,
-        prompt: "Build a task management app".to_owned(),
-        token_mask: "****9f8e".to_owned(),
-        labels: Vec::new(),
-        idempotency_key: None,
-        max_concurrent: None,
-        budgets: Vec::new(),
     }
 }
 

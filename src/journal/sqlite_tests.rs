@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::conformance::{self, Fixture};
-use super::store::{Admission, Intent, Store};
-use super::{store_of, JournalOptions, Kind, Settlement, SqliteJournal};
+use super::conformance::{self, admit, intent, Fixture};
+use super::store::{Admission, Store};
+use super::{store_of, JournalOptions, Settlement, SqliteJournal};
 use crate::{Error, LocalId};
 
 struct Sqlite {
@@ -51,27 +51,6 @@ impl Fixture for Sqlite {
 async fn the_sqlite_journal_follows_every_rule() {
     let fixture = Sqlite::new();
     conformance::run_all(&fixture).await;
-}
-
-fn intent(scope: &str) -> Intent {
-    Intent {
-        scope: scope.to_owned(),
-        kind: Kind::Generate,
-        project_id: None,
-        prompt: "Build a task management app".to_owned(),
-        token_mask: "****9f8e".to_owned(),
-        labels: Vec::new(),
-        idempotency_key: None,
-        max_concurrent: None,
-        budgets: Vec::new(),
-    }
-}
-
-async fn admitted(store: &dyn Store, intent: Intent) -> (LocalId, u64) {
-    match store.admit(intent).await.unwrap() {
-        Admission::Admitted { entry, fence } => (entry, fence),
-        other => panic!("not admitted: {other:?}"),
-    }
 }
 
 /// What a refused file must still be: its bytes (first and last MiB for a large
@@ -327,7 +306,7 @@ async fn a_new_journal_and_its_side_files_are_the_owners_alone() {
     let path = dir.path().join("journal.db");
     let journal = SqliteJournal::open(&path).unwrap();
     let store = store_of(&journal);
-    admitted(&*store, intent("modes")).await;
+    admit(&*store, intent("modes")).await;
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);
@@ -372,7 +351,7 @@ async fn an_empty_file_becomes_a_journal() {
     let path = dir.path().join("empty.db");
     fs::File::create(&path).unwrap();
     let journal = SqliteJournal::open(&path).unwrap();
-    admitted(&*store_of(&journal), intent("empty")).await;
+    admit(&*store_of(&journal), intent("empty")).await;
 }
 
 #[tokio::test]
@@ -382,8 +361,8 @@ async fn reopening_keeps_every_entry_and_rewrites_nothing() {
     let (id, settled) = {
         let journal = SqliteJournal::open(&path).unwrap();
         let store = store_of(&journal);
-        let (id, _) = admitted(&*store, intent("reopen")).await;
-        let (settled, fence) = admitted(&*store, intent("reopen")).await;
+        let (id, _) = admit(&*store, intent("reopen")).await;
+        let (settled, fence) = admit(&*store, intent("reopen")).await;
         assert!(store
             .settle(&settled, fence, Settlement::succeeded(None))
             .await
@@ -425,7 +404,7 @@ async fn a_live_instance_renews_its_lease_by_itself() {
     let short = JournalOptions::new().lease(Duration::from_secs(1));
     let journal = SqliteJournal::open_with(&path, short.clone()).unwrap();
     let store = store_of(&journal);
-    let (id, _) = admitted(&*store, intent("renew")).await;
+    let (id, _) = admit(&*store, intent("renew")).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let (_, driven) = store.entry(&id).await.unwrap().unwrap();
     assert!(driven, "renewed every third of its lease");
@@ -433,7 +412,7 @@ async fn a_live_instance_renews_its_lease_by_itself() {
     let forever =
         SqliteJournal::open_with(&path, JournalOptions::new().lease(Duration::MAX)).unwrap();
     let store = store_of(&forever);
-    let (id, _) = admitted(&*store, intent("renew")).await;
+    let (id, _) = admit(&*store, intent("renew")).await;
     assert!(store.entry(&id).await.unwrap().unwrap().1);
 }
 
@@ -446,7 +425,7 @@ async fn an_admission_that_waited_for_the_write_lock_is_dated_when_it_got_it() {
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let admission = tokio::spawn({
         let store = Arc::clone(&store);
-        async move { admitted(&*store, intent("dated")).await }
+        async move { admit(&*store, intent("dated")).await }
     });
     // The admission waits for the lock meanwhile (its engine's busy wait).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -555,7 +534,7 @@ async fn child_process() {
         "crash" => {
             let options = JournalOptions::new().lease(Duration::from_secs(1));
             let journal = SqliteJournal::open_with(path, options).unwrap();
-            let (id, _) = admitted(&*store_of(&journal), intent("crash")).await;
+            let (id, _) = admit(&*store_of(&journal), intent("crash")).await;
             println!("child-entry {id}");
             std::io::stdout().flush().unwrap();
             // Gone without closing anything, as a killed process would be.
