@@ -27,12 +27,12 @@ const SLOT_POLL_MIN: Duration = Duration::from_millis(5);
 
 /// The spend guards of one client, shared by its clones.
 pub(crate) struct Spend {
-    store: Option<Arc<dyn Store>>,
-    scope: String,
     max_concurrent: Option<u64>,
     /// The cap without a store: this client's own slots.
     local_slots: Option<Arc<Semaphore>>,
     budgets: Vec<Budget>,
+    /// Also where the journal's store and the scope are kept, once for the client
+    /// and its streams' watchers.
     breaker: Arc<Breaker>,
     /// Wakes this client's calls waiting for a fleet-wide slot when one of its own
     /// streams frees one.
@@ -120,32 +120,29 @@ impl Spend {
             ))),
             _ => None,
         };
-        let breaker = Arc::new(Breaker {
-            store: guards.store.clone(),
-            scope: guards.scope.clone(),
-            cooldown: guards.credits_cooldown,
-            check_interval: guards.check_interval,
-            open: Mutex::new(None),
-        });
         Spend {
-            store: guards.store,
-            scope: guards.scope,
             max_concurrent: guards.max_concurrent,
             local_slots,
             budgets: guards.budgets,
-            breaker,
+            breaker: Arc::new(Breaker {
+                store: guards.store,
+                scope: guards.scope,
+                cooldown: guards.credits_cooldown,
+                check_interval: guards.check_interval,
+                open: Mutex::new(None),
+            }),
             freed: Arc::new(Notify::new()),
         }
     }
 
     /// The journal's store, when the client has one.
     pub(crate) fn store(&self) -> Option<&Arc<dyn Store>> {
-        self.store.as_ref()
+        self.breaker.store.as_ref()
     }
 
     /// The scope every guard counts under.
     pub(crate) fn scope(&self) -> &str {
-        &self.scope
+        &self.breaker.scope
     }
 
     /// Admits `call` (waiting for a slot until `deadline`, if any): the breaker, the
@@ -171,7 +168,7 @@ impl Spend {
         Fut: std::future::Future<Output = Result<String>>,
     {
         self.breaker.check_cached(call.project_id)?;
-        let Some(store) = &self.store else {
+        let Some(store) = self.store() else {
             if call.idempotency_key.is_some() {
                 return Err(Error::config(
                     "an idempotency key needs a journal (ClientBuilder::journal; MemoryJournal for one process)",
@@ -180,7 +177,7 @@ impl Spend {
             return self.admit_locally(call.project_id, deadline).await;
         };
         let intent = Intent {
-            scope: self.scope.clone(),
+            scope: self.scope().to_owned(),
             kind: call.kind,
             project_id: call.project_id.cloned(),
             prompt: call.prompt.to_owned(),
@@ -217,7 +214,7 @@ impl Spend {
                 Admission::OverBudget { budget, reset_time } => {
                     return Err(Error::BudgetExhausted {
                         budget,
-                        scope: self.scope.clone(),
+                        scope: self.scope().to_owned(),
                         reset_time,
                         context: ErrorContext::of(call.project_id.cloned(), 0),
                     });
@@ -287,8 +284,8 @@ impl Spend {
     /// [`Error::Journal`] when the store cannot be written.
     pub(crate) async fn reset_breaker(&self) -> Result<()> {
         *lock(&self.breaker.open) = None;
-        match &self.store {
-            Some(store) => store.reset_breaker(&self.scope).await,
+        match self.store() {
+            Some(store) => store.reset_breaker(self.scope()).await,
             None => Ok(()),
         }
     }
@@ -379,16 +376,8 @@ impl Journaled {
 
     /// Settles the entry; `false` (and a warning) when it could not be written or
     /// another instance had claimed the entry.
-    pub(crate) async fn settle(mut self, settlement: Settlement) -> bool {
-        self.freed.notify_waiters();
-        let written = self
-            .store
-            .settle(&self.local_id, self.fence, settlement)
-            .await;
-        // Not written (or this future dropped first): released on drop, so that the
-        // entry is unfinished and its slot free, not held until the lease ends.
-        self.done = reported(written, "settle");
-        self.done
+    pub(crate) async fn settle(self, settlement: Settlement) -> bool {
+        reported(self.settle_checked(settlement).await, "settle")
     }
 
     /// How a call that never got a stream ends in the journal: settled as failed when
