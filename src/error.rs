@@ -582,10 +582,11 @@ impl fmt::Display for Secs {
     }
 }
 
-impl Error {
-    /// The call's shared facts.
-    pub fn context(&self) -> &ErrorContext {
-        match self {
+/// The [`ErrorContext`] of any variant of `$error` (a `&Error` or a
+/// `&mut Error`): every variant has one, listed once here.
+macro_rules! context_of {
+    ($error:expr) => {
+        match $error {
             Error::Unauthorized { context, .. }
             | Error::TokenExpired { context, .. }
             | Error::Validation { context, .. }
@@ -607,32 +608,17 @@ impl Error {
             | Error::Runtime { context, .. }
             | Error::Config { context, .. } => context,
         }
+    };
+}
+
+impl Error {
+    /// The call's shared facts.
+    pub fn context(&self) -> &ErrorContext {
+        context_of!(self)
     }
 
     fn facts_mut(&mut self) -> &mut Facts {
-        let context = match self {
-            Error::Unauthorized { context, .. }
-            | Error::TokenExpired { context, .. }
-            | Error::Validation { context, .. }
-            | Error::NotFound { context, .. }
-            | Error::RateLimited { context, .. }
-            | Error::CreditsExhausted { context, .. }
-            | Error::BudgetExhausted { context, .. }
-            | Error::Incomplete { context, .. }
-            | Error::GenerationFailed { context, .. }
-            | Error::Timeout { context, .. }
-            | Error::Api { context, .. }
-            | Error::Transport { context, .. }
-            | Error::Decode { context, .. }
-            | Error::EventTooLarge { context, .. }
-            | Error::Journal { context, .. }
-            | Error::OutcomeUnknown { context, .. }
-            | Error::EntryTaken { context, .. }
-            | Error::TokenProvider { context, .. }
-            | Error::Runtime { context, .. }
-            | Error::Config { context, .. } => context,
-        };
-        &mut context.0
+        &mut context_of!(self).0
     }
 
     /// The HTTP status behind this error, when the server answered one.
